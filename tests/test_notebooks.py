@@ -1,0 +1,73 @@
+"""Starter notebooks: shipped only with jupyter on, and every cell runs headless.
+
+Each notebook is executed with nbclient on the current interpreter's kernel in a
+copy of the render; a cell error fails the test, and so does any file written
+outside data/ (Python's own __pycache__ aside).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import VARIANTS
+
+IGNORED_DIRS = {"data", "__pycache__", ".ipynb_checkpoints"}
+
+
+def files_outside_data(root: Path) -> dict[str, int]:
+    """Map every file outside the ignored dirs to its mtime, so changes show."""
+    return {
+        str(path.relative_to(root)): path.stat().st_mtime_ns
+        for path in root.rglob("*")
+        if path.is_file() and not IGNORED_DIRS.intersection(path.relative_to(root).parts)
+    }
+
+
+def run_notebook(path: Path) -> nbformat.NotebookNode:
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    client = NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()  # raises CellExecutionError on the first failing cell
+    return notebook
+
+
+def output_text(notebook: nbformat.NotebookNode) -> str:
+    chunks = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            chunks.append(output.get("text", ""))
+            chunks.append(output.get("data", {}).get("text/plain", ""))
+    return "\n".join(chunks)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_jupyter_off_ships_no_notebooks(render, variant):
+    dest = render(variant, jupyter=False)
+    assert not (dest / "notebooks").exists()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_starter_notebook_runs_and_writes_only_data(render, variant, tmp_path):
+    project = shutil.copytree(render(variant, jupyter=True), tmp_path / "project")
+    notebooks = sorted((project / "notebooks").glob("*.ipynb"))
+    assert [p.name for p in notebooks] == ["starter.ipynb"]
+    before = files_outside_data(project)
+
+    executed = run_notebook(notebooks[0])
+
+    assert files_outside_data(project) == before, "the notebook wrote outside data/"
+    text = output_text(executed)
+    if variant == "darwinix":
+        summary = (project / "data" / "summary.csv").read_text().splitlines()
+        assert summary[0] == "part,mean,min,max"
+        assert [line.split(",")[0] for line in summary[1:]] == ["night", "morning", "afternoon", "evening"]
+        assert "wrote data/summary.csv: 4 rows" in text
