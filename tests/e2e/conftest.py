@@ -1,0 +1,30 @@
+"""Browser-test fixtures: one Debian Chromium per session, a fresh context per test."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from conftest import need
+
+from .harness import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
+
+
+@pytest.fixture(scope="session")
+def browser():
+    need(CHROMIUM, why="the browser tests drive Debian's Chromium (apt install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(browser):
+    """A private browser profile; tests open one or more tabs (pages) in it."""
+    ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    ctx.set_default_timeout(10_000)
+    errors: list[str] = []
+    ctx.on("weberror", lambda error: errors.append(str(error.error)))
+    yield ctx
+    ctx.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"
