@@ -1,0 +1,84 @@
+"""Calls into copier and git, with copier's failures turned into FlakewrightError."""
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr
+from pathlib import Path
+
+from copier.errors import (
+    CopierError,
+    InteractiveSessionError,
+    TaskError,
+    UnsafeTemplateError,
+    UserMessageError,
+)
+from plumbum import ProcessExecutionError
+from rich.console import Console
+
+from ._errors import FlakewrightError
+
+@contextmanager
+def copier_errors(*, action: str) -> Iterator[None]:
+    """Translate anything copier raises while doing ``action`` into one line.
+
+    Copier's own stderr chatter (warnings, "using HEAD as ref") is swallowed:
+    what matters reaches the user as the one-line error.
+    """
+    with warnings.catch_warnings(), redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            yield
+        except UnsafeTemplateError as exc:
+            features = str(exc).split(":", 1)[-1].split(".")[0].strip()
+            raise FlakewrightError(
+                f"the template wants to run {features}; read copier.yml, then re-run with --trust"
+            ) from None
+        except TaskError as exc:
+            raise FlakewrightError(f"{action} failed: a template task exited with {exc.returncode}") from None
+        except InteractiveSessionError:
+            raise FlakewrightError(f"{action} needs answers but there is no terminal; pass --defaults") from None
+        except ValueError as exc:
+            message = re.sub(r"^Validation error for question '[^']+': ", "", _first_line(exc))
+            raise FlakewrightError(f"bad answer: {message}") from None
+        except UserMessageError as exc:
+            raise FlakewrightError(f"{action} failed: {_first_line(exc)}") from None
+        except ProcessExecutionError as exc:
+            detail = _first_line(exc.stderr) or f"{exc.argv[0]} exited with {exc.retcode}"
+            raise FlakewrightError(f"{action} failed: {detail}; check --template and --vcs-ref/--to") from None
+        except (CopierError, OSError) as exc:
+            raise FlakewrightError(f"{action} failed: {_first_line(exc)}") from None
+
+
+def _first_line(value: object) -> str:
+    lines = [line.strip() for line in str(value).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return line
+    return lines[0] if lines else ""
+
+
+@contextmanager
+def status(message: str) -> Iterator[None]:
+    """Show a spinner on stderr while work runs; silent when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    with Console(file=sys.stderr).status(message):
+        yield
+
+
+def git(*args: str, cwd: Path, check: bool = True) -> str:
+    """Run git in ``cwd`` and return its stdout."""
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if check and result.returncode:
+        raise FlakewrightError(
+            f"git {args[0]} failed in {cwd}: {_first_line(result.stderr) or result.returncode}"
+        )
+    return result.stdout

@@ -1,0 +1,68 @@
+"""What a derived repo looked like right after its last render."""
+from __future__ import annotations
+
+import filecmp
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import copier
+import yaml
+
+from ._copier import copier_errors
+from ._errors import FlakewrightError
+
+ANSWERS_FILE = ".copier-answers.yml"
+
+
+def read_answers(dest: Path) -> dict[str, object]:
+    """Load ``dest``'s answers file, or explain that ``dest`` was not rendered by flakewright."""
+    path = dest / ANSWERS_FILE
+    try:
+        answers = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FlakewrightError(
+            f"{dest} has no {ANSWERS_FILE}; run this inside a repo made by `flakewright new` or `nix flake init`"
+        ) from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise FlakewrightError(f"cannot read {path}: {exc}; restore it from git") from None
+    if not isinstance(answers, dict) or not answers.get("_src_path") or not answers.get("_commit"):
+        raise FlakewrightError(f"{path} lacks _src_path or _commit; restore it from git")
+    return answers
+
+
+@contextmanager
+def pristine_render(dest: Path, *, answers: dict[str, object]) -> Iterator[Path]:
+    """Re-render the recorded template commit with the recorded answers into a temp dir."""
+    data = {k: v for k, v in answers.items() if not k.startswith("_")}
+    with TemporaryDirectory(prefix="flakewright-pristine-") as tmp:
+        with copier_errors(action="re-rendering the last template version"):
+            copier.run_copy(
+                str(answers["_src_path"]),
+                tmp,
+                data=data,
+                defaults=True,
+                quiet=True,
+                vcs_ref=str(answers["_commit"]),
+                skip_tasks=True,
+            )
+        yield Path(tmp)
+
+
+def rendered_files(root: Path) -> list[str]:
+    """Relative paths of every file in a render, answers file excluded."""
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if (p.is_file() or p.is_symlink()) and p.relative_to(root).as_posix() != ANSWERS_FILE
+    )
+
+
+def differing_files(pristine: Path, dest: Path) -> list[str]:
+    """Files of the pristine render that ``dest`` no longer holds unchanged."""
+    return [
+        rel
+        for rel in rendered_files(pristine)
+        if not (dest / rel).is_file() or not filecmp.cmp(pristine / rel, dest / rel, shallow=False)
+    ]

@@ -1,0 +1,73 @@
+"""Where the template comes from and which questions it asks.
+
+By default flakewright renders the template it was installed from: the
+directory holding ``copier.yml`` and ``template/`` found by walking up from
+this file. An editable install (``pip install -e .``) therefore always renders
+the checkout it points at. ``FLAKEWRIGHT_TEMPLATE`` or ``--template`` (a path
+or git URL) override it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from ._errors import FlakewrightError
+
+ENV_VAR = "FLAKEWRIGHT_TEMPLATE"
+
+
+def default_template() -> str:
+    """Return the template source used when ``--template`` is not given."""
+    if env := os.environ.get(ENV_VAR):
+        return env
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "copier.yml").is_file() and (parent / "template").is_dir():
+            return str(parent)
+    raise FlakewrightError(
+        "cannot find the flakewright template next to this installation; "
+        f"pass --template PATH_OR_GIT_URL or set {ENV_VAR}"
+    )
+
+
+def is_local(src: str) -> bool:
+    """True when ``src`` names a directory on this machine (not a git URL)."""
+    return "://" not in src and not src.startswith(("git@", "gh:", "gl:")) and Path(src).expanduser().is_dir()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Question:
+    """What copier.yml declares about one question, as far as --data needs it."""
+
+    name: str
+    type: str
+    choices: tuple[object, ...]
+    asked: bool
+
+
+@lru_cache(maxsize=8)
+def questions(src: str) -> dict[str, Question] | None:
+    """Questions of a local template, or None when ``src`` is remote."""
+    if not is_local(src):
+        return None
+    config_path = Path(src).expanduser() / "copier.yml"
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise FlakewrightError(f"cannot read {config_path}: {exc}; check --template") from None
+    found: dict[str, Question] = {}
+    for name, spec in config.items():
+        if name.startswith("_"):
+            continue
+        spec = spec if isinstance(spec, dict) else {"default": spec}
+        choices = spec.get("choices") or ()
+        found[name] = Question(
+            name=name,
+            type=str(spec.get("type", "str")),
+            choices=tuple(choices.values() if isinstance(choices, dict) else choices),
+            asked=spec.get("when", True) is not False,
+        )
+    return found

@@ -1,0 +1,144 @@
+"""``flakewright update``: bring a derived repo to a newer template version."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import copier
+
+from ._copier import copier_errors, git, status
+from ._errors import FlakewrightError
+from ._pristine import ANSWERS_FILE, differing_files, pristine_render, read_answers
+
+Conflict = Literal["inline", "rej"]
+_MARKERS = (b"<<<<<<< ", b">>>>>>> ")
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateResult:
+    """What an update did to the derived repo."""
+
+    from_version: str
+    to_version: str
+    changed: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def repo_root(dest: Path) -> Path:
+    """Top of the git work tree holding ``dest``, or a message on how to make one."""
+    if not dest.is_dir():
+        raise FlakewrightError(f"{dest} is not a directory; pass the repo to update as DEST")
+    top = git("rev-parse", "--show-toplevel", cwd=dest, check=False).strip()
+    if not top:
+        raise FlakewrightError(
+            f"{dest} is not a git repository; run `git init && git add -A && git commit -m init` there first"
+        )
+    return Path(top)
+
+
+@contextmanager
+def redirected_source(*, recorded: str, template: str | None) -> Iterator[None]:
+    """Make git fetch ``template`` whenever copier asks for the recorded ``_src_path``.
+
+    The answers file keeps its public URL; only this process sees the redirect
+    (``url.<template>.insteadOf``), so offline mirrors and local clones work.
+    """
+    if not template or template == recorded:
+        yield
+        return
+    index = int(os.environ.get("GIT_CONFIG_COUNT", "0"))
+    saved = {k: os.environ.get(k) for k in ("GIT_CONFIG_COUNT", f"GIT_CONFIG_KEY_{index}", f"GIT_CONFIG_VALUE_{index}")}
+    os.environ.update(
+        {
+            "GIT_CONFIG_COUNT": str(index + 1),
+            f"GIT_CONFIG_KEY_{index}": f"url.{template}.insteadOf",
+            f"GIT_CONFIG_VALUE_{index}": recorded,
+        }
+    )
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def update(
+    *,
+    dest: Path | str = ".",
+    to: str | None = None,
+    conflict: Conflict = "inline",
+    data: Mapping[str, object] | None = None,
+    trust: bool = False,
+    template: str | None = None,
+) -> UpdateResult:
+    """Update ``dest`` to template ref ``to`` (default: the newest release tag)."""
+    dest = Path(dest).expanduser().resolve()
+    top = repo_root(dest)
+    answers = read_answers(dest)
+    dirty = git("status", "--porcelain", "--untracked-files=all", cwd=top).splitlines()
+    if dirty:
+        example = dirty[0][3:]
+        raise FlakewrightError(
+            f"{top} has {len(dirty)} uncommitted change(s) (e.g. {example}); "
+            "commit or stash them first so the update can be reviewed and undone"
+        )
+    recorded = str(answers["_src_path"])
+    with redirected_source(recorded=recorded, template=template), status("Updating from the template"):
+        with pristine_render(dest, answers=answers) as before:
+            user_edited = set(differing_files(before, dest))
+        with copier_errors(action="update"):
+            copier.run_update(
+                str(dest),
+                data=dict(data or {}),
+                defaults=True,
+                overwrite=True,
+                quiet=True,
+                conflict=conflict,
+                unsafe=trust,
+                vcs_ref=to,
+            )
+    changed = _changed_files(top, dest)
+    conflicts = _conflicted(top, dest, changed, conflict=conflict)
+    merged = sorted(path for path in changed if path in user_edited and path not in conflicts)
+    return UpdateResult(
+        from_version=str(answers["_commit"]),
+        to_version=str(read_answers(dest)["_commit"]),
+        changed=changed,
+        merged=merged,
+        conflicts=conflicts,
+    )
+
+
+def _changed_files(top: Path, dest: Path) -> list[str]:
+    """Paths under ``dest`` (relative to it) that differ from HEAD, untracked included."""
+    prefix = dest.relative_to(top).as_posix()
+    lines = git("status", "--porcelain", "--untracked-files=all", "--no-renames", "--", ".", cwd=dest).splitlines()
+    paths = []
+    for line in lines:
+        path = line[3:].strip('"')
+        if prefix not in ("", "."):
+            path = path.removeprefix(prefix + "/")
+        if path != ANSWERS_FILE and not path.endswith(".rej"):
+            paths.append(path)
+    return sorted(set(paths))
+
+
+def _conflicted(top: Path, dest: Path, changed: list[str], *, conflict: Conflict) -> list[str]:
+    if conflict == "rej":
+        return sorted(p.relative_to(dest).as_posix().removesuffix(".rej") for p in dest.rglob("*.rej"))
+    found = []
+    for path in changed:
+        target = dest / path
+        if target.is_file():
+            with target.open("rb") as handle:
+                if any(line.startswith(_MARKERS) for line in handle):
+                    found.append(path)
+    return found
