@@ -1,0 +1,61 @@
+"""Which files each variant ships, and that the white-label answers reach the running app."""
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BOTIFY_FILES = ("botify.py", "tests/test_botify.py", "tests/fake_botify.py")
+TITLE = 'Acme "Q&A" \\ Tools <β>'
+
+# Imports the rendered server in its own folder, the way ./scripts/run does, and fetches the page.
+PROBE = """
+import json, server
+from starlette.testclient import TestClient
+print(json.dumps(TestClient(server.app).get("/").text))
+"""
+
+
+def rendered_files(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): path.read_text(encoding="utf-8", errors="replace")
+        for path in root.rglob("*")
+        if path.is_file()
+    }
+
+
+@pytest.mark.parametrize("variant", ["darwinix", "pipulate"])
+def test_other_variants_ship_nothing_of_botifython(render, variant):
+    files = rendered_files(render(variant))
+    assert not [name for name in BOTIFY_FILES if name in files]
+    assert not [name for name, text in files.items() if "botify" in name.lower() or "botify" in text.lower()]
+
+
+def test_botifython_ships_its_files_and_wires_them_into_the_server(render):
+    root = render("botifython")
+    assert [name for name in BOTIFY_FILES if (root / name).is_file()] == list(BOTIFY_FILES)
+    server = (root / "server.py").read_text(encoding="utf-8")
+    assert "import botify" in server
+    assert "botify.setup(rt, data_dir=DATA, start_task=start_task)" in server
+    assert "botify.card()" in server
+
+
+def test_white_label_answers_name_the_database_and_every_title(render, tmp_path):
+    root = shutil.copytree(render("botifython", project_name="acme-tools", app_title=TITLE), tmp_path / "app")
+    run = subprocess.run([sys.executable, "-c", PROBE], cwd=root, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    page = html.unescape(json.loads(run.stdout.strip().splitlines()[-1]))
+
+    assert sorted(path.name for path in (root / "data").glob("*.db")) == ["acme-tools.db"]
+    titles = re.findall(r"<title>(.*?)</title>", page, re.S)
+    assert titles and {title.strip() for title in titles} == {TITLE}
+    assert re.search(rf"<h1>\s*{re.escape(TITLE)}\s*</h1>", page)
+    assert f"Connect {TITLE} to Botify" in page
+    for name in ("server.py", "botify.py"):
+        assert "botifython" not in (root / name).read_text(encoding="utf-8").lower(), name
