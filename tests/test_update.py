@@ -1,0 +1,269 @@
+"""`flakewright update` against real git and real copier, in temp dirs.
+
+Each scenario builds a template repo from this repo's copier.yml + template/,
+tags it v1.0.0, renders a derived repo, lets a "user" commit edits, changes the
+template and tags v2.0.0, then runs the real CLI. Anchor lines are located at
+test time (other engineers are still writing server.py and flake.nix), so the
+tests depend on the shape of the files, not on their content.
+"""
+from __future__ import annotations
+
+import filecmp
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+ANSWERS = ".copier-answers.yml"
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "flakewright tests",
+    "GIT_AUTHOR_EMAIL": "tests@flakewright.invalid",
+    "GIT_COMMITTER_NAME": "flakewright tests",
+    "GIT_COMMITTER_EMAIL": "tests@flakewright.invalid",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+    )
+    assert result.returncode == 0, f"git {' '.join(args)} failed: {result.stderr}"
+    return result.stdout
+
+
+def commit_all(cwd: Path, message: str) -> None:
+    git(cwd, "add", "-A")
+    git(cwd, "commit", "-q", "--allow-empty", "-m", message)
+
+
+def flakewright(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real console entry point in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "flakewright", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+    )
+
+
+def plain_name(part: str) -> str:
+    """The name a template path part renders to when its condition holds."""
+    return re.sub(r"\{%.*?%\}", "", part).removesuffix(".jinja")
+
+
+@dataclass
+class TemplateRepo:
+    """A git copy of this repo's template that a test can edit and tag."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, path: Path) -> TemplateRepo:
+        path.mkdir()
+        shutil.copy2(REPO / "copier.yml", path / "copier.yml")
+        shutil.copytree(REPO / "template", path / "template", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        git(path, "init", "-q")
+        repo = cls(path)
+        repo.release("v1.0.0")
+        return repo
+
+    def release(self, tag: str) -> None:
+        commit_all(self.path, f"template {tag}")
+        git(self.path, "tag", tag)
+
+    def source(self, rendered: str) -> Path:
+        """The template file that renders to ``rendered`` (e.g. server.py)."""
+        for candidate in (self.path / "template").rglob("*"):
+            relative = candidate.relative_to(self.path / "template")
+            if candidate.is_file() and "/".join(plain_name(p) for p in relative.parts) == rendered:
+                return candidate
+        raise AssertionError(f"no template file renders {rendered}")
+
+
+def insert_after(path: Path, index: int, line: str) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    lines.insert(index + 1, line + "\n")
+    path.write_text("".join(lines))
+
+
+def literal_line(template_file: Path, rendered_file: Path, *, from_end: bool = False) -> str:
+    """A line the template holds verbatim (no Jinja) and the render contains."""
+    rendered = rendered_file.read_text().splitlines()
+    source = template_file.read_text().splitlines()
+    ordered = reversed(source) if from_end else source
+    for line in ordered:
+        if line.strip() and "{" not in line and "%" not in line and rendered.count(line) == 1:
+            return line
+    raise AssertionError(f"{template_file.name} has no literal line to anchor on")
+
+
+def render(template: TemplateRepo, dest: Path, variant: str, *extra: str) -> Path:
+    result = flakewright("new", variant, dest, "--template", template.path, "--defaults", *extra)
+    assert result.returncode == 0, result.stderr
+    git(dest, "init", "-q")
+    commit_all(dest, "render")
+    return dest
+
+
+def tree_files(root: Path) -> list[str]:
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    )
+
+
+def assert_same_tree(left: Path, right: Path, *, ignore: tuple[str, ...] = (ANSWERS,)) -> None:
+    left_files = [f for f in tree_files(left) if f not in ignore]
+    right_files = [f for f in tree_files(right) if f not in ignore]
+    assert left_files == right_files
+    differ = [f for f in left_files if not filecmp.cmp(left / f, right / f, shallow=False)]
+    assert differ == [], f"files differ: {differ}"
+
+
+def conflict_marked(root: Path) -> list[str]:
+    return [f for f in tree_files(root) if re.search(r"^<<<<<<< |^>>>>>>> ", (root / f).read_text(errors="replace"), re.M)]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Which rendered files play which role for one variant."""
+
+    variant: str
+    user_appends_to: str  # the user's "new route": appended at the end
+    template_edits_top_of: str  # template change away from the user's edit
+
+
+SCENARIOS = [
+    Scenario("darwinix", user_appends_to="flake.nix", template_edits_top_of="README.md"),
+    Scenario("pipulate", user_appends_to="server.py", template_edits_top_of="server.py"),
+    Scenario("botifython", user_appends_to="server.py", template_edits_top_of="server.py"),
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.variant)
+def test_update_merges_template_changes_with_user_edits(tmp_path: Path, scenario: Scenario) -> None:
+    template = TemplateRepo.create(tmp_path / "template")
+    dest = render(template, tmp_path / "app", scenario.variant)
+
+    # The user's edits: an appended block, a changed requirement, a new file.
+    user_file = dest / scenario.user_appends_to
+    assert len(user_file.read_text().splitlines()) >= 20, f"{scenario.user_appends_to} too short to edit apart"
+    user_block = (
+        '\n\n@rt("/user-added")\ndef user_added():\n    return "added by the user"\n'
+        if user_file.suffix == ".py"
+        else "\n# added by the user: keep this comment\n"
+    )
+    with user_file.open("a") as handle:
+        handle.write(user_block)
+    requirement = literal_line(template.source("requirements.txt"), dest / "requirements.txt")
+    requirements = (dest / "requirements.txt").read_text()
+    (dest / "requirements.txt").write_text(requirements.replace(f"{requirement}\n", f"{requirement}  # user pin\n", 1))
+    (dest / "NOTES.md").write_text("user notes\n")
+    commit_all(dest, "user edits")
+
+    # The template's v2: a flake package, an edit far from the user's, a new file, an overlapping edit.
+    flake_src = template.source("flake.nix")
+    flake_lines = flake_src.read_text().splitlines()
+    package_line = next(i for i, line in enumerate(flake_lines) if re.search(r"\bpackages\s*=.*\[|buildInputs\s*=.*\[", line))
+    insert_after(flake_src, package_line, "            pkgs.ripgrep")
+    top_src = template.source(scenario.template_edits_top_of)
+    top_anchor = literal_line(top_src, dest / scenario.template_edits_top_of)
+    top_index = top_src.read_text().splitlines().index(top_anchor)
+    assert top_index < len(top_src.read_text().splitlines()) // 2, "anchor must be far from the end"
+    marker = "# template v2: explains the next section" if top_src.name != "README.md.jinja" else "Template v2 note."
+    insert_after(top_src, top_index, marker)
+    (template.path / "template" / "CONTRIBUTING.md").write_text("How to contribute (template v2)\n")
+    req_src = template.source("requirements.txt")
+    req_src.write_text(req_src.read_text().replace(f"{requirement}\n", f"{requirement}  # template v2 pin\n", 1))
+    template.release("v2.0.0")
+
+    result = flakewright("update", dest)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    # every template change arrived
+    assert "pkgs.ripgrep" in (dest / "flake.nix").read_text()
+    assert marker in (dest / scenario.template_edits_top_of).read_text()
+    assert (dest / "CONTRIBUTING.md").read_text() == "How to contribute (template v2)\n"
+    # every user edit survived
+    assert user_block.strip() in user_file.read_text()
+    assert (dest / "NOTES.md").read_text() == "user notes\n"
+    merged_requirements = (dest / "requirements.txt").read_text()
+    assert f"{requirement}  # user pin" in merged_requirements
+    assert f"{requirement}  # template v2 pin" in merged_requirements
+    # exactly the overlapping edit conflicts, and the report says so
+    assert conflict_marked(dest) == ["requirements.txt"]
+    assert re.search(r"conflicts \(1\):\s+requirements\.txt", result.stdout), result.stdout
+    assert "merged with your edits" in result.stdout and scenario.user_appends_to in result.stdout
+    answers = yaml.safe_load((dest / ANSWERS).read_text())
+    assert answers["_commit"] == "v2.0.0"
+
+
+@pytest.mark.parametrize("variant", ["darwinix", "pipulate", "botifython"])
+def test_update_without_user_edits_equals_fresh_render(tmp_path: Path, variant: str) -> None:
+    template = TemplateRepo.create(tmp_path / "template")
+    dest = render(template, tmp_path / "app", variant)
+    readme = template.source("README.md")
+    readme.write_text(readme.read_text() + "\nTemplate v2 adds this paragraph.\n")
+    (template.path / "template" / "CONTRIBUTING.md").write_text("How to contribute\n")
+    template.release("v2.0.0")
+
+    result = flakewright("update", dest)
+
+    assert result.returncode == 0, result.stderr
+    fresh = tmp_path / "fresh"
+    assert flakewright("new", variant, fresh, "--template", template.path, "--defaults").returncode == 0
+    assert_same_tree(dest, fresh)
+    assert "CONTRIBUTING.md" in result.stdout and "README.md" in result.stdout
+
+
+def test_update_can_turn_jupyter_off_and_rename_app_title(tmp_path: Path) -> None:
+    template = TemplateRepo.create(tmp_path / "template")
+    dest = render(template, tmp_path / "app", "pipulate", "-d", "jupyter=true")
+    assert (dest / "notebooks").is_dir()
+
+    off = flakewright("update", dest, "-d", "jupyter=false", "-d", "app_title=Renamed Console")
+
+    assert off.returncode == 0, off.stderr
+    fresh = tmp_path / "fresh"
+    created = flakewright(
+        "new", "pipulate", fresh, "--template", template.path, "--defaults",
+        "-d", "jupyter=false", "-d", "app_title=Renamed Console",
+    )
+    assert created.returncode == 0, created.stderr
+    assert not (dest / "notebooks").exists()
+    assert_same_tree(dest, fresh)
+    answers = yaml.safe_load((dest / ANSWERS).read_text())
+    assert answers["jupyter"] is False and answers["app_title"] == "Renamed Console"
+
+
+def test_update_refuses_a_dirty_tree(tmp_path: Path) -> None:
+    template = TemplateRepo.create(tmp_path / "template")
+    dest = render(template, tmp_path / "app", "darwinix")
+    (dest / "requirements.txt").write_text("edited but not committed\n")
+
+    result = flakewright("update", dest)
+
+    assert result.returncode == 2
+    assert "uncommitted" in result.stderr and "commit or stash" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert (dest / "requirements.txt").read_text() == "edited but not committed\n"
+
+
+def test_update_outside_a_rendered_repo_is_one_line(tmp_path: Path) -> None:
+    result = flakewright("update", tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "not a git repository" in result.stderr
