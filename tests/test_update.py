@@ -267,3 +267,55 @@ def test_update_outside_a_rendered_repo_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "not a git repository" in result.stderr
+
+
+def test_migration_carries_a_moved_file_with_user_edits(tmp_path: Path) -> None:
+    """copier.yml's move_file migration, run by a v1 -> v2 release that moves a file."""
+    shipped = yaml.safe_load((REPO / "copier.yml").read_text())["_migrations"]
+    move_file = next(m["command"][:4] for m in shipped if "move_file" in m["command"])
+    template = TemplateRepo.create(tmp_path / "template")
+    guide = template.path / "template" / "docs" / "guide.md"
+    guide.parent.mkdir()
+    guide.write_text("".join(f"guide line {n}\n" for n in range(1, 31)))
+    template.release("v1.1.0")
+    dest = render(template, tmp_path / "app", "darwinix")
+    edited = (dest / "docs" / "guide.md").read_text().replace("guide line 15\n", "guide line 15, edited by the user\n")
+    (dest / "docs" / "guide.md").write_text(edited)
+    commit_all(dest, "user edits the guide")
+
+    git(template.path, "mv", "template/docs/guide.md", "template/docs/handbook.md")
+    config = yaml.safe_load((template.path / "copier.yml").read_text())
+    config["_migrations"] = [
+        {"version": "2.0.0", "when": "{{ _stage == 'after' }}", "command": [*move_file, "docs/guide.md", "docs/handbook.md"]}
+    ]
+    (template.path / "copier.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    template.release("v2.0.0")
+
+    untrusted = flakewright("update", dest)
+    assert untrusted.returncode == 2
+    assert "--trust" in untrusted.stderr and len(untrusted.stderr.strip().splitlines()) == 1
+    assert git(dest, "status", "--porcelain") == ""
+
+    trusted = flakewright("update", dest, "--trust")
+
+    assert trusted.returncode == 0, trusted.stderr
+    assert not (dest / "docs" / "guide.md").exists()
+    assert (dest / "docs" / "handbook.md").read_text() == edited
+    assert yaml.safe_load((dest / ANSWERS).read_text())["_commit"] == "v2.0.0"
+
+
+def test_without_the_migration_copier_would_drop_the_user_edits(tmp_path: Path) -> None:
+    """Control for the test above: the migration is what saves the edits."""
+    template = TemplateRepo.create(tmp_path / "template")
+    guide = template.path / "template" / "docs" / "guide.md"
+    guide.parent.mkdir()
+    guide.write_text("".join(f"guide line {n}\n" for n in range(1, 31)))
+    template.release("v1.1.0")
+    dest = render(template, tmp_path / "app", "darwinix")
+    (dest / "docs" / "guide.md").write_text(guide.read_text().replace("line 15\n", "line 15 edited\n"))
+    commit_all(dest, "user edits the guide")
+    git(template.path, "mv", "template/docs/guide.md", "template/docs/handbook.md")
+    template.release("v2.0.0")
+
+    assert flakewright("update", dest).returncode == 0
+    assert "line 15 edited" not in (dest / "docs" / "handbook.md").read_text()

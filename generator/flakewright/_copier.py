@@ -43,8 +43,11 @@ def copier_errors(*, action: str) -> Iterator[None]:
         except InteractiveSessionError:
             raise FlakewrightError(f"{action} needs answers but there is no terminal; pass --defaults") from None
         except ValueError as exc:
-            message = re.sub(r"^Validation error for question '[^']+': ", "", _first_line(exc))
-            raise FlakewrightError(f"bad answer: {message}") from None
+            message = _first_line(exc)
+            if re.match(r"(Validation error|Invalid choice) for ", message):
+                message = re.sub(r"^Validation error for question '[^']+': ", "", message)
+                raise FlakewrightError(f"bad answer: {message}") from None
+            raise FlakewrightError(f"{action} failed: {message}") from None
         except UserMessageError as exc:
             raise FlakewrightError(f"{action} failed: {_first_line(exc)}") from None
         except ProcessExecutionError as exc:

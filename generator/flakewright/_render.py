@@ -9,7 +9,7 @@ import copier
 
 from ._copier import copier_errors, status
 from ._errors import FlakewrightError
-from ._source import default_template
+from ._source import default_template, is_local
 from ._variants import get_variant
 
 
@@ -41,6 +41,8 @@ def new(
     if not was_empty and not force:
         raise FlakewrightError(f"{dest} is not empty; choose a new directory or pass --force to render over it")
     src = template or default_template()
+    if is_local(src):
+        src = str(Path(src).expanduser().resolve())
     try:
         with status(f"Rendering {chosen.name} into {dest}"), copier_errors(action="new"):
             copier.run_copy(

@@ -107,7 +107,7 @@ def update(
             )
     changed = _changed_files(top, dest)
     conflicts = _conflicted(top, dest, changed, conflict=conflict)
-    merged = sorted(path for path in changed if path in user_edited and path not in conflicts)
+    merged = sorted(p for p in changed if p in user_edited and p not in conflicts and (dest / p).exists())
     return UpdateResult(
         from_version=str(answers["_commit"]),
         to_version=str(read_answers(dest)["_commit"]),
