@@ -1,0 +1,135 @@
+"""The `flakewright` command line: new, variants, --version, and its one-line errors."""
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import VARIANTS
+from test_update import ANSWERS, TemplateRepo, assert_same_tree, flakewright, tree_files
+
+
+def one_line_error(result) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("flakewright: error: ")
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_new_renders_the_variant_like_copier(variant: str, render, tmp_path: Path) -> None:
+    dest = tmp_path / "app"
+    result = flakewright("new", variant, dest, "--defaults", "--vcs-ref", "HEAD")
+    assert result.returncode == 0, result.stderr
+    assert f"Rendered {variant} into {dest}" in result.stdout
+    assert_same_tree(dest, render(variant))
+    answers = yaml.safe_load((dest / ANSWERS).read_text())
+    assert answers["variant"] == variant
+    assert Path(answers["_src_path"]) == Path(__file__).resolve().parent.parent
+
+
+def test_new_refuses_a_non_empty_dest(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine\n")
+    message = one_line_error(flakewright("new", "pipulate", tmp_path, "--defaults"))
+    assert "not empty" in message and "--force" in message
+    assert tree_files(tmp_path) == ["keep.txt"]
+    assert (tmp_path / "keep.txt").read_text() == "mine\n"
+
+
+def test_new_force_renders_into_a_non_empty_dest(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine\n")
+    result = flakewright("new", "darwinix", tmp_path, "--defaults", "--force", "--vcs-ref", "HEAD")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "keep.txt").read_text() == "mine\n"
+    assert (tmp_path / "flake.nix").is_file()
+
+
+BAD_ANSWERS = {
+    "unknown variant": (["nope"], "unknown variant"),
+    "project_name validator": (["pipulate", "-d", "project_name=Bad Name"], "project_name must be"),
+    "app_title validator": (["pipulate", "-d", "app_title=   "], "app_title must not be empty"),
+    "port validator": (["pipulate", "-d", "port=80"], "port must be a number from 1024"),
+    "port not a number": (["pipulate", "-d", "port=abc"], "expected a whole number"),
+    "bool not a bool": (["darwinix", "-d", "jupyter=maybe"], "expected true or false"),
+    "choice": (["darwinix", "-d", "python_version=2.7"], "choose one of 3.11, 3.12, 3.13"),
+    "unknown question": (["darwinix", "-d", "colour=blue"], "unknown question"),
+    "derived question": (["darwinix", "-d", "env_prefix=X"], "derived"),
+    "malformed data": (["darwinix", "-d", "no-equals-sign"], "is not KEY=VALUE"),
+    "variant through data": (["darwinix", "-d", "variant=pipulate"], "VARIANT argument"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ANSWERS, ids=str)
+def test_bad_answers_are_one_line_exit_2_and_write_nothing(case: str, tmp_path: Path) -> None:
+    args, expected = BAD_ANSWERS[case]
+    fresh, empty = tmp_path / "fresh", tmp_path / "empty"
+    empty.mkdir()
+    for dest in (fresh, empty):
+        variant, *rest = args
+        message = one_line_error(flakewright("new", variant, dest, *rest, "--defaults", "--vcs-ref", "HEAD"))
+        assert expected in message
+    assert not fresh.exists()
+    assert list(empty.iterdir()) == []
+
+
+def test_data_values_are_parsed_and_typed(tmp_path: Path) -> None:
+    dest = tmp_path / "app"
+    result = flakewright(
+        "new", "pipulate", dest, "--defaults", "--vcs-ref", "HEAD",
+        "-d", "app_title=Ops = Console", "--data", "jupyter=off", "-d", "port=6001",
+        "-d", "python_version=3.11", "-d", "project_name=ops-console",
+    )
+    assert result.returncode == 0, result.stderr
+    answers = yaml.safe_load((dest / ANSWERS).read_text())
+    assert answers["app_title"] == "Ops = Console"
+    assert answers["jupyter"] is False
+    assert answers["port"] == 6001
+    assert answers["python_version"] == "3.11"
+    assert answers["project_name"] == "ops-console"
+
+
+def test_unsafe_template_needs_trust(tmp_path: Path) -> None:
+    template = TemplateRepo.create(tmp_path / "template")
+    config = template.path / "copier.yml"
+    config.write_text(config.read_text() + "\n_tasks:\n  - touch task-ran\n")
+    template.release("v1.1.0")
+
+    message = one_line_error(flakewright("new", "darwinix", tmp_path / "untrusted", "-t", template.path, "--defaults"))
+    assert "--trust" in message
+    assert not (tmp_path / "untrusted").exists()
+
+    trusted = flakewright("new", "darwinix", tmp_path / "trusted", "-t", template.path, "--defaults", "--trust")
+    assert trusted.returncode == 0, trusted.stderr
+    assert (tmp_path / "trusted" / "task-ran").exists()
+
+
+def test_unreachable_template_is_one_line(tmp_path: Path) -> None:
+    message = one_line_error(flakewright("new", "darwinix", tmp_path / "x", "-t", tmp_path / "missing", "--defaults"))
+    assert "new failed" in message
+    assert not (tmp_path / "x").exists()
+
+
+def test_variants_table_lists_each_variant_and_what_it_adds() -> None:
+    result = flakewright("variants")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    for name, adds in (("darwinix", "JupyterLab"), ("pipulate", "FastHTML"), ("botifython", "Botify API token")):
+        row = next(i for i, line in enumerate(lines) if line.startswith(name))
+        following = " ".join(lines[row : row + 4])
+        assert adds in following, (name, result.stdout)
+
+
+def test_version() -> None:
+    result = flakewright("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"flakewright {version('flakewright')}"
+
+
+def test_usage_errors_are_one_line() -> None:
+    assert "Missing argument" in one_line_error(flakewright("new"))
+    assert "--conflict" in one_line_error(flakewright("update", "--conflict", "sideways"))
+    assert "No such command" in one_line_error(flakewright("frobnicate"))
