@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import copier
+from plumbum import local
 
 from ._copier import copier_errors, git, status
 from ._errors import FlakewrightError
@@ -52,16 +53,16 @@ def redirected_source(*, recorded: str, template: str | None) -> Iterator[None]:
         yield
         return
     index = int(os.environ.get("GIT_CONFIG_COUNT", "0"))
-    saved = {k: os.environ.get(k) for k in ("GIT_CONFIG_COUNT", f"GIT_CONFIG_KEY_{index}", f"GIT_CONFIG_VALUE_{index}")}
-    os.environ.update(
-        {
-            "GIT_CONFIG_COUNT": str(index + 1),
-            f"GIT_CONFIG_KEY_{index}": f"url.{template}.insteadOf",
-            f"GIT_CONFIG_VALUE_{index}": recorded,
-        }
-    )
+    redirect = {
+        "GIT_CONFIG_COUNT": str(index + 1),
+        f"GIT_CONFIG_KEY_{index}": f"url.{template}.insteadOf",
+        f"GIT_CONFIG_VALUE_{index}": recorded,
+    }
+    saved = {key: os.environ.get(key) for key in redirect}
+    os.environ.update(redirect)
     try:
-        yield
+        with local.env(**redirect):  # copier runs git through plumbum's own env copy
+            yield
     finally:
         for key, value in saved.items():
             if value is None:
