@@ -37,8 +37,7 @@ def test_example_answers_point_at_the_public_source_and_a_release_tag(tmp_path: 
 
 def test_a_nix_flake_init_repo_can_be_brought_under_update(tmp_path: Path) -> None:
     """A copy of an example updates through a local clone standing in for the public URL."""
-    template = TemplateRepo.create(tmp_path / "template")
-    git(template.path, "tag", regenerate.release_tag())
+    template = TemplateRepo.create(tmp_path / "template", tag=regenerate.release_tag())
     dest = regenerate.render_example("darwinix", tmp_path / "from-flake-init")
     git(dest, "init", "-q")
     commit_all(dest, "nix flake init -t .#darwinix")

@@ -70,13 +70,13 @@ class TemplateRepo:
     path: Path
 
     @classmethod
-    def create(cls, path: Path) -> TemplateRepo:
+    def create(cls, path: Path, *, tag: str = "v1.0.0") -> TemplateRepo:
         path.mkdir()
         shutil.copy2(REPO / "copier.yml", path / "copier.yml")
         shutil.copytree(REPO / "template", path / "template", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         git(path, "init", "-q")
         repo = cls(path)
-        repo.release("v1.0.0")
+        repo.release(tag)
         return repo
 
     def release(self, tag: str) -> None:
