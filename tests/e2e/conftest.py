@@ -1,12 +1,16 @@
 """Browser-test fixtures: one Debian Chromium per session, a fresh context per test."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import sync_playwright
 
 from conftest import need
 
-from .harness import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
+from .harness import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, offsite_router
+
+OFFSITE = re.compile(r"^(?!https?://127\.0\.0\.1[:/])(?!data:|blob:|about:)")
 
 
 @pytest.fixture(scope="session")
@@ -20,11 +24,14 @@ def browser():
 
 @pytest.fixture
 def context(browser):
-    """A private browser profile; tests open one or more tabs (pages) in it."""
+    """A private browser profile with traffic kept on 127.0.0.1; tests open one or more tabs in it."""
     ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     ctx.set_default_timeout(10_000)
     errors: list[str] = []
+    unexpected: list[str] = []
     ctx.on("weberror", lambda error: errors.append(str(error.error)))
+    ctx.route(OFFSITE, offsite_router(unexpected))
     yield ctx
     ctx.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+    assert not unexpected, f"the page requested off-machine URLs (new CDN version? see tests/e2e/vendor): {unexpected}"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +28,18 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 VIEWPORT = {"width": 1000, "height": 720}
+VENDOR = Path(__file__).resolve().parent / "vendor"
+# CDN URLs FastHTML puts in every page, answered from vendor/ (see vendor/README.md).
+CDN_FILES = {
+    "https://cdn.jsdelivr.net/npm/htmx.org@2.0.7/dist/htmx.js": "htmx.min.js",
+    "https://cdn.jsdelivr.net/npm/htmx-ext-ws@2.0.3/ws.js": "ws.js",
+    "https://cdn.jsdelivr.net/npm/@anyblades/pico@latest/css/pico.min.css": "pico.min.css",
+}
+CDN_UNUSED = (
+    "https://cdn.jsdelivr.net/gh/answerdotai/fasthtml-js@",
+    "https://cdn.jsdelivr.net/gh/answerdotai/surreal@",
+    "https://cdn.jsdelivr.net/gh/gnat/css-scope-inline@",
+)
 STARTUP_TIMEOUT = 30.0
 
 
@@ -106,15 +119,34 @@ def start_server(root: Path, *, log: Path, env: dict[str, str]) -> Server:
     return server
 
 
-def screenshot(page, name: str) -> Path:
-    """Save the page to test-artifacts/e2e/<name>.png, and to $FLAKEWRIGHT_SCREENSHOTS when set."""
+def offsite_router(unexpected: list[str]):
+    """A route handler: FastHTML's CDN assets come from vendor/, every other off-machine request is aborted.
+
+    Aborted URLs that are not known-unused helpers land in ``unexpected``, so a FastHTML upgrade that
+    moves to new CDN versions fails with the URL instead of a page where htmx silently never loads.
+    """
+
+    def route_offsite(route) -> None:
+        url = route.request.url
+        if name := CDN_FILES.get(url):
+            kind = "text/css" if name.endswith(".css") else "text/javascript"
+            route.fulfill(status=200, body=(VENDOR / name).read_bytes(), headers={"content-type": kind})
+            return
+        if not url.startswith(CDN_UNUSED):
+            unexpected.append(url)
+        route.abort("blockedbyclient")
+
+    return route_offsite
+
+
+def screenshot(page, name: str, *, docs: bool = False) -> Path:
+    """Save the page to test-artifacts/e2e/<name>.png; ``docs`` shots also go to $FLAKEWRIGHT_SCREENSHOTS."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path))
     docs_dir = os.environ.get("FLAKEWRIGHT_SCREENSHOTS")
-    if docs_dir:
-        target = Path(docs_dir)
-        target = target if target.is_absolute() else REPO / target
+    if docs and docs_dir:
+        target = Path(docs_dir) if Path(docs_dir).is_absolute() else REPO / docs_dir
         target.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(target / f"{name}.png"))
+        shutil.copyfile(path, target / f"{name}.png")
     return path

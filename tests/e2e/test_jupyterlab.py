@@ -84,4 +84,4 @@ def test_starter_notebook_runs_in_jupyterlab(jupyterlab, context):
 
     page.keyboard.press("Control+b")  # fold the file browser so the notebook gets the width
     notebook.get_by_role("heading", name="pandas: label the same numbers").scroll_into_view_if_needed()
-    screenshot(page, "jupyterlab-starter")
+    screenshot(page, "jupyterlab-starter", docs=True)
