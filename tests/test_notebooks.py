@@ -7,6 +7,8 @@ outside data/ (Python's own __pycache__ aside).
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -40,12 +42,22 @@ def run_notebook(path: Path) -> nbformat.NotebookNode:
     return notebook
 
 
+def seed_todo(project: Path, title: str) -> None:
+    """Store a todo through the app's own module, as the web app would, before the notebook runs."""
+    code = (
+        "import server; profile = server.current_profile({}); "
+        f"server.todos.insert(profile_id=profile.id, title={title!r}, done=True, priority=0)"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=project, check=True, timeout=60)
+
+
 def output_text(notebook: nbformat.NotebookNode) -> str:
     chunks = []
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             chunks.append(output.get("text", ""))
             chunks.append(output.get("data", {}).get("text/plain", ""))
+            chunks.append(output.get("data", {}).get("text/html", ""))
     return "\n".join(chunks)
 
 
@@ -60,6 +72,8 @@ def test_starter_notebook_runs_and_writes_only_data(render, variant, tmp_path):
     project = shutil.copytree(render(variant, jupyter=True), tmp_path / "project")
     notebooks = sorted((project / "notebooks").glob("*.ipynb"))
     assert [p.name for p in notebooks] == ["starter.ipynb"]
+    if variant != "darwinix":
+        seed_todo(project, "Written by the app")
     before = files_outside_data(project)
 
     executed = run_notebook(notebooks[0])
@@ -71,3 +85,11 @@ def test_starter_notebook_runs_and_writes_only_data(render, variant, tmp_path):
         assert summary[0] == "part,mean,min,max"
         assert [line.split(",")[0] for line in summary[1:]] == ["night", "morning", "afternoon", "evening"]
         assert "wrote data/summary.csv: 4 rows" in text
+    else:
+        sample = sorted((project / "data" / "notebook-sample").glob("*.txt"))
+        words = sum(len(path.read_text().split()) for path in sample)
+        assert len(sample) == 3
+        assert "[3/3] note-3.txt: " in text, text
+        assert f"{words:,} words in 3 files." in text
+        assert "profile 'Default': 1 todos, 1 done" in text
+        assert "Written by the app" in text
