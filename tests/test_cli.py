@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import VARIANTS
-from test_update import ANSWERS, TemplateRepo, assert_same_tree, flakewright, tree_files
+from test_update import ANSWERS, TemplateRepo, assert_same_tree, flakewright, flakewright_process, tree_files
 
 
 def one_line_error(result) -> str:
@@ -124,12 +124,22 @@ def test_variants_table_lists_each_variant_and_what_it_adds() -> None:
 
 
 def test_version() -> None:
-    result = flakewright("--version")
+    result = flakewright_process("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"flakewright {version('flakewright')}"
 
 
-def test_usage_errors_are_one_line() -> None:
-    assert "Missing argument" in one_line_error(flakewright("new"))
-    assert "--conflict" in one_line_error(flakewright("update", "--conflict", "sideways"))
-    assert "No such command" in one_line_error(flakewright("frobnicate"))
+def test_usage_errors_are_one_line_from_the_console_script(tmp_path: Path) -> None:
+    assert "Missing argument" in one_line_error(flakewright_process("new"))
+    assert "--conflict" in one_line_error(flakewright_process("update", "--conflict", "sideways"))
+    assert "No such command" in one_line_error(flakewright_process("frobnicate"))
+    bad = one_line_error(flakewright_process("new", "pipulate", tmp_path / "x", "-d", "port=80", "--vcs-ref", "HEAD"))
+    assert "port must be a number" in bad
+    assert not (tmp_path / "x").exists()
+
+
+def test_no_arguments_shows_help() -> None:
+    result = flakewright_process()
+    assert result.returncode == 0
+    for command in ("new", "variants", "update", "check"):
+        assert f"  {command} " in result.stdout

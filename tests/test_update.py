@@ -9,16 +9,21 @@ tests depend on the shape of the files, not on their content.
 from __future__ import annotations
 
 import filecmp
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 import yaml
+
+from flakewright._cli import main as cli_main
 
 REPO = Path(__file__).resolve().parent.parent
 ANSWERS = ".copier-answers.yml"
@@ -48,10 +53,29 @@ def commit_all(cwd: Path, message: str) -> None:
 
 
 def flakewright(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real console entry point in a subprocess."""
+    """Run the CLI's entry point in-process (fast), as a user would call it."""
+    argv = ["flakewright", *map(str, args)]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    code: int | str | None = 0
+    try:
+        if cwd:
+            os.chdir(cwd)
+        with redirect_stdout(stdout), redirect_stderr(stderr), patch.object(sys, "argv", argv):
+            try:
+                cli_main()
+            except SystemExit as exc:
+                code = exc.code
+    finally:
+        os.chdir(previous)
+    returncode = code if isinstance(code, int) else (0 if code is None else 1)
+    return subprocess.CompletedProcess(argv, returncode, stdout.getvalue(), stderr.getvalue())
+
+
+def flakewright_process(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run the real console script in a subprocess (for what in-process cannot show)."""
     return subprocess.run(
         [sys.executable, "-m", "flakewright", *map(str, args)],
-        cwd=cwd,
         capture_output=True,
         text=True,
         env={**os.environ, **GIT_ENV},

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -48,7 +47,6 @@ class Question:
     asked: bool
 
 
-@lru_cache(maxsize=8)
 def questions(src: str) -> dict[str, Question] | None:
     """Questions of a local template, or None when ``src`` is remote."""
     if not is_local(src):

@@ -121,10 +121,12 @@ def update(
 def _changed_files(top: Path, dest: Path) -> list[str]:
     """Paths under ``dest`` (relative to it) that differ from HEAD, untracked included."""
     prefix = dest.relative_to(top).as_posix()
-    lines = git("status", "--porcelain", "--untracked-files=all", "--no-renames", "--", ".", cwd=dest).splitlines()
+    entries = git(
+        "status", "--porcelain", "-z", "--untracked-files=all", "--no-renames", "--", ".", cwd=dest
+    ).split("\0")
     paths = []
-    for line in lines:
-        path = line[3:].strip('"')
+    for entry in filter(None, entries):
+        path = entry[3:]
         if prefix not in ("", "."):
             path = path.removeprefix(prefix + "/")
         if path != ANSWERS_FILE and not path.endswith(".rej"):
