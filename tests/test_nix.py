@@ -1,0 +1,192 @@
+"""The rendered flake, entered for real with `nix develop` against the offline stand-in.
+
+Each variant is rendered once (Python 3.11, the host's), committed to a git
+checkout and entered once by the module fixture; the tests then share it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import stat
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import need
+from nixenv import OVERRIDE, current_system, develop, eval_raw, flake_check, flake_ref, flake_show, git_checkout, run, shell
+
+TITLE = 'My "App" ${x} \\ é'
+SYSTEMS = {"x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin"}
+CASES = {
+    "darwinix": {"variant": "darwinix"},
+    "darwinix-pip": {"variant": "darwinix", "installer": "pip", "jupyter": False},
+    "pipulate": {"variant": "pipulate"},
+    "botifython": {"variant": "botifython"},
+}
+
+
+@dataclass(frozen=True)
+class Entered:
+    name: str
+    answers: dict
+    render: Path
+    repo: Path
+    first_entry: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def entered(request, render, tmp_path_factory) -> Entered:
+    need("nix")
+    answers = {**CASES[request.param], "python_version": "3.11", "app_title": TITLE}
+    rendered = render(**answers)
+    repo = git_checkout(rendered, tmp_path_factory.mktemp("nix") / request.param)
+    return Entered(request.param, answers, rendered, repo, shell(repo, "true"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def execs_during_entry(repo: Path, tmp: Path) -> list[str]:
+    """Basenames of every program exec'd while entering the shell (strace -f)."""
+    trace = tmp / "execve.trace"
+    run(["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace),
+         "nix", "develop", flake_ref(repo), *OVERRIDE, "-c", "true"], cwd=repo)
+    return [Path(m).name for m in re.findall(r'execve\("([^"]+)", .*\) = 0', trace.read_text())]
+
+
+def test_flake_check_evaluates_every_system(entered):
+    flake_check(entered.repo)
+    assert set(flake_show(entered.repo)["devShells"]) == SYSTEMS
+
+
+def test_darwin_shell_instantiates_without_linux_libraries(entered):
+    assert eval_raw(entered.repo, "devShells.aarch64-darwin.default.drvPath").startswith("/nix/store/")
+    assert eval_raw(entered.repo, "devShells.aarch64-darwin.default.LD_LIBRARY_PATH") == ""
+    linux = eval_raw(entered.repo, "devShells.x86_64-linux.default.LD_LIBRARY_PATH").split(":")
+    assert len(linux) == 2 and all(p.startswith("/nix/store/") and p.endswith("/lib") for p in linux)
+
+
+def test_title_round_trips_through_nix_and_the_shell(entered):
+    system = current_system()
+    assert eval_raw(entered.repo, f"devShells.{system}.default.APP_TITLE") == TITLE
+    assert shell(entered.repo, 'printf %s "$APP_TITLE"').stdout == TITLE
+    assert f"== {TITLE} ==" in entered.first_entry.stderr.splitlines()
+
+
+def test_first_entry_builds_the_venv_and_numpy_imports(entered):
+    assert "venv.sh: creating .venv" in entered.first_entry.stderr
+    assert (entered.repo / ".venv" / ".installed").is_file()
+    out = shell(entered.repo, 'python -c "import sys, numpy; print(sys.prefix); print(numpy.ones(3).sum())"').stdout
+    assert out.split() == [str(entered.repo / ".venv"), "3.0"]
+    names = [re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0] for line in (entered.repo / "requirements.txt").read_text().splitlines()]
+    versions = shell(entered.repo, 'python -c "import sys, importlib.metadata as m; print(*(m.version(n) for n in sys.argv[1:]))" '
+                     + " ".join(n for n in names if n)).stdout.split()
+    assert len(versions) == len([n for n in names if n])
+
+
+def test_warm_entry_starts_no_installer_and_no_python(entered, tmp_path):
+    need("strace")
+    warm = execs_during_entry(entered.repo, tmp_path)
+    assert "bash" in warm and "true" in warm  # the trace does see the shell and the command
+    assert not {"uv", "pip", "pip3"} & set(warm) and not any(n.startswith("python") for n in warm), warm
+
+    requirements = entered.repo / "requirements.txt"
+    original = requirements.read_text()
+    try:
+        requirements.write_text(original + "# changed\n")
+        changed = execs_during_entry(entered.repo, tmp_path)
+        installer = "uv" if entered.answers.get("installer", "uv") == "uv" else "python3.11"
+        assert installer in changed, changed
+    finally:
+        requirements.write_text(original)
+    shell(entered.repo, "true")
+
+
+def test_cuda_is_detected_at_run_time_only(entered, tmp_path):
+    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "nvidia-smi").exists())
+    assert "CUDA: no NVIDIA GPU found, running on CPU" in shell(entered.repo, "true", env={"PATH": path}).stderr
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    with_gpu = shell(entered.repo, "true", env={"PATH": f"{fake}{os.pathsep}{path}"}).stderr
+    assert "CUDA: NVIDIA driver found" in with_gpu
+    closure = run(["nix", "show-derivation", "-r", f"{flake_ref(entered.repo)}#devShells.{current_system()}.default",
+                   *OVERRIDE]).stdout
+    assert "cudatoolkit" not in closure.lower()
+    assert not [drv for drv in json.loads(closure) if "cuda" in drv.lower()]
+
+
+def test_rendered_repo_own_test_suite_passes(entered):
+    result = shell(entered.repo, "python -m pytest -q -p no:cacheprovider", check=False, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert re.search(r"\d+ passed", result.stdout)
+
+
+def test_scripts_keep_their_executable_bits(entered):
+    scripts = entered.render / "scripts"
+    expected = {"venv.sh"}
+    if entered.answers.get("jupyter", entered.answers["variant"] == "darwinix"):
+        expected |= {"start", "stop"}
+    if entered.answers["variant"] != "darwinix":
+        expected |= {"run"}
+    assert {p.name for p in scripts.iterdir()} == expected
+    for name in expected - {"venv.sh"}:
+        assert (scripts / name).stat().st_mode & stat.S_IXUSR, name
+
+
+def status(port: int, token: str | None) -> int:
+    headers = {"Authorization": f"token {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/api/status", headers=headers), timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_jupyter_start_and_stop(entered, tmp_path):
+    if not entered.answers.get("jupyter", entered.answers["variant"] == "darwinix"):
+        pytest.skip("rendered without jupyter: no start/stop scripts (checked by test_scripts_keep_their_executable_bits)")
+    need("tmux")
+    port = free_port()
+    env = {"TMUX_TMPDIR": str(tmp_path), "JUPYTER_PORT": str(port)}
+    try:
+        started = shell(entered.repo, "start", env=env, timeout=300)
+        token_file = entered.repo / "data" / "jupyter_token"
+        token = token_file.read_text()
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert f"http://127.0.0.1:{port}/lab?token={token}" in started.stdout
+        assert status(port, token) == 200
+        assert status(port, None) == 403
+        assert status(port, "wrong") == 403
+        xsrf = urllib.request.Request(f"http://127.0.0.1:{port}/api/contents", method="POST",
+                                      headers={"Cookie": "_xsrf=forged"}, data=b"{}")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(xsrf, timeout=5)
+        assert refused.value.code == 403
+        cmdlines = [p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if p.exists()]
+        assert not [c for c in cmdlines if token.encode() in c], "token visible in a process command line"
+        assert token not in (entered.repo / "data" / "jupyter.log").read_text()
+
+        again = shell(entered.repo, "start", env=env, timeout=120)
+        assert f"http://127.0.0.1:{port}/lab?token={token}" in again.stdout
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+
+        assert "JupyterLab stopped" in shell(entered.repo, "stop", env=env).stdout
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        assert "not running" in shell(entered.repo, "stop", env=env).stdout
+    finally:
+        shell(entered.repo, "stop", env=env, check=False)
+        subprocess.run(["tmux", "kill-server"], env={**os.environ, **env}, capture_output=True)
