@@ -125,6 +125,10 @@
                 hostPlatform = { inherit system isLinux isDarwin; };
                 cc.cc.lib = hostLib "libstdcxx";
               };
+              writeShellScript = name: text: hostDerivation system name ''
+                printf '#!/bin/bash\n%s' "$text" > "$out"
+                chmod +x "$out"
+              '' { inherit text; };
               mkShell = { name ? "nix-shell", packages ? [ ], buildInputs ? [ ], nativeBuildInputs ? [ ], shellHook ? "", ... }@attrs:
                 derivation (removeAttrs attrs [ "packages" "buildInputs" "nativeBuildInputs" ] // {
                   inherit name system shellHook;
