@@ -46,6 +46,14 @@ def test_botifython_ships_its_files_and_wires_them_into_the_server(render):
     assert "botify.card()" in server
 
 
+def test_git_ignores_the_token_and_exports(render, tmp_path):
+    root = shutil.copytree(render("botifython"), tmp_path / "app")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    secrets = ["data/botify_token", "data/.botify_token.1a2b3c4d", "data/exports/site-1-analyses-20240101-000000.csv"]
+    ignored = subprocess.run(["git", "check-ignore", *secrets], cwd=root, capture_output=True, text=True)
+    assert ignored.stdout.split() == secrets
+
+
 def test_white_label_answers_name_the_database_and_every_title(render, tmp_path):
     root = shutil.copytree(render("botifython", project_name="acme-tools", app_title=TITLE), tmp_path / "app")
     run = subprocess.run([sys.executable, "-c", PROBE], cwd=root, capture_output=True, text=True, timeout=120)
