@@ -105,7 +105,7 @@ def test_warm_entry_starts_no_installer_and_no_python(entered, tmp_path):
     try:
         requirements.write_text(original + "# changed\n")
         changed = execs_during_entry(entered.repo, tmp_path)
-        installer = "uv" if entered.answers.get("installer", "uv") == "uv" else "python3.11"
+        installer = "uv" if entered.answers.get("installer", "uv") == "uv" else "python"  # pip runs as python -m pip
         assert installer in changed, changed
     finally:
         requirements.write_text(original)

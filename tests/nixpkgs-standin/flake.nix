@@ -46,10 +46,12 @@
       };
 
       # A derivation that runs `script` with host coreutils; Nix 2.8 `nix develop` needs a builder named bash.
+      # The script travels in the environment, not in argv, so no process list shows it.
       hostDerivation = system: name: script: extra: derivation ({
         inherit name system;
         builder = "/bin/bash";
-        args = [ "-euo" "pipefail" "-c" script ];
+        args = [ "-euo" "pipefail" "-c" "eval \"$buildScript\"" ];
+        buildScript = script;
         PATH = "/usr/bin:/bin";
         outputs = [ "out" ];
       } // extra);
@@ -70,9 +72,8 @@
         for f in ${toString files}; do ln -s "$(find_host "$f")" "$out/${sub}/$f"; done
       '') { };
 
-      # Builders never start Python: on the test machines a builder that runs it is
-      # sometimes SIGKILLed. The version is in the program's name (pythonX.Y) and a
-      # module is found as a directory in that Python's site-packages.
+      # Builders never start Python: the version is in the program's name (pythonX.Y)
+      # and a module is found as a directory in that Python's site-packages.
       python = system: attr: version:
         let
           drv = hostDerivation system "python3-${version}-host" (findIn binDirs + ''
