@@ -139,6 +139,17 @@ def offsite_router(unexpected: list[str]):
     return route_offsite
 
 
+def htmx_idle(page) -> None:
+    """Wait until htmx has no request in flight and has settled (wired up) everything it swapped in.
+
+    htmx activates new content about 20 ms after inserting it; a click in that gap reaches a bare element.
+    Call it after waiting for the visible result of an action, before the next action.
+    """
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
+
+
 def screenshot(page, name: str, *, docs: bool = False) -> Path:
     """Save the page to test-artifacts/e2e/<name>.png; ``docs`` shots also go to $FLAKEWRIGHT_SCREENSHOTS."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import stat
 import pytest
 from playwright.sync_api import expect
 
-from .harness import free_port, load_module, screenshot, start_server, wait_until
+from .harness import free_port, htmx_idle, load_module, screenshot, start_server, wait_until
 
 ANALYSES = 10  # four pages of three on the fake; the third page is answered 429 once
 RETRY_AFTER = "3"  # seconds the task holds at 6 of 10: the window for the mid-task checks
@@ -66,11 +66,13 @@ def test_connect_export_and_download(context, server, botify, project):
 
     connect(page, "not-a-real-token-0000")
     expect(card.get_by_role("alert")).to_have_text("Botify rejected that token; the saved connection is unchanged.")
+    htmx_idle(page)
     assert not token_file.exists()
     expect(card.get_by_role("button", name="Load projects")).to_have_count(0)
 
     connect(page, module.VALID_TOKEN)
     expect(card.get_by_role("status")).to_have_text(f"Connected to Botify as {module.USERNAME}.")
+    htmx_idle(page)
     expect(card.locator("code")).to_have_text("••••" + module.VALID_TOKEN[-4:])
     assert module.VALID_TOKEN not in page.content()
     assert token_file.read_text() == module.VALID_TOKEN
@@ -80,13 +82,16 @@ def test_connect_export_and_download(context, server, botify, project):
 
     page.reload()
     expect(card.locator("code")).to_have_text("••••" + module.VALID_TOKEN[-4:])
+    htmx_idle(page)
     assert module.VALID_TOKEN not in page.content()
     connect(page, "still-wrong-token-1111")
     expect(card.get_by_role("alert")).to_have_text("Botify rejected that token; the saved connection is unchanged.")
     assert token_file.read_text() == module.VALID_TOKEN, "a refused token replaced the saved one"
+    htmx_idle(page)
 
     card.get_by_role("button", name="Load projects").click()
     card.get_by_label("Botify project").select_option("site-1")
+    htmx_idle(page)
     page.evaluate(RECORD_PROGRESS)
     fake.fail(f"/v1/analyses/{module.USERNAME}/site-1/light?page=3", 429, retry_after=RETRY_AFTER)
     card.get_by_role("button", name="Export analyses to CSV").click()

@@ -13,7 +13,7 @@ import shutil
 import pytest
 from playwright.sync_api import expect
 
-from .harness import free_port, load_module, screenshot, start_server, wait_until
+from .harness import free_port, htmx_idle, load_module, screenshot, start_server, wait_until
 
 CORPUS_FILES = 10
 TOKEN_DELAY = 0.15  # seconds the fake Ollama waits before each token
@@ -137,6 +137,7 @@ def todo_rows(page) -> list[tuple[str, bool]]:
 def expect_todos(page, expected: list[tuple[str, bool]]) -> None:
     expected = [list(row) for row in expected]
     wait_until(lambda: todo_rows(page) == expected, timeout=10, what=f"todos {expected}, page shows {todo_rows(page)}")
+    htmx_idle(page)
 
 
 def add_todo(page, title: str) -> None:
@@ -145,17 +146,20 @@ def add_todo(page, title: str) -> None:
     page.locator("#new-todo").get_by_role("button", name="Add").click()
     expect(page.locator("#todo-list input[name=title]").last).to_have_value(title)
     expect(page.get_by_label("New todo")).to_have_value("")
+    htmx_idle(page)
 
 
 def create_profile(page, name: str) -> None:
     page.get_by_placeholder("New profile").fill(name)
     page.locator("#profiles").get_by_role("button", name="Create").click()
     expect(page.locator("#todos h2")).to_have_text(f"Todos · {name}")
+    htmx_idle(page)
 
 
 def switch_profile(page, name: str) -> None:
     page.get_by_label("Profile", exact=True).select_option(label=name)
     expect(page.locator("#todos h2")).to_have_text(f"Todos · {name}")
+    htmx_idle(page)
 
 
 def row(page, title: str):
@@ -174,6 +178,7 @@ def test_todos_and_profiles(page):
 
     row(page, "Buy milk").get_by_label("Done").check()
     expect(row(page, "Buy milk")).to_have_class("todo done")
+    htmx_idle(page)
 
     title = row(page, "Write report").locator("input[name=title]")
     title.fill("Write the report")
