@@ -343,3 +343,23 @@ def test_without_the_migration_copier_would_drop_the_user_edits(tmp_path: Path) 
 
     assert flakewright("update", dest).returncode == 0
     assert "line 15 edited" not in (dest / "docs" / "handbook.md").read_text()
+
+
+def test_conflicts_as_rej_files(tmp_path: Path) -> None:
+    template = TemplateRepo.create(tmp_path / "template")
+    dest = render(template, tmp_path / "app", "darwinix")
+    requirement = literal_line(template.source("requirements.txt"), dest / "requirements.txt")
+    text = (dest / "requirements.txt").read_text()
+    (dest / "requirements.txt").write_text(text.replace(f"{requirement}\n", f"{requirement}  # user\n", 1))
+    commit_all(dest, "user pin")
+    req_src = template.source("requirements.txt")
+    req_src.write_text(req_src.read_text().replace(f"{requirement}\n", f"{requirement}  # template\n", 1))
+    template.release("v2.0.0")
+
+    result = flakewright("update", dest, "--conflict", "rej")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (dest / "requirements.txt.rej").is_file()
+    assert conflict_marked(dest) == []
+    assert f"{requirement}  # user" in (dest / "requirements.txt").read_text()
+    assert re.search(r"conflicts \(1\):\s+requirements\.txt", result.stdout), result.stdout

@@ -66,9 +66,12 @@ def _first_line(value: object) -> str:
 
 
 @contextmanager
-def status(message: str) -> Iterator[None]:
-    """Show a spinner on stderr while work runs; silent when stderr is not a terminal."""
-    if not sys.stderr.isatty():
+def status(message: str, *, enabled: bool = True) -> Iterator[None]:
+    """Show a spinner on stderr while work runs.
+
+    Silent when stderr is not a terminal, or when copier may prompt (``enabled=False``).
+    """
+    if not enabled or not sys.stderr.isatty():
         yield
         return
     with Console(file=sys.stderr).status(message):

@@ -44,7 +44,7 @@ def new(
     if is_local(src):
         src = str(Path(src).expanduser().resolve())
     try:
-        with status(f"Rendering {chosen.name} into {dest}"), copier_errors(action="new"):
+        with status(f"Rendering {chosen.name} into {dest}", enabled=defaults), copier_errors(action="new"):
             copier.run_copy(
                 src,
                 str(dest),
