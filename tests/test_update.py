@@ -361,5 +361,7 @@ def test_conflicts_as_rej_files(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert (dest / "requirements.txt.rej").is_file()
     assert conflict_marked(dest) == []
-    assert f"{requirement}  # user" in (dest / "requirements.txt").read_text()
+    # rej mode: the file takes the template's lines, the user's hunk waits in the .rej file
+    assert f"{requirement}  # template" in (dest / "requirements.txt").read_text()
+    assert f"+{requirement}  # user" in (dest / "requirements.txt.rej").read_text()
     assert re.search(r"conflicts \(1\):\s+requirements\.txt", result.stdout), result.stdout
