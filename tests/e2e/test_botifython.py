@@ -1,4 +1,7 @@
-"""A rendered Botifython in Chromium against C's fake Botify API: connect a token, export analyses to CSV."""
+"""A rendered Botifython in Chromium against its own fake Botify API (tests/fake_botify.py).
+
+Connect a token, then export a project's analyses to a CSV and download it through the page.
+"""
 from __future__ import annotations
 
 import csv

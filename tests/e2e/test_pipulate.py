@@ -1,7 +1,7 @@
 """A rendered Pipulate in Chromium: todos and profiles, streamed chat, tasks per tab, live reload.
 
-One production-mode server (live reload off) serves the todo, chat and task scenarios against B's fake
-Ollama; a development-mode server with no Ollama behind it serves the outage and live-reload scenarios.
+One production-mode server (live reload off) serves the todo, chat and task scenarios against the render's
+own fake Ollama (tests/fake_ollama.py); a development-mode server with no Ollama behind it serves the outage and live-reload scenarios.
 Every assertion reads what the page shows.
 """
 from __future__ import annotations
@@ -126,7 +126,8 @@ def wait_for_socket(page) -> None:
 # --- scenario 1: todos and profiles ----------------------------------------------------------------------
 
 
-def todo_rows(page) -> list[tuple[str, bool]]:
+def todo_rows(page) -> list[list]:
+    """Each todo as [title, done], in the order the page lists them."""
     return page.eval_on_selector_all(
         "#todo-list > li",
         "items => items.map(li => [li.querySelector('input[name=title]').value,"
@@ -136,7 +137,10 @@ def todo_rows(page) -> list[tuple[str, bool]]:
 
 def expect_todos(page, expected: list[tuple[str, bool]]) -> None:
     expected = [list(row) for row in expected]
-    wait_until(lambda: todo_rows(page) == expected, timeout=10, what=f"todos {expected}, page shows {todo_rows(page)}")
+    try:
+        wait_until(lambda: todo_rows(page) == expected, timeout=10, what=f"todos {expected}")
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}; the page shows {todo_rows(page)}") from None
     htmx_idle(page)
 
 
