@@ -8,7 +8,7 @@ from copier import _main as copier_main
 
 from ._copier import copier_errors, status
 from ._pristine import differing_files, pristine_render, read_answers
-from ._update import redirected_source
+from ._source import redirected_source
 
 UP_TO_DATE = 0
 UPDATE_AVAILABLE = 10

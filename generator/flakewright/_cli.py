@@ -15,6 +15,7 @@ from . import __version__
 from ._check import check as run_check
 from ._data import parse_data
 from ._errors import USAGE, FlakewrightError
+from ._pristine import read_answers
 from ._render import new as run_new
 from ._source import default_template, questions
 from ._update import update as run_update
@@ -182,8 +183,6 @@ def check(
 
 
 def _recorded_source(dest: Path) -> str | None:
-    from ._pristine import read_answers
-
     try:
         return str(read_answers(dest.expanduser())["_src_path"])
     except FlakewrightError:

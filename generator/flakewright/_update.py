@@ -1,19 +1,17 @@
 """``flakewright update``: bring a derived repo to a newer template version."""
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import copier
-from plumbum import local
 
 from ._copier import copier_errors, git, status
 from ._errors import FlakewrightError
 from ._pristine import ANSWERS_FILE, differing_files, pristine_render, read_answers
+from ._source import redirected_source
 
 Conflict = Literal["inline", "rej"]
 _MARKERS = (b"<<<<<<< ", b">>>>>>> ")
@@ -40,35 +38,6 @@ def repo_root(dest: Path) -> Path:
             f"{dest} is not a git repository; run `git init && git add -A && git commit -m init` there first"
         )
     return Path(top)
-
-
-@contextmanager
-def redirected_source(*, recorded: str, template: str | None) -> Iterator[None]:
-    """Make git fetch ``template`` whenever copier asks for the recorded ``_src_path``.
-
-    The answers file keeps its public URL; only this process sees the redirect
-    (``url.<template>.insteadOf``), so offline mirrors and local clones work.
-    """
-    if not template or template == recorded:
-        yield
-        return
-    index = int(os.environ.get("GIT_CONFIG_COUNT", "0"))
-    redirect = {
-        "GIT_CONFIG_COUNT": str(index + 1),
-        f"GIT_CONFIG_KEY_{index}": f"url.{template}.insteadOf",
-        f"GIT_CONFIG_VALUE_{index}": recorded,
-    }
-    saved = {key: os.environ.get(key) for key in redirect}
-    os.environ.update(redirect)
-    try:
-        with local.env(**redirect):  # copier runs git through plumbum's own env copy
-            yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def update(
