@@ -9,7 +9,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from . import __version__
 from ._check import check as run_check
@@ -96,7 +95,7 @@ def new(
 ) -> None:
     """Render VARIANT into DEST."""
     src = template or default_template()
-    answers = parse_data(data or (), questions=questions(src))
+    answers = parse_data(data, questions=questions(src)) if data else {}
     rendered = run_new(
         variant=variant,
         dest=dest,
@@ -117,6 +116,8 @@ def new(
 @app.command()
 def variants() -> None:
     """List the variants and what each adds."""
+    from rich.table import Table  # only this command draws a table; keep startup lean
+
     table = Table(box=None, pad_edge=False, show_edge=False)
     table.add_column("variant", style="bold")
     table.add_column("builds on")
