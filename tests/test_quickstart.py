@@ -1,0 +1,70 @@
+"""The README's first command, for real and without Nix: the CLI renders a Pipulate and
+scripts/run builds the app's own .venv with the host python3 and serves it on 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_page(url: str, proc: subprocess.Popen, *, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"scripts/run exited {proc.returncode} before serving:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"nothing answered on {url} within {timeout}s")
+
+
+@pytest.mark.parametrize("hide_uv", [False, True], ids=["uv", "no-uv-falls-back-to-pip"])
+def test_new_then_scripts_run_serves_the_app_without_nix(tmp_path: Path, hide_uv: bool) -> None:
+    dest = tmp_path / "my-pipulate"
+    flakewright = shutil.which("flakewright") or pytest.fail("flakewright is not installed: pip install -e .")
+    subprocess.run([flakewright, "new", "pipulate", str(dest), "--defaults", "-t", str(REPO), "--vcs-ref", "HEAD"],
+                   check=True, capture_output=True, text=True)
+
+    # A PATH with python3 and bash but, for the fallback case, no uv: a bare machine.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3").symlink_to(sys.executable)
+    path = [str(bindir), "/usr/bin", "/bin"]
+    if not hide_uv:
+        path.insert(1, str(Path(shutil.which("uv") or pytest.fail("uv is not installed")).parent))
+    port = free_port()
+    env = {**os.environ, "PATH": os.pathsep.join(path), "PORT": str(port), "PIPULATE_ENV": "prod"}
+    env.pop("VIRTUAL_ENV", None)
+    proc = subprocess.Popen([str(dest / "scripts" / "run")], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        page = wait_for_page(f"http://127.0.0.1:{port}/", proc, timeout=600)
+        assert "<title>Pipulate</title>" in page
+        assert (dest / "data" / "pipulate.db").is_file()
+        assert (dest / ".venv" / "bin" / "python").exists()
+        installer = (dest / ".venv" / ".interpreter").read_text().split()[-1]
+        assert installer == ("pip" if hide_uv else "uv")
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.2", port), timeout=1).close()  # bound to 127.0.0.1 only
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
