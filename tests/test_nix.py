@@ -28,7 +28,7 @@ CASES = {
     "darwinix": {"variant": "darwinix"},
     "darwinix-pip": {"variant": "darwinix", "installer": "pip", "jupyter": False},
     "pipulate": {"variant": "pipulate"},
-    "botifython": {"variant": "botifython"},
+    "botifython": {"variant": "botifython", "jupyter": True},
 }
 
 
@@ -156,7 +156,9 @@ def status(port: int, token: str | None) -> int:
 
 def test_jupyter_start_and_stop(entered, tmp_path):
     if not entered.answers.get("jupyter", entered.answers["variant"] == "darwinix"):
-        pytest.skip("rendered without jupyter: no start/stop scripts (checked by test_scripts_keep_their_executable_bits)")
+        offered = shell(entered.repo, "command -v start stop", check=False)
+        assert offered.returncode != 0 and not offered.stdout.strip(), "jupyter is off, yet start/stop are on PATH"
+        return
     need("tmux")
     port = free_port()
     env = {"TMUX_TMPDIR": str(tmp_path), "JUPYTER_PORT": str(port)}
@@ -190,3 +192,14 @@ def test_jupyter_start_and_stop(entered, tmp_path):
     finally:
         shell(entered.repo, "stop", env=env, check=False)
         subprocess.run(["tmux", "kill-server"], env={**os.environ, **env}, capture_output=True)
+
+
+def test_starter_notebook_runs_in_the_venv(entered):
+    """The notebook-to-app bridge, executed headless by nbclient with the shell's own .venv kernel."""
+    notebook = entered.repo / "notebooks" / "starter.ipynb"
+    if not entered.answers.get("jupyter", entered.answers["variant"] == "darwinix"):
+        assert not notebook.exists(), "jupyter is off, yet a starter notebook was rendered"
+        return
+    result = shell(entered.repo, "jupyter execute --kernel_name=python3 notebooks/starter.ipynb", check=False, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Executing notebook" in result.stderr or "Executing notebook" in result.stdout
