@@ -1,6 +1,7 @@
 """Which files each variant ships, and that the white-label answers reach the running app."""
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -13,6 +14,13 @@ import pytest
 
 BOTIFY_FILES = ("botify.py", "tests/test_botify.py", "tests/fake_botify.py")
 TITLE = 'Acme "Q&A" \\ Tools <β>'
+# sha256 of the files in the npm packages (`npm pack`): htmx.org@2.0.7 dist/htmx.min.js,
+# htmx-ext-ws@2.0.3 dist/ws.js, @anyblades/pico@2.5.0 css/pico.min.css.
+UPSTREAM_ASSETS = {
+    "htmx.min.js": "60231ae6ba9db3825eb15a261122d5f55921c4d53b66bf637dc18b4ee27c79f9",
+    "ws.js": "be13d89d7b18491f5bf0dd356be6f5ec5d0a0036d93af737af368dac28707948",
+    "pico.min.css": "21ec49a99501e2e21d2c6152df6915f5c89d71195c77c2397953d332d8a5b6c1",
+}
 
 # Imports the rendered server in its own folder, the way ./scripts/run does, and fetches the page.
 PROBE = """
@@ -35,6 +43,14 @@ def test_other_variants_ship_nothing_of_botifython(render, variant):
     files = rendered_files(render(variant))
     assert not [name for name in BOTIFY_FILES if name in files]
     assert not [name for name, text in files.items() if "botify" in name.lower() or "botify" in text.lower()]
+
+
+@pytest.mark.parametrize("variant, assets", [("darwinix", {}), ("pipulate", UPSTREAM_ASSETS),
+                                             ("botifython", UPSTREAM_ASSETS)])
+def test_web_variants_ship_the_upstream_browser_assets_byte_for_byte(render, variant, assets):
+    static = render(variant) / "static"
+    shipped = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in static.glob("*")}
+    assert shipped == assets
 
 
 def test_botifython_ships_its_files_and_wires_them_into_the_server(render):

@@ -28,10 +28,10 @@ def context(browser):
     ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     ctx.set_default_timeout(10_000)
     errors: list[str] = []
-    unexpected: list[str] = []
+    offsite: list[str] = []
     ctx.on("weberror", lambda error: errors.append(str(error.error)))
-    ctx.route(OFFSITE, offsite_router(unexpected))
+    ctx.route(OFFSITE, offsite_router(offsite))
     yield ctx
     ctx.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
-    assert not unexpected, f"the page requested off-machine URLs (new CDN version? see tests/e2e/vendor): {unexpected}"
+    assert not offsite, f"the page requested off-machine URLs (it must work offline): {offsite}"
