@@ -15,7 +15,10 @@ from playwright.sync_api import expect
 
 from .harness import free_port, htmx_idle, load_module, screenshot, start_server, wait_until
 
-CORPUS_FILES = 10
+CORPUS_FILES = 24
+# Large enough that counting takes about half a second: the row must be on the page before most pushes
+# arrive, or the bar has nothing to show between 50% and done.
+WORDS_PER_FILE = 100_000
 TOKEN_DELAY = 0.15  # seconds the fake Ollama waits before each token
 VISIBLE_MS = 50  # three frames at 60 Hz
 
@@ -83,7 +86,7 @@ def corpus(project) -> int:
     folder.mkdir(parents=True)
     total = 0
     for n in range(1, CORPUS_FILES + 1):
-        words = 2_000 * n
+        words = WORDS_PER_FILE + 5 * n
         (folder / f"part-{n:02d}.txt").write_text("lorem ipsum dolor sit amet\n" * (words // 5))
         total += words
     return total
