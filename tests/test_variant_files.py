@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 BOTIFY_FILES = ("botify.py", "tests/test_botify.py", "tests/fake_botify.py")
-TITLE = 'Acme "Q&A" \\ Tools <β>'
+TITLE = 'Acme "Q&A" \\ Tools <β> 😀 ${x}'
 # sha256 of the files in the npm packages (`npm pack`): htmx.org@2.0.7 dist/htmx.min.js,
 # htmx-ext-ws@2.0.3 dist/ws.js, @anyblades/pico@2.5.0 css/pico.min.css.
 UPSTREAM_ASSETS = {
