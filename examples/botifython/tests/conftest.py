@@ -1,0 +1,128 @@
+"""Fixtures for the web app's tests.
+
+Each test gets its own copy of the app in a temporary folder, so it starts from an empty data/ and never
+touches yours. `server` imports that copy in-process (Starlette TestClient); `live_server` runs it as a real
+`python server.py` on 127.0.0.1 and stops it afterwards.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from starlette.testclient import TestClient
+
+from fake_ollama import FakeOllama
+
+REPO = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "BOTIFYTHON"
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    dest = tmp_path / "app"
+    dest.mkdir()
+    for source in REPO.glob("*.py"):
+        shutil.copy(source, dest)
+    shutil.copytree(REPO / "static", dest / "static")
+    return dest
+
+
+@pytest.fixture
+def fake_ollama():
+    with FakeOllama() as fake:
+        yield fake
+
+
+@pytest.fixture
+def server(app_dir: Path, fake_ollama: FakeOllama, monkeypatch: pytest.MonkeyPatch):
+    """A fresh import of the app copy, talking to the fake Ollama."""
+    monkeypatch.setenv("OLLAMA_HOST", fake_ollama.url)
+    monkeypatch.delenv("OLLAMA_MODEL", raising=False)
+    monkeypatch.setenv(f"{ENV_PREFIX}_ENV", "prod")
+    monkeypatch.syspath_prepend(str(app_dir))
+    spec = importlib.util.spec_from_file_location("server", app_dir / "server.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "server", module)
+    spec.loader.exec_module(module)
+    yield module
+    module.db.close()
+
+
+@pytest.fixture
+def client(server):
+    with TestClient(server.app) as test_client:
+        yield test_client
+
+
+def open_page(client: TestClient) -> dict:
+    """Load the page like a browser tab and return the headers its HTMX requests carry."""
+    page = client.get("/")
+    assert page.status_code == 200
+    tab = json.loads(re.search(r"hx-headers='([^']+)'", page.text)[1])["X-Tab"]
+    assert f'ws-connect="/ws?tab={tab}"' in page.text
+    return {"HX-Request": "true", "X-Tab": tab}
+
+
+def receive(ws, timeout: float = 5.0) -> str:
+    """Next text frame, failing instead of hanging (TestClient's own receive has no timeout)."""
+    async def next_message():
+        with anyio.fail_after(timeout):
+            return await ws._send_rx.receive()
+    message = ws.portal.call(next_message)
+    assert message["type"] == "websocket.send", message
+    return message["text"]
+
+
+def receive_until(ws, text: str, timeout: float = 10.0) -> list[str]:
+    """Frames up to and including the first one containing `text`."""
+    frames, deadline = [], time.monotonic() + timeout
+    while not frames or text not in frames[-1]:
+        frames.append(receive(ws, max(0.01, deadline - time.monotonic())))
+    return frames
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(app_dir: Path, fake_ollama: FakeOllama):
+    """Factory: a context manager running `python server.py` from the app copy; yields its base URL."""
+    @contextlib.contextmanager
+    def run():
+        port = free_port()
+        env = dict(os.environ, HOST="127.0.0.1", PORT=str(port), OLLAMA_HOST=fake_ollama.url,
+                   **{f"{ENV_PREFIX}_ENV": "prod"})
+        log = app_dir / "server.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen([sys.executable, "server.py"], cwd=app_dir, env=env, stdout=out, stderr=out)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                assert process.poll() is None, log.read_text()
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+                assert time.monotonic() < deadline, "server did not start within 30 s"
+                time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    return run

@@ -1,0 +1,117 @@
+"""A fake Botify API on 127.0.0.1 that speaks the real JSON shapes.
+
+Real HTTP in a thread, so botify.py's httpx client, retries and pagination run
+unchanged. Tests script failures with ``fail(path, *statuses)``: the next
+requests for that path (query string included) get those statuses in order.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+VALID_TOKEN = "0123456789abcdef0123456789abcdef0123f00d"
+USERNAME = "jdoe"
+PAGE_SIZE = 3
+
+
+def make_projects(count: int) -> list[dict]:
+    return [
+        {"slug": f"site-{n}", "name": f"Site {n}", "user": {"login": USERNAME}, "url": f"https://site-{n}.example"}
+        for n in range(1, count + 1)
+    ]
+
+
+def make_analyses(project: str, count: int) -> list[dict]:
+    return [
+        {
+            "id": 1000 + n,
+            "slug": f"2024{n:04d}",
+            "name": f"{project} crawl {n}",
+            "status": "success",
+            "date_launched": f"2024-01-{n % 28 + 1:02d}T08:00:00Z",
+            "date_finished": f"2024-01-{n % 28 + 1:02d}T09:30:00Z",
+            "computing_revision": None,
+            "config": {"max_depth": 10},
+        }
+        for n in range(1, count + 1)
+    ]
+
+
+@dataclass
+class FakeBotify:
+    """The API's state: projects, analyses per project slug, scripted failures and every request seen.
+
+    ``next_base`` makes pagination links point at another origin, as a hostile or broken API might.
+    """
+
+    projects: list[dict] = field(default_factory=lambda: make_projects(7))
+    analyses: dict[str, list[dict]] = field(default_factory=dict)
+    failures: dict[str, list[tuple[int, str | None]]] = field(default_factory=lambda: defaultdict(list))
+    requests: list[tuple[str, int]] = field(default_factory=list)
+    base: str = ""
+    next_base: str = ""
+
+    def fail(self, path: str, *statuses: int, retry_after: str | None = None) -> None:
+        self.failures[path].extend((status, retry_after) for status in statuses)
+
+    def answer(self, target: str, authorization: str | None) -> tuple[int, dict, dict]:
+        scripted = self.failures.get(target)
+        if scripted:
+            status, retry_after = scripted.pop(0)
+            headers = {"Retry-After": retry_after} if retry_after is not None else {}
+            return status, {"detail": "scripted failure"}, headers
+        if authorization != f"Token {VALID_TOKEN}":
+            return 401, {"detail": "Invalid token."}, {}
+        url = urlsplit(target)
+        parts = url.path.strip("/").split("/")
+        page = int(parse_qs(url.query).get("page", ["1"])[0])
+        match parts:
+            case ["v1", "authentication", "profile"]:
+                return 200, {"data": {"username": USERNAME, "email": "jdoe@example.com", "first_name": "J"}}, {}
+            case ["v1", "projects", user] if user == USERNAME:
+                return 200, self.paginated(url.path, self.projects, page), {}
+            case ["v1", "analyses", user, project, "light"] if user == USERNAME and project in self.analyses:
+                return 200, self.paginated(url.path, self.analyses[project], page), {}
+        return 404, {"detail": "Not found."}, {}
+
+    def paginated(self, path: str, items: list[dict], page: int) -> dict:
+        start = (page - 1) * PAGE_SIZE
+        last = start + PAGE_SIZE >= len(items)
+        return {
+            "count": len(items),
+            "next": None if last else f"{self.next_base or self.base}{path}?page={page + 1}",
+            "previous": None if page == 1 else f"{self.base}{path}?page={page - 1}",
+            "page": page,
+            "size": PAGE_SIZE,
+            "results": items[start : start + PAGE_SIZE],
+        }
+
+
+def serve() -> tuple[FakeBotify, ThreadingHTTPServer]:
+    """Start a fake on a free port; the API base is ``fake.base + '/v1'``."""
+    fake = FakeBotify()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body, headers = fake.answer(self.path, self.headers.get("Authorization"))
+            fake.requests.append((self.path, status))
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.base = f"http://127.0.0.1:{server.server_port}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return fake, server
