@@ -293,16 +293,21 @@ def test_update_outside_a_rendered_repo_is_one_line(tmp_path: Path) -> None:
     assert "not a git repository" in result.stderr
 
 
-def test_migration_carries_a_moved_file_with_user_edits(tmp_path: Path) -> None:
-    """copier.yml's move_file migration, run by a v1 -> v2 release that moves a file."""
-    shipped = yaml.safe_load((REPO / "copier.yml").read_text())["_migrations"]
-    move_file = next(m["command"][:4] for m in shipped if "move_file" in m["command"])
+def released_with_guide(tmp_path: Path) -> tuple[TemplateRepo, Path]:
+    """A template released as v1.1.0 with a 30-line docs/guide.md, and a darwinix rendered from it."""
     template = TemplateRepo.create(tmp_path / "template")
     guide = template.path / "template" / "docs" / "guide.md"
     guide.parent.mkdir()
     guide.write_text("".join(f"guide line {n}\n" for n in range(1, 31)))
     template.release("v1.1.0")
-    dest = render(template, tmp_path / "app", "darwinix")
+    return template, render(template, tmp_path / "app", "darwinix")
+
+
+def test_migration_carries_a_moved_file_with_user_edits(tmp_path: Path) -> None:
+    """copier.yml's move_file migration, run by a v1 -> v2 release that moves a file."""
+    shipped = yaml.safe_load((REPO / "copier.yml").read_text())["_migrations"]
+    move_file = next(m["command"][:4] for m in shipped if "move_file" in m["command"])
+    template, dest = released_with_guide(tmp_path)
     edited = (dest / "docs" / "guide.md").read_text().replace("guide line 15\n", "guide line 15, edited by the user\n")
     (dest / "docs" / "guide.md").write_text(edited)
     commit_all(dest, "user edits the guide")
@@ -330,13 +335,9 @@ def test_migration_carries_a_moved_file_with_user_edits(tmp_path: Path) -> None:
 
 def test_without_the_migration_copier_would_drop_the_user_edits(tmp_path: Path) -> None:
     """Control for the test above: the migration is what saves the edits."""
-    template = TemplateRepo.create(tmp_path / "template")
-    guide = template.path / "template" / "docs" / "guide.md"
-    guide.parent.mkdir()
-    guide.write_text("".join(f"guide line {n}\n" for n in range(1, 31)))
-    template.release("v1.1.0")
-    dest = render(template, tmp_path / "app", "darwinix")
-    (dest / "docs" / "guide.md").write_text(guide.read_text().replace("line 15\n", "line 15 edited\n"))
+    template, dest = released_with_guide(tmp_path)
+    guide = dest / "docs" / "guide.md"
+    guide.write_text(guide.read_text().replace("line 15\n", "line 15 edited\n"))
     commit_all(dest, "user edits the guide")
     git(template.path, "mv", "template/docs/guide.md", "template/docs/handbook.md")
     template.release("v2.0.0")
