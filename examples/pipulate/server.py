@@ -150,7 +150,8 @@ form, fieldset[role=group] { margin-bottom: 0; }
 .todo button { margin: 0; padding: .3rem .65rem; }
 .done input[name=title] { text-decoration: line-through; opacity: .6; }
 .task { margin: .75rem 0 0; padding: .75rem 1rem; }
-.task header { display: flex; gap: .5rem; align-items: center; justify-content: space-between; margin: -.75rem -1rem .5rem; padding: .5rem 1rem; }
+.task header { display: flex; gap: .5rem; align-items: center; justify-content: space-between;
+  margin: -.75rem -1rem .5rem; padding: .5rem 1rem; }
 .task button { margin: 0; padding: .2rem .6rem; }
 .task progress { margin: 0 0 .5rem; }
 .task pre { max-height: 8rem; overflow-y: auto; margin: 0; padding: .5rem; font-size: .8rem; }
@@ -319,7 +320,8 @@ async def index(sess, bodykw):
     tab = secrets.token_urlsafe(12)
     bodykw.update(hx_headers=json.dumps({"X-Tab": tab}), hx_ext="ws", ws_connect=f"/ws?tab={tab}")
     profile = current_profile(sess)
-    return Title(TITLE), Header(H1(TITLE), cls="container"), Main(Div(Workspace(profile), ChatPane(), cls="layout"), cls="container")
+    return (Title(TITLE), Header(H1(TITLE), cls="container"),
+            Main(Div(Workspace(profile), ChatPane(), cls="layout"), cls="container"))
 
 
 @app.post("/profiles")
