@@ -134,39 +134,9 @@ def text_error(text: str, *, empty: str) -> str:
 
 # --- components ------------------------------------------------------------------------------------------
 
-STYLE = Style("""
-:root { --pico-font-size: 100%; }
-.layout { display: grid; gap: 1.5rem; align-items: start; }
-@media (min-width: 1024px) { .layout { grid-template-columns: 3fr 2fr; } #chat { position: sticky; top: 1rem; } }
-#workspace > section, #workspace > article, #chat { padding: 1rem 1.25rem; margin: 0 0 1.5rem;
-  background: var(--pico-card-background-color); border-radius: var(--pico-border-radius);
-  box-shadow: var(--pico-card-box-shadow); }
-#profiles { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: center; }
-#profiles > * { flex: 1 1 14rem; margin: 0; }
-#profiles > button { flex: 0 0 auto; }
-form, fieldset[role=group] { margin-bottom: 0; }
-.error { color: #c0392b; }
-#todo-list { padding: 0; }
-.todo { list-style: none; display: flex; gap: .4rem; align-items: center; margin-bottom: .4rem; }
-.todo input[name=title] { margin: 0; }
-.todo button { margin: 0; padding: .3rem .65rem; }
-.done input[name=title] { text-decoration: line-through; opacity: .6; }
-.task { margin: .75rem 0 0; padding: .75rem 1rem; }
-.task header { display: flex; gap: .5rem; align-items: center; justify-content: space-between;
-  margin: -.75rem -1rem .5rem; padding: .5rem 1rem; }
-.task button { margin: 0; padding: .2rem .6rem; }
-.task progress { margin: 0 0 .5rem; }
-.task pre { max-height: 8rem; overflow-y: auto; margin: 0; padding: .5rem; font-size: .8rem; }
-.task .result { margin-top: .75rem; }
-.reply, .task pre { white-space: pre-wrap; }
-#chat-log { max-height: 55vh; overflow-y: auto; margin-bottom: 1rem; }
-.message { margin-bottom: .75rem; }
-.chat-controls { display: flex; gap: .5rem; }
-.chat-controls > form:first-child { flex: 1; }
-.chat-controls button { margin: 0; }
-""")# Served from static/ so the page works offline: htmx.org 2.0.7, htmx-ext-ws 2.0.3, @anyblades/pico 2.5.0 (npm).
+# Served from static/ so the page works offline: htmx.org 2.0.7, htmx-ext-ws 2.0.3, @anyblades/pico 2.5.0 (npm).
 HEAD = (charset, viewport, Script(src="/static/htmx.min.js"), Script(src="/static/ws.js"),
-        Link(rel="stylesheet", href="/static/pico.min.css"), STYLE)
+        Link(rel="stylesheet", href="/static/pico.min.css"), Link(rel="stylesheet", href="/static/app.css"))
 
 
 def Error(message: str, id: str):

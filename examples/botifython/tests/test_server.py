@@ -195,7 +195,7 @@ def test_page_loads_every_asset_from_this_server(client, server):
     links = re.findall(r'\b(?:src|href)="([^"]*)"', page)
     assert "://" not in page and all(link.startswith("/static/") for link in links), links
     kinds = {".js": "javascript", ".css": "text/css"}
-    assert {link.rpartition("/")[2] for link in links} == {"htmx.min.js", "ws.js", "pico.min.css"}
+    assert {link.rpartition("/")[2] for link in links} == {"htmx.min.js", "ws.js", "pico.min.css", "app.css"}
     for link in links:
         response = client.get(link)
         assert response.status_code == 200 and kinds[link[link.rindex("."):]] in response.headers["content-type"]
