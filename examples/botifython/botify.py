@@ -182,8 +182,10 @@ class BotifyApi:
             if not url.startswith(f"{self.base}/"):
                 raise BotifyError(f"Botify's next page points outside {self.base}; stopped.")
             page = await self.get(url)
-            if not isinstance(page.get("results"), list):
+            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
                 raise BotifyError("Botify sent a page without a results list.")
+            if not isinstance(page.get("next"), (str, type(None))):
+                raise BotifyError("Botify sent a next page link that is not a URL.")
             yield page
             url = page.get("next")
 
@@ -412,7 +414,8 @@ async def botify_projects() -> Any:
         async with BotifyApi(token) as api:
             username = await api.username()
             listing = f"projects/{quote(username, safe='')}"
-            projects = [project async for page in api.pages(listing) for project in page["results"]]
+            projects = [project async for page in api.pages(listing) for project in page["results"]
+                        if isinstance(project, dict) and isinstance(project.get("slug"), str)]
     except BotifyError as exc:
         return message(str(exc), alert=True)
     return project_picker(projects)

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import ollama
@@ -33,6 +34,8 @@ PORT = int(os.environ.get("PORT", "5001"))
 DEV = os.environ.get("PIPULATE_ENV", "dev") != "prod"
 OLLAMA_HOST = os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434")
 OLLAMA_MODEL = os.environ.get("OLLAMA_MODEL", "")
+# Host names the app answers to; binding a wildcard address opts out of the check (and into the network).
+ALLOWED_HOSTS = ["*"] if HOST in ("0.0.0.0", "::") else sorted({"127.0.0.1", "localhost", "::1", HOST})
 MAX_TEXT = 500
 NO_TITLE = "Give the todo a title."
 NO_NAME = "Give the profile a name."
@@ -107,8 +110,13 @@ def choose_profile(sess: dict, profile_id: int) -> None:
     sess["profile_id"] = store["profile_id"] = profile_id
 
 
+def row(table, row_id: int):
+    """The row with this id, or None; an id too big for SQLite is as unknown as a missing one."""
+    return table.get(row_id, default=None) if -2**63 <= row_id < 2**63 else None
+
+
 def missing_profile(profile_id: int) -> str:
-    return "" if profiles.get(profile_id, default=None) else "That profile no longer exists."
+    return "" if row(profiles, profile_id) else "That profile no longer exists."
 
 
 def todos_of(profile_id: int) -> list[Todo]:
@@ -117,7 +125,7 @@ def todos_of(profile_id: int) -> list[Todo]:
 
 def todo_of(profile_id: int, todo_id: int) -> Todo | None:
     """The todo if it belongs to this profile; another profile's id is as unknown as a missing one."""
-    todo = todos.get(todo_id, default=None)
+    todo = row(todos, todo_id)
     return todo if todo and todo.profile_id == profile_id else None
 
 
@@ -273,11 +281,37 @@ def mark_interrupted():
     db.execute("UPDATE tasks SET status = 'interrupted' WHERE status = 'running'")
 
 
+class SameOrigin:
+    """Refuses writes and sockets that another site's page starts.
+
+    Listening on 127.0.0.1 keeps other machines out, not other web pages: any page in the browser can post a
+    form here or open the socket. Browsers send Origin with both, so it must name this very host.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket") and not same_origin(scope):
+            if scope["type"] == "websocket":
+                return await WebSocket(scope, receive, send).close(code=1008)
+            return await Response("Refused: this request came from another site.", 403)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def same_origin(scope) -> bool:
+    headers = Headers(scope=scope)
+    origin = headers.get("origin")
+    reads = scope["type"] == "http" and scope["method"] in ("GET", "HEAD", "OPTIONS")
+    return reads or not origin or urlsplit(origin).netloc == headers.get("host")
+
+
 # FastHTML() rather than fast_app(): fast_app's static route follows ../ out of the app folder.
 # No default headers: they load htmx and helper scripts from a CDN; HEAD has what the page uses, served locally.
 app = (FastHTMLWithLiveReload if DEV else FastHTML)(
     title=TITLE, default_hdrs=False, hdrs=HEAD, canonical=False, secret_key=session_secret(DATA / ".sesskey"),
-    on_startup=[mark_interrupted])
+    on_startup=[mark_interrupted],
+    middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=ALLOWED_HOSTS), Middleware(SameOrigin)])
 rt = app.route
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -380,7 +414,7 @@ async def tasks_count_words(req):
 
 def task_of(sess: dict, task_id: int) -> Task | None:
     """The task as it stands now, if it is this profile's."""
-    task = RUNS[task_id].current if task_id in RUNS else tasks.get(task_id, default=None)
+    task = RUNS[task_id].current if task_id in RUNS else row(tasks, task_id)
     return task if task and task.profile_id == current_profile(sess).id else None
 
 
@@ -454,12 +488,12 @@ async def ws_frame(tab: Tab, text: str | None) -> None:
         return await tab.send(ChatNote(f"Send JSON text frames of at most {MAX_FRAME // 1024} KiB."))
     try:
         frame = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return await tab.send(ChatNote("That frame was not JSON: send {\"type\": \"chat\", \"msg\": \"...\"}."))
     kind = frame.get("type") if isinstance(frame, dict) else None
     if kind == "chat":
-        prompt = str(frame.get("msg", "")).strip()
-        if not prompt:
+        prompt = frame.get("msg")
+        if not isinstance(prompt, str) or not (prompt := prompt.strip()):
             return await tab.send(ChatNote("Type a message first."))
         if tab.reply:
             return await tab.send(ChatNote("A reply is still streaming: wait for it or press Stop."))

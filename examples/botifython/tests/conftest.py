@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import anyio
 import pytest
@@ -59,9 +60,19 @@ def server(app_dir: Path, fake_ollama: FakeOllama, monkeypatch: pytest.MonkeyPat
     module.db.close()
 
 
+class LocalClient(TestClient):
+    """A TestClient that talks to the app as a browser on this machine does: the app refuses other host names."""
+
+    def __init__(self, app):
+        super().__init__(app, base_url="http://127.0.0.1")
+
+    def websocket_connect(self, url: str, *args, **kwargs):
+        return super().websocket_connect(urljoin("ws://127.0.0.1", url), *args, **kwargs)
+
+
 @pytest.fixture
 def client(server):
-    with TestClient(server.app) as test_client:
+    with LocalClient(server.app) as test_client:
         yield test_client
 
 

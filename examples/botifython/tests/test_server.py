@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import apsw
 import httpx
 import pytest
+from starlette.websockets import WebSocketDisconnect
 
 from conftest import open_page, receive, receive_until
 
@@ -227,6 +228,40 @@ def test_writes_wait_for_another_writer_instead_of_failing(client, server):
     other.close()
 
 
+# --- other sites and host names --------------------------------------------------------------------------
+
+
+def test_writes_from_another_site_are_refused_and_change_nothing(client, server):
+    headers = open_page(client)
+    profile = server.current_profile({}).id
+    refused = client.post("/todos", data={"title": "planted"}, headers={**headers, "Origin": "https://evil.example"})
+    assert refused.status_code == 403 and "another site" in refused.text
+    assert todo_titles(server, profile) == []
+    own = client.post("/todos", data={"title": "mine"}, headers={**headers, "Origin": "http://127.0.0.1"})
+    assert own.status_code == 200 and todo_titles(server, profile) == ["mine"]
+
+
+def test_socket_from_another_site_is_refused(client, server):
+    tab = open_page(client)["X-Tab"]
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect(f"/ws?tab={tab}", headers={"Origin": "https://evil.example"}):
+            pass
+    assert refused.value.code == 1008 and server.TABS == {}
+
+
+def test_other_host_names_are_refused(client):
+    assert client.get("/", headers={"Host": "evil.example"}).status_code == 400  # DNS rebinding
+    assert client.get("/", headers={"Host": "localhost:5001"}).status_code == 200
+
+
+def test_ids_too_big_for_sqlite_are_unknown_not_a_crash(client):
+    headers = open_page(client)
+    huge = 10**30
+    assert "does not exist" in client.post(f"/todos/{huge}/toggle", headers=headers).text
+    assert "no longer exists" in client.post("/profiles/switch", data={"id": huge}, headers=headers).text
+    assert "does not exist" in client.get(f"/tasks/{huge}", headers=headers).text
+
+
 # --- websocket: frames and registry ----------------------------------------------------------------------
 
 
@@ -236,7 +271,10 @@ def test_bad_frames_get_an_error_and_the_socket_survives(client, server):
         for frame, error in (("{not json", "not JSON"), ("[1, 2]", "Unknown frame type"),
                              ('{"type": "dance"}', "Unknown frame type 'dance'"),
                              (json.dumps({"type": "chat", "msg": "x" * 70_000}), "at most 64 KiB"),
-                             ('{"type": "chat", "msg": "  "}', "Type a message first")):
+                             ('{"type": "chat", "msg": "  "}', "Type a message first"),
+                             ('{"type": "chat", "msg": null}', "Type a message first"),
+                             ('{"type": "chat", "msg": {"a": 1}}', "Type a message first"),
+                             ("[" * 30_000 + "]" * 30_000, "not JSON")):
             ws.send_text(frame)
             assert error in receive(ws)
         ws.send_bytes(b"\x00\x01")
