@@ -33,11 +33,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import copier
 import httpx
 from websockets.asyncio.client import connect
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from conftest import free_port, render_variant  # noqa: E402
+
 STAMP = re.compile(r"(\d{19}) ")
 TASK_ID = re.compile(r'id="task-(\d+)"')
 SETUP_SECONDS = 3.0  # every client connects and starts its task within this, then all streams begin
@@ -88,12 +91,6 @@ async def stream(ws):
 
 app = Starlette(routes=[WebSocketRoute("/ws", stream)])
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -264,8 +261,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flakewright-bench-") as tmp:
         render = Path(tmp) / "app"
-        copier.run_copy(str(REPO), str(render), data={"variant": "pipulate"}, defaults=True, quiet=True,
-                        vcs_ref="HEAD")
+        render_variant(render, "pipulate")
         (render / "bench_app.py").write_text(BENCH_APP)
         (render / "bare_app.py").write_text(BARE_APP)
         docs = render / "data" / "docs"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import copier
@@ -27,6 +28,13 @@ def need(tool: str, *, why: str = "") -> str:
     if REQUIRE_ALL:
         pytest.fail(f"{message} (FLAKEWRIGHT_REQUIRE_ALL=1 forbids skipping)")
     pytest.skip(message)
+
+
+def free_port() -> int:
+    """A port nothing on 127.0.0.1 listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def render_variant(dest: Path, variant: str, **data: object) -> Path:

@@ -6,7 +6,6 @@ an old template. Regenerate with `python examples/regenerate.py`.
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 import pytest

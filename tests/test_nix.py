@@ -11,7 +11,6 @@ import re
 import socket
 import stat
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -19,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need
-from nixenv import OVERRIDE, current_system, develop, eval_raw, flake_check, flake_ref, flake_show, git_checkout, run, shell
+from conftest import free_port, need
+from nixenv import OVERRIDE, current_system, eval_raw, flake_check, flake_ref, flake_show, git_checkout, run, shell
 
 TITLE = 'My "App" ${x} \\ é'
 SYSTEMS = {"x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin"}
@@ -48,12 +47,6 @@ def entered(request, render, tmp_path_factory) -> Entered:
     rendered = render(**answers)
     repo = git_checkout(rendered, tmp_path_factory.mktemp("nix") / request.param)
     return Entered(request.param, answers, rendered, repo, shell(repo, "true"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def execs_during_entry(repo: Path, tmp: Path) -> list[str]:

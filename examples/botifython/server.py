@@ -70,9 +70,9 @@ class Store:
         return default if row is None else json.loads(row.value)
 
     def __getitem__(self, key: str):
-        if key not in self:
+        if (row := self.rows.get(key, default=None)) is None:
             raise KeyError(key)
-        return self.get(key)
+        return json.loads(row.value)
 
     def __setitem__(self, key: str, value) -> None:
         self.rows.upsert(key=key, value=json.dumps(value))

@@ -13,7 +13,6 @@ class Variant:
     name: str
     extends: str | None
     adds: tuple[str, ...]
-    web: bool
 
     @property
     def answers(self) -> dict[str, object]:
@@ -30,7 +29,6 @@ DARWINIX = Variant(
         "numpy import check, CUDA detection at runtime",
         "JupyterLab start/stop in tmux",
     ),
-    web=False,
 )
 PIPULATE = Variant(
     name="pipulate",
@@ -41,7 +39,6 @@ PIPULATE = Variant(
         "HTMX partials, WebSocket chat from local Ollama",
         "long-running tasks streaming progress",
     ),
-    web=True,
 )
 BOTIFYTHON = Variant(
     name="botifython",
@@ -51,7 +48,6 @@ BOTIFYTHON = Variant(
         "Botify API token stored in data/ (0600)",
         "paginated API export task -> CSV",
     ),
-    web=True,
 )
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (DARWINIX, PIPULATE, BOTIFYTHON)}
