@@ -84,3 +84,13 @@ def test_white_label_answers_name_the_database_and_every_title(render, tmp_path)
     assert f"Connect {TITLE} to Botify" in page
     for name in ("server.py", "botify.py"):
         assert "botifython" not in (root / name).read_text(encoding="utf-8").lower(), name
+
+
+def test_template_tests_feature_flags_never_variant_names() -> None:
+    """Files and conditions key on web/botify/jupyter; only copier.yml maps a variant to its flags."""
+    template = Path(__file__).resolve().parent.parent / "template"
+    named = re.compile(r"variant\s*(==|!=|in\b)")
+    offenders = [str(p.relative_to(template)) for p in template.rglob("*")
+                 if named.search(str(p.relative_to(template)))
+                 or (p.is_file() and named.search(p.read_text(encoding="utf-8", errors="replace")))]
+    assert offenders == []
