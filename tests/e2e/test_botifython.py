@@ -122,5 +122,8 @@ def test_connect_export_and_download(context, server, botify, project):
     assert rows[0]["name"] == "site-1 crawl 1" and rows[0]["status"] == "success"
     screenshot(page, "botifython-export-done")
 
-    wait_until(lambda: (project / "data" / "exports").is_dir(), timeout=5, what="data/exports")
-    assert not any(p.name.startswith(".") for p in (project / "data" / "exports").iterdir()), "a partial CSV was left"
+    exports = project / "data" / "exports"
+    wait_until(exports.is_dir, timeout=5, what="data/exports")
+    assert not any(p.name.startswith(".") for p in exports.iterdir()), "a partial CSV was left"
+    assert stat.S_IMODE(exports.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in exports.iterdir()} == {0o600}
