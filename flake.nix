@@ -11,11 +11,13 @@
       template = variant: description: next: {
         path = ./examples/${variant};
         inherit description;
+        # nix renders this as Markdown: the blank line after "Next:" makes the steps a list.
         welcomeText = ''
           # ${variant}
           ${description}
 
           Next:
+
           1. `git init && git add -A` (Nix flakes only see files git tracks)
           2. `nix develop` (the first entry builds .venv from requirements.txt)
           3. ${next}
