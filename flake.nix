@@ -18,7 +18,7 @@
 
           Next:
 
-          1. `git init && git add -A` (Nix flakes only see files git tracks)
+          1. `git init && git add -A && git commit -m init` (Nix flakes only see files git tracks)
           2. `nix develop` (the first entry builds .venv from requirements.txt)
           3. ${next}
           4. `pytest` (the repo's own tests)

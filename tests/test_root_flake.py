@@ -113,6 +113,7 @@ def test_welcome_text_steps_show_as_a_numbered_list(root_flake, tmp_path):
     printed = result.stdout + result.stderr
     steps = [line.strip() for line in printed.splitlines() if re.match(r"\s*\d\. ", line)]
     assert [step[:3] for step in steps] == ["1. ", "2. ", "3. ", "4. "], printed
+    assert "git add -A && git commit" in steps[0], "an uncommitted tree is refused by the first update"
     assert steps[1].startswith("2. nix develop") and steps[2].startswith("3. start / stop"), printed
 
 
