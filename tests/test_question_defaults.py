@@ -1,8 +1,12 @@
 """copier.yml's questions: project_name's default comes from DEST's folder, and help texts fit the variant."""
 from __future__ import annotations
 
+import re
+import sys
+
 import jinja2
 import jinja2.sandbox
+import pexpect  # installed with ipykernel (IPython's dependency on POSIX)
 import pytest
 import yaml
 
@@ -69,3 +73,28 @@ def test_darwinix_is_not_asked_about_a_database_or_a_page():
     for web_only in ("database", "page title", "env vars"):
         assert web_only not in darwinix
         assert web_only in pipulate, f"control: the web variants' help mentions {web_only!r}"
+
+
+def prompts(variant: str, dest, *, offers: str) -> str:
+    """The project_name and app_title prompts `flakewright new VARIANT DEST` shows in a terminal; fails
+    unless project_name offers ``offers`` as its default (which Enter then takes)."""
+    child = pexpect.spawn(sys.executable, ["-m", "flakewright", "new", variant, str(dest), "--template", str(REPO),
+                                           "--vcs-ref", "HEAD"], encoding="utf-8", timeout=60, dimensions=(40, 200))
+    try:
+        child.expect(r"Repo slug[^\r\n]*")
+        shown = child.after
+        child.expect_exact(offers)
+        child.send("\r")
+        child.expect(r"Human-readable title[^\r\n]*")
+        shown += "\n" + child.after
+    finally:
+        child.terminate(force=True)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)
+
+
+def test_darwinix_prompts_fit_it_and_offer_the_folder_name(tmp_path):
+    darwinix = prompts("darwinix", tmp_path / "My_Lab", offers="my-lab")
+    assert "shell banner" in darwinix, darwinix
+    assert "database" not in darwinix and "page title" not in darwinix, darwinix
+    pipulate = prompts("pipulate", tmp_path / "Shop Floor", offers="shop-floor")
+    assert "database" in pipulate and "page title" in pipulate, pipulate
