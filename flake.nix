@@ -11,12 +11,14 @@
       template = variant: description: next: {
         path = ./examples/${variant};
         inherit description;
+        # nix renders this as Markdown: the blank line after "Next:" makes the steps a list.
         welcomeText = ''
           # ${variant}
           ${description}
 
           Next:
-          1. `git init && git add -A` (Nix flakes only see files git tracks)
+
+          1. `git init && git add -A && git commit -m init` (Nix flakes only see files git tracks)
           2. `nix develop` (the first entry builds .venv from requirements.txt)
           3. ${next}
           4. `pytest` (the repo's own tests)

@@ -42,7 +42,7 @@ def render_variant(dest: Path, variant: str, **data: object) -> Path:
     copier.run_copy(
         str(REPO),
         str(dest),
-        data={"variant": variant, **data},
+        data={"variant": variant, "project_name": variant, **data},  # as examples/<variant>/ gets from its folder
         defaults=True,
         overwrite=True,
         quiet=True,

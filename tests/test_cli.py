@@ -22,7 +22,7 @@ def one_line_error(result) -> str:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_new_renders_the_variant_like_copier(variant: str, render, tmp_path: Path) -> None:
-    dest = tmp_path / "app"
+    dest = tmp_path / variant  # the default project_name comes from the folder, as in the render fixture
     result = flakewright("new", variant, dest, "--defaults", "--vcs-ref", "HEAD")
     assert result.returncode == 0, result.stderr
     assert f"Rendered {variant} into {dest}" in result.stdout

@@ -47,14 +47,14 @@ def test_new_then_scripts_run_serves_the_app_without_nix(tmp_path: Path, hide_uv
     if not hide_uv:
         path.insert(1, str(Path(shutil.which("uv") or pytest.fail("uv is not installed")).parent))
     port = free_port()
-    env = {**os.environ, "PATH": os.pathsep.join(path), "PORT": str(port), "PIPULATE_ENV": "prod"}
+    env = {**os.environ, "PATH": os.pathsep.join(path), "PORT": str(port), "MY_PIPULATE_ENV": "prod"}
     env.pop("VIRTUAL_ENV", None)
     proc = subprocess.Popen([str(dest / "scripts" / "run")], cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         page = wait_for_page(f"http://127.0.0.1:{port}/", proc, timeout=600)
-        assert "<title>Pipulate</title>" in page
-        assert (dest / "data" / "pipulate.db").is_file()
+        assert "<title>My Pipulate</title>" in page
+        assert (dest / "data" / "my-pipulate.db").is_file()
         assert (dest / ".venv" / "bin" / "python").exists()
         installer = (dest / ".venv" / ".interpreter").read_text().split()[-1]
         assert installer == ("pip" if hide_uv else "uv")

@@ -6,14 +6,21 @@ pinning nixpkgs to the offline stand-in, so `nix flake init` never downloads.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import VARIANTS, need
-from nixenv import OVERRIDE, REPO, STANDIN, flake_check, flake_show, git_checkout, run, shell
+from nixenv import GIT_ID, OVERRIDE, REPO, STANDIN, flake_check, flake_show, run, shell
+
+_spec = importlib.util.spec_from_file_location("regenerate", REPO / "examples" / "regenerate.py")
+regenerate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(regenerate)
 
 
 @pytest.fixture(scope="module")
@@ -59,19 +66,55 @@ def test_flake_init_gives_exactly_the_example(root_flake, tmp_path, variant):
     assert "nix develop" in result.stderr + result.stdout
 
 
-def test_shell_of_an_initialised_repo_has_executable_scripts(root_flake, tmp_path):
-    """Nix 2.8's flake init writes every file 0644; the shellHook restores the scripts' bits."""
-    run(["nix", "flake", "init", "-t", f"path:{root_flake}#darwinix"], cwd=tmp_path)
-    repo = git_checkout(tmp_path, tmp_path.parent / f"{tmp_path.name}-repo")
-    shell(repo, "true")
-    for name in ("start", "stop"):
-        assert os.access(repo / "scripts" / name, os.X_OK), name
+@pytest.fixture(scope="module")
+def current_root_flake(root_flake, tmp_path_factory) -> Path:
+    """root_flake with examples/darwinix rendered from today's template, so shell tests see its flake.nix
+    even before examples/ is regenerated (test_examples.py guards that examples/ is current)."""
+    dest = tmp_path_factory.mktemp("current-root-flake") / "flake"
+    shutil.copytree(root_flake, dest, symlinks=True)
+    shutil.rmtree(dest / "examples" / "darwinix")
+    regenerate.render_example("darwinix", dest / "examples" / "darwinix")
+    return dest
+
+
+def test_entering_the_shell_leaves_an_initialised_repo_clean(current_root_flake, tmp_path):
+    """Nix 2.8's flake init writes every file 0644 (newer Nix keeps the bits: make it 0644 either way).
+
+    The shell must still offer start/stop without changing a tracked file's mode, or git is dirty and the
+    next `flakewright update` refuses.
+    """
+    repo = tmp_path / "lab"
+    repo.mkdir()
+    run(["nix", "flake", "init", "-t", f"path:{current_root_flake}#darwinix"], cwd=repo)
+    for script in (repo / "scripts").iterdir():
+        script.chmod(0o644)
+    run(["git", "init", "-q"], cwd=repo)
+    run(["git", "add", "-A"], cwd=repo)
+    run(["git", *GIT_ID, "commit", "-q", "-m", "nix flake init"], cwd=repo)
+
+    entered = shell(repo, 'command -v start stop && stop && "$(command -v stop)" && git status --porcelain --untracked-files=all')
+
+    start, stop, stopped, stopped_by_path, *dirty = entered.stdout.splitlines()
+    assert os.access(start, os.X_OK) and os.access(stop, os.X_OK), entered.stdout
+    assert stopped == stopped_by_path == "JupyterLab is not running", entered.stdout
+    assert dirty == [], f"entering the shell changed tracked files: {dirty}"
+    assert not any(os.access(script, os.X_OK) for script in (repo / "scripts").iterdir())
 
 
 def test_template_welcome_text_says_what_to_run_next(root_flake):
     for variant, next_step in {"darwinix": "`start`", "pipulate": "`run`", "botifython": "`run`"}.items():
         text = run(["nix", "eval", "--raw", f"path:{root_flake}#templates.{variant}.welcomeText", *OVERRIDE]).stdout
         assert "`nix develop`" in text and next_step in text, text
+
+
+def test_welcome_text_steps_show_as_a_numbered_list(root_flake, tmp_path):
+    """What nix flake init prints: each step on its own line, not run together into one paragraph."""
+    result = run(["nix", "flake", "init", "-t", f"path:{root_flake}#darwinix"], cwd=tmp_path)
+    printed = result.stdout + result.stderr
+    steps = [line.strip() for line in printed.splitlines() if re.match(r"\s*\d\. ", line)]
+    assert [step[:3] for step in steps] == ["1. ", "2. ", "3. ", "4. "], printed
+    assert "git add -A && git commit" in steps[0], "an uncommitted tree is refused by the first update"
+    assert steps[1].startswith("2. nix develop") and steps[2].startswith("3. start / stop"), printed
 
 
 def test_dev_shell_for_flakewright_itself_evaluates(root_flake):

@@ -1,6 +1,8 @@
-"""JupyterLab opens the darwinix starter notebook, runs it, and refuses requests without the token."""
+"""JupyterLab opens the darwinix starter notebook, runs it, and refuses requests without the token;
+a title full of Markdown and math markup shows as typed in the notebook's heading."""
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -9,17 +11,20 @@ import subprocess
 import sys
 
 import httpx
+import nbformat
 import pytest
+
+from conftest import render_variant
+from test_notebooks import MARKUP_TITLES
 
 from .harness import free_port, screenshot, wait_until
 
 
-@pytest.fixture
-def jupyterlab(render, tmp_path):
-    project = shutil.copytree(render("darwinix", jupyter=True), tmp_path / "project")
+@contextlib.contextmanager
+def running_jupyterlab(project, state):
+    """JupyterLab on a free 127.0.0.1 port serving ``project``; yields (base URL, token)."""
     token = secrets.token_hex(16)
     port = free_port()
-    state = tmp_path / "jupyter-state"
     news = state / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text('{"fetchNews": "false"}')  # no consent toast, no request to jupyter.org
@@ -29,7 +34,7 @@ def jupyterlab(render, tmp_path):
         "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
         "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"),
     }
-    log = tmp_path / "jupyterlab.log"
+    log = state / "jupyterlab.log"
     process = subprocess.Popen(
         [
             sys.executable, "-m", "jupyterlab", "--no-browser",
@@ -55,7 +60,7 @@ def jupyterlab(render, tmp_path):
 
     try:
         wait_until(ready, timeout=60, interval=0.2, what="JupyterLab to answer")
-        yield base, token, project
+        yield base, token
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -63,6 +68,13 @@ def jupyterlab(render, tmp_path):
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def jupyterlab(render, tmp_path):
+    project = shutil.copytree(render("darwinix", jupyter=True), tmp_path / "project")
+    with running_jupyterlab(project, tmp_path / "jupyter-state") as (base, token):
+        yield base, token, project
 
 
 def test_starter_notebook_runs_in_jupyterlab(jupyterlab, context):
@@ -85,3 +97,34 @@ def test_starter_notebook_runs_in_jupyterlab(jupyterlab, context):
     page.keyboard.press("Control+b")  # fold the file browser so the notebook gets the width
     notebook.get_by_role("heading", name="pandas: label the same numbers").scroll_into_view_if_needed()
     screenshot(page, "jupyterlab-starter", docs=True)
+
+
+def test_title_markup_shows_as_typed_in_the_notebook_heading(tmp_path, context):
+    """The heading cell of starter notebooks rendered with each title, shown by JupyterLab's own Markdown
+    and MathJax, in one notebook that ends with a control cell of real math."""
+    headings = []
+    for n, title in enumerate(MARKUP_TITLES):
+        rendered = render_variant(tmp_path / f"render-{n}", "darwinix", jupyter=True, app_title=title)
+        intro = nbformat.read(rendered / "notebooks" / "starter.ipynb", as_version=4).cells[0]
+        headings.append(nbformat.v4.new_markdown_cell(intro.source.splitlines()[0], id=f"title-{n}"))
+    control = nbformat.v4.new_markdown_cell("# Control $x^2$", id="control")
+    project = tmp_path / "project"
+    project.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[*headings, control]), project / "titles.ipynb")
+
+    with running_jupyterlab(project, tmp_path / "jupyter-state") as (base, token):
+        page = context.new_page()
+        page.goto(f"{base}/lab/tree/titles.ipynb?token={token}")
+        rendered_headings = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-RenderedMarkdown h1")
+        rendered_headings.last.locator("mjx-container").wait_for(timeout=60_000)  # MathJax has typeset the page
+        shown = rendered_headings.evaluate_all(
+            "hs => hs.map(h => [...h.childNodes].filter(n => !n.classList?.contains('jp-InternalAnchorLink'))"
+            ".map(n => n.textContent).join(''))"
+        )
+        marked_up = rendered_headings.evaluate_all(
+            "hs => hs.map(h => h.querySelectorAll('mjx-container, em, strong, b, code, del, img').length)"
+        )
+        page.close()  # before the server stops, so the page's polling does not fail
+
+    assert shown[:-1] == [f"{title}: starter notebook" for title in MARKUP_TITLES]
+    assert marked_up == [0] * len(MARKUP_TITLES) + [1]
