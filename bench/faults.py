@@ -127,7 +127,8 @@ def main() -> None:
     print(f"\n1. Write lock held by another process (median of {args.rounds} rounds)")
     for name in renders:
         runs = locks[name]
-        print(f"  {name:<7} /static/app.css during a 3 s lock: median {ms(statistics.median(r['static median'] for r in runs))},"
+        print(f"  {name:<7} /static/app.css during a 3 s lock:"
+              f" median {ms(statistics.median(r['static median'] for r in runs))},"
               f" worst {ms(statistics.median(r['static worst'] for r in runs))};"
               f" the add waiting on the lock: {[r['add during 3 s'] for r in runs]}")
         print(f"  {'':<7} an add past the 5 s busy timeout: {runs[-1]['past timeout']}")

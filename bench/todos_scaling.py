@@ -77,7 +77,7 @@ class Server:
     url: str
     process: subprocess.Popen
     startup: float
-    startup_cpu: float  # user + system seconds the server spent getting there: steadier than wall time on a busy machine
+    startup_cpu: float  # the server's user + system seconds until then: steadier than wall time on a busy machine
 
     def rss_mb(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
