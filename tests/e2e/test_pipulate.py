@@ -24,6 +24,7 @@ CORPUS_FILES = 24
 WORDS_PER_FILE = 100_000
 TOKEN_DELAY = 0.15  # seconds the fake Ollama waits before each token
 VISIBLE_MS = 50  # three frames at 60 Hz
+BUSY_TIMEOUT = 2  # seconds a write waits for another program's lock before the page says the database is busy
 
 # Records every state the watched element's text passes through, with a timestamp, so a test can tell a
 # reply that grew token by token from one that appeared at once, whatever the polling rhythm.
@@ -98,7 +99,8 @@ def corpus(project) -> int:
 @pytest.fixture(scope="module")
 def server(project, fake_ollama, corpus, tmp_path_factory):
     log = tmp_path_factory.mktemp("logs") / "pipulate.log"
-    running = start_server(project, log=log, env={"PIPULATE_ENV": "prod", "OLLAMA_HOST": fake_ollama.url})
+    env = {"PIPULATE_ENV": "prod", "OLLAMA_HOST": fake_ollama.url, "PIPULATE_BUSY_TIMEOUT": str(BUSY_TIMEOUT)}
+    running = start_server(project, log=log, env=env)
     yield running
     running.stop()
 
@@ -250,6 +252,27 @@ def test_a_long_list_shows_pages_and_moves_across_them(context, server, project)
     htmx_idle(tab)
     screenshot(tab, "pipulate-todo-pages")
     assert violations == [], violations
+
+
+def test_a_busy_database_is_a_notice_and_the_next_try_works(page, project):
+    name = f"Busy {secrets.token_hex(3)}"
+    create_profile(page, name)
+    other = apsw.Connection(str(next((project / "data").glob("*.db"))))  # a notebook, say, mid-write
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        page.get_by_label("New todo").fill("Written later")
+        page.locator("#new-todo").get_by_role("button", name="Add").click()
+        expect(page.locator("#notice")).to_have_text(
+            "The database is busy (another program is writing); try again.", timeout=(BUSY_TIMEOUT + 10) * 1000)
+        htmx_idle(page)
+        screenshot(page, "pipulate-database-busy")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    expect_todos(page, [])
+    page.locator("#new-todo").get_by_role("button", name="Add").click()
+    expect_todos(page, [("Written later", False)])
+    expect(page.locator("#notice")).to_be_empty()
 
 
 # --- scenario 2: chat --------------------------------------------------------------------------------------
