@@ -50,8 +50,9 @@ def test_other_variants_ship_nothing_of_botifython(render, variant):
 def test_web_variants_ship_the_upstream_browser_assets_byte_for_byte(render, variant, assets):
     static = render(variant) / "static"
     shipped = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in static.glob("*")}
-    assert {name: digest for name, digest in shipped.items() if name != "app.css"} == assets
-    assert ("app.css" in shipped) == bool(assets)  # the page's own stylesheet, beside the upstream files
+    own = ("app.css", "app.js", "live-reload.js")  # the page's own stylesheet and scripts, beside the upstream files
+    assert {name: digest for name, digest in shipped.items() if name not in own} == assets
+    assert all((name in shipped) == bool(assets) for name in own)
 
 
 def test_botifython_ships_its_files_and_wires_them_into_the_server(render):

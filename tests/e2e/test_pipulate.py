@@ -6,9 +6,12 @@ Every assertion reads what the page shows.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import shutil
+
+import apsw
 
 import pytest
 from playwright.sync_api import expect
@@ -21,6 +24,7 @@ CORPUS_FILES = 24
 WORDS_PER_FILE = 100_000
 TOKEN_DELAY = 0.15  # seconds the fake Ollama waits before each token
 VISIBLE_MS = 50  # three frames at 60 Hz
+BUSY_TIMEOUT = 2  # seconds a write waits for another program's lock before the page says the database is busy
 
 # Records every state the watched element's text passes through, with a timestamp, so a test can tell a
 # reply that grew token by token from one that appeared at once, whatever the polling rhythm.
@@ -95,7 +99,8 @@ def corpus(project) -> int:
 @pytest.fixture(scope="module")
 def server(project, fake_ollama, corpus, tmp_path_factory):
     log = tmp_path_factory.mktemp("logs") / "pipulate.log"
-    running = start_server(project, log=log, env={"PIPULATE_ENV": "prod", "OLLAMA_HOST": fake_ollama.url})
+    env = {"PIPULATE_ENV": "prod", "OLLAMA_HOST": fake_ollama.url, "PIPULATE_BUSY_TIMEOUT": str(BUSY_TIMEOUT)}
+    running = start_server(project, log=log, env=env)
     yield running
     running.stop()
 
@@ -192,7 +197,7 @@ def test_todos_and_profiles(page):
     title.press("Tab")  # htmx posts the rename on the input's change event
     expect_todos(page, [("Buy milk", True), ("Write the report", False), ("Call Sam", False)])
 
-    row(page, "Call Sam").get_by_role("button", name="✕").click()
+    row(page, "Call Sam").get_by_role("button", name="Delete").click()
     expect_todos(page, [("Buy milk", True), ("Write the report", False)])
 
     create_profile(page, beta)
@@ -211,6 +216,63 @@ def test_todos_and_profiles(page):
     expect_todos(page, alpha_todos)
     assert "/live-reload" not in page.content(), "production mode must not carry the live-reload script"
     screenshot(page, "pipulate-todos")
+
+
+def test_a_long_list_shows_pages_and_moves_across_them(context, server, project):
+    tab = context.new_page()
+    violations = []
+    tab.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text
+           else None)
+    tab.goto(server.url + "/")
+    wait_for_socket(tab)
+    name = f"Long {secrets.token_hex(3)}"
+    create_profile(tab, name)
+    with contextlib.closing(apsw.Connection(str(next((project / "data").glob("*.db"))))) as db:
+        profile = db.execute("SELECT id FROM profiles WHERE name = ?", (name,)).fetchone()[0]
+        with db:
+            db.executemany("INSERT INTO todos (profile_id, title, done, priority) VALUES (?, ?, 0, ?)",
+                           [(profile, f"Item {i}", float(i)) for i in range(1, 121)])
+    tab.reload()
+    wait_for_socket(tab)
+    expect(tab.locator("#todo-list > li")).to_have_count(50)
+    expect(tab.locator(".pager")).to_contain_text("1–50 of 120")
+    tab.get_by_role("button", name="Next page").click()
+    expect(tab.locator(".pager")).to_contain_text("51–100 of 120")
+    expect(tab.locator("#todo-list > li").first.locator("input[name=title]")).to_have_value("Item 51")
+    htmx_idle(tab)
+    tab.get_by_role("button", name="Last page").click()
+    expect(tab.locator(".pager")).to_contain_text("101–120 of 120")
+    htmx_idle(tab)
+    row(tab, "Item 101").get_by_role("button", name="Move up").click()
+    expect(tab.locator(".pager")).to_contain_text("51–100 of 120")  # the page it moved to
+    expect(tab.locator("#todo-list > li input[name=title]").nth(49)).to_have_value("Item 101")
+    htmx_idle(tab)
+    add_todo(tab, "Item 121")
+    expect(tab.locator(".pager")).to_contain_text("101–121 of 121")
+    htmx_idle(tab)
+    screenshot(tab, "pipulate-todo-pages")
+    assert violations == [], violations
+
+
+def test_a_busy_database_is_a_notice_and_the_next_try_works(page, project):
+    name = f"Busy {secrets.token_hex(3)}"
+    create_profile(page, name)
+    other = apsw.Connection(str(next((project / "data").glob("*.db"))))  # a notebook, say, mid-write
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        page.get_by_label("New todo").fill("Written later")
+        page.locator("#new-todo").get_by_role("button", name="Add").click()
+        expect(page.locator("#notice")).to_have_text(
+            "The database is busy (another program is writing); try again.", timeout=(BUSY_TIMEOUT + 10) * 1000)
+        htmx_idle(page)
+        screenshot(page, "pipulate-database-busy")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    expect_todos(page, [])
+    page.locator("#new-todo").get_by_role("button", name="Add").click()
+    expect_todos(page, [("Written later", False)])
+    expect(page.locator("#notice")).to_be_empty()
 
 
 # --- scenario 2: chat --------------------------------------------------------------------------------------
