@@ -48,6 +48,13 @@ def lock_key(web: bool, jupyter: bool) -> str:
     return ("web" if web else "base") + ("-jupyter" if jupyter else "")
 
 
+def copy(dest: Path, variant: str, jupyter: bool, *, pretend: bool = False) -> copier.Worker:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the dirty working tree is the point
+        return copier.run_copy(str(REPO), str(dest), data={"variant": variant, "jupyter": jupyter},
+                               defaults=True, overwrite=True, quiet=True, vcs_ref="HEAD", pretend=pretend)
+
+
 def renders() -> list[Render]:
     """Every combination of answers the declarations depend on, with the key each one includes."""
     found = []
@@ -73,13 +80,6 @@ def placeholders() -> list[Path]:
                 path.touch()
                 made.append(path)
     return made
-
-
-def copy(dest: Path, variant: str, jupyter: bool, *, pretend: bool = False) -> copier.Worker:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the dirty working tree is the point
-        return copier.run_copy(str(REPO), str(dest), data={"variant": variant, "jupyter": jupyter},
-                               defaults=True, overwrite=True, quiet=True, vcs_ref="HEAD", pretend=pretend)
 
 
 def uv(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
