@@ -18,11 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from packaging.utils import canonicalize_name
+
 from conftest import free_port, need
 from nixenv import OVERRIDE, current_system, eval_raw, flake_check, flake_ref, flake_show, git_checkout, run, shell
+from uvlock import installs, venv_python
 
 TITLE = 'My "App" ${x} \\ é'
 SYSTEMS = {"x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin"}
+# A pip-built .venv carries pip itself (and setuptools before Python 3.12): the installer, not the lock.
+INSTALLER_OWN = {"pip", "setuptools"}
 CASES = {
     "darwinix": {"variant": "darwinix"},
     "darwinix-pip": {"variant": "darwinix", "installer": "pip", "jupyter": False},
@@ -76,15 +81,52 @@ def test_title_round_trips_through_nix_and_the_shell(entered):
     assert f"== {TITLE} ==" in entered.first_entry.stderr.splitlines()
 
 
-def test_first_entry_builds_the_venv_and_numpy_imports(entered):
+def venv_packages(repo: Path) -> dict[str, str]:
+    """Canonical name -> version of every distribution in the shell's .venv, as Python sees it."""
+    out = shell(repo, "python -c 'import json, importlib.metadata as m; "
+                      "print(json.dumps({d.metadata[\"Name\"]: d.version for d in m.distributions()}))'").stdout
+    installed = {canonicalize_name(name): version for name, version in json.loads(out).items()}
+    return {name: version for name, version in installed.items() if name not in INSTALLER_OWN}
+
+
+def lock_for_this_machine(repo: Path) -> dict[str, str]:
+    return installs(repo / "uv.lock", venv_python(repo / ".venv"))
+
+
+def test_first_entry_installs_the_lock_and_numpy_imports(entered):
     assert "venv.sh: creating .venv" in entered.first_entry.stderr
     assert (entered.repo / ".venv" / ".installed").is_file()
     out = shell(entered.repo, 'python -c "import sys, numpy; print(sys.prefix); print(numpy.ones(3).sum())"').stdout
     assert out.split() == [str(entered.repo / ".venv"), "3.0"]
-    names = [re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0] for line in (entered.repo / "requirements.txt").read_text().splitlines()]
-    versions = shell(entered.repo, 'python -c "import sys, importlib.metadata as m; print(*(m.version(n) for n in sys.argv[1:]))" '
-                     + " ".join(n for n in names if n)).stdout.split()
-    assert len(versions) == len([n for n in names if n])
+    locked = lock_for_this_machine(entered.repo)
+    assert {"numpy", "pandas", "pytest"} <= locked.keys()
+    assert venv_packages(entered.repo) == locked
+
+
+def test_removed_dependency_leaves_the_venv(entered):
+    """deps remove relocks and installs; a checkout that only pulls the relocked files follows on entry."""
+    repo = entered.repo
+    files = ("pyproject.toml", "uv.lock", "requirements.txt")
+    original = {name: (repo / name).read_text() for name in files}
+    try:
+        shell(repo, "deps remove pandas", timeout=600)
+        relocked = {name: (repo / name).read_text() for name in files}
+        assert all(relocked[name] != original[name] for name in files)
+        assert "pandas" not in lock_for_this_machine(repo) and "pandas" not in venv_packages(repo)
+
+        for name in files:
+            (repo / name).write_text(original[name])
+        shell(repo, "true")
+        assert venv_packages(repo) == lock_for_this_machine(repo) and "pandas" in venv_packages(repo)
+
+        for name in files:
+            (repo / name).write_text(relocked[name])
+        shell(repo, "true")
+        assert venv_packages(repo) == lock_for_this_machine(repo) and "pandas" not in venv_packages(repo)
+    finally:
+        for name in files:
+            (repo / name).write_text(original[name])
+        shell(repo, "true")
 
 
 def test_warm_entry_starts_no_installer_and_no_python(entered, tmp_path):
@@ -93,15 +135,15 @@ def test_warm_entry_starts_no_installer_and_no_python(entered, tmp_path):
     assert "bash" in warm and "true" in warm  # the trace does see the shell and the command
     assert not {"uv", "pip", "pip3"} & set(warm) and not any(n.startswith("python") for n in warm), warm
 
-    requirements = entered.repo / "requirements.txt"
-    original = requirements.read_text()
+    uv = entered.answers.get("installer", "uv") == "uv"
+    lock = entered.repo / ("uv.lock" if uv else "requirements.txt")
+    original = lock.read_text()
     try:
-        requirements.write_text(original + "# changed\n")
+        lock.write_text(original + "# changed\n")
         changed = execs_during_entry(entered.repo, tmp_path)
-        installer = "uv" if entered.answers.get("installer", "uv") == "uv" else "python"  # pip runs as python -m pip
-        assert installer in changed, changed
+        assert ("uv" if uv else "python") in changed, changed  # pip runs as python -m pip
     finally:
-        requirements.write_text(original)
+        lock.write_text(original)
     shell(entered.repo, "true")
 
 
@@ -128,7 +170,7 @@ def test_rendered_repo_own_test_suite_passes(entered):
 
 def test_scripts_keep_their_executable_bits(entered):
     scripts = entered.render / "scripts"
-    expected = {"venv.sh"}
+    expected = {"venv.sh", "deps"}
     if entered.answers.get("jupyter", entered.answers["variant"] == "darwinix"):
         expected |= {"start", "stop"}
     if entered.answers["variant"] != "darwinix":

@@ -14,9 +14,20 @@ from pathlib import Path
 
 import pytest
 
+from packaging.utils import canonicalize_name
+
 from conftest import free_port
+from uvlock import installs, venv_python
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def venv_packages(venv: Path, *, ignore: set[str]) -> dict[str, str]:
+    out = subprocess.run([venv / "bin" / "python", "-c", "import importlib.metadata as m; "
+                          "print(*(d.metadata['Name'] + '==' + d.version for d in m.distributions()))"],
+                         capture_output=True, text=True, check=True).stdout
+    pins = (pin.split("==") for pin in out.split())
+    return {canonicalize_name(name): version for name, version in pins if canonicalize_name(name) not in ignore}
 
 
 def wait_for_page(url: str, proc: subprocess.Popen, *, timeout: float) -> str:
@@ -58,6 +69,8 @@ def test_new_then_scripts_run_serves_the_app_without_nix(tmp_path: Path, hide_uv
         assert (dest / ".venv" / "bin" / "python").exists()
         installer = (dest / ".venv" / ".interpreter").read_text().split()[-1]
         assert installer == ("pip" if hide_uv else "uv")
+        assert venv_packages(dest / ".venv", ignore={"pip", "setuptools"} if hide_uv else set()) == \
+            installs(dest / "uv.lock", venv_python(dest / ".venv"))  # pip installs the same lock, exported
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.2", port), timeout=1).close()  # bound to 127.0.0.1 only
     finally:

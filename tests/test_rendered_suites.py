@@ -10,10 +10,11 @@ import pytest
 
 from conftest import VARIANTS
 
-# These two assert that pytest runs inside the render's own .venv, which only the Nix/venv tests build;
+# These assert that pytest runs inside the render's own .venv, which only the Nix/venv tests build;
 # every other test of the rendered suite must pass with this interpreter.
 NEEDS_REPO_VENV = ("tests/test_environment.py::test_interpreter_is_the_repo_venv",
-                   "tests/test_environment.py::test_venv_was_installed_from_this_requirements_txt")
+                   "tests/test_environment.py::test_venv_holds_exactly_the_lock",
+                   "tests/test_environment.py::test_venv_was_installed_from_this_lock")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

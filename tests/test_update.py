@@ -192,9 +192,9 @@ def test_update_merges_template_changes_with_user_edits(tmp_path: Path, scenario
     )
     with user_file.open("a") as handle:
         handle.write(user_block)
-    requirement = literal_line(template.source("requirements.txt"), dest / "requirements.txt")
-    requirements = (dest / "requirements.txt").read_text()
-    (dest / "requirements.txt").write_text(requirements.replace(f"{requirement}\n", f"{requirement}  # user pin\n", 1))
+    requirement = literal_line(template.source("pyproject.toml"), dest / "pyproject.toml")
+    requirements = (dest / "pyproject.toml").read_text()
+    (dest / "pyproject.toml").write_text(requirements.replace(f"{requirement}\n", f"{requirement}  # user pin\n", 1))
     (dest / "NOTES.md").write_text("user notes\n")
     commit_all(dest, "user edits")
 
@@ -210,7 +210,7 @@ def test_update_merges_template_changes_with_user_edits(tmp_path: Path, scenario
     marker = "# template v2: explains the next section" if top_src.name != "README.md.jinja" else "Template v2 note."
     insert_after(top_src, top_index, marker)
     (template.path / "template" / "CONTRIBUTING.md").write_text("How to contribute (template v2)\n")
-    req_src = template.source("requirements.txt")
+    req_src = template.source("pyproject.toml")
     req_src.write_text(req_src.read_text().replace(f"{requirement}\n", f"{requirement}  # template v2 pin\n", 1))
     template.release("v2.0.0")
 
@@ -224,12 +224,12 @@ def test_update_merges_template_changes_with_user_edits(tmp_path: Path, scenario
     # every user edit survived
     assert user_block.strip() in user_file.read_text()
     assert (dest / "NOTES.md").read_text() == "user notes\n"
-    merged_requirements = (dest / "requirements.txt").read_text()
+    merged_requirements = (dest / "pyproject.toml").read_text()
     assert f"{requirement}  # user pin" in merged_requirements
     assert f"{requirement}  # template v2 pin" in merged_requirements
     # exactly the overlapping edit conflicts, and the report says so
-    assert conflict_marked(dest) == ["requirements.txt"]
-    assert re.search(r"conflicts \(1\):\s+requirements\.txt", result.stdout), result.stdout
+    assert conflict_marked(dest) == ["pyproject.toml"]
+    assert re.search(r"conflicts \(1\):\s+pyproject\.toml", result.stdout), result.stdout
     assert "merged with your edits" in result.stdout and scenario.user_appends_to in result.stdout
     answers = yaml.safe_load((dest / ANSWERS).read_text())
     assert answers["_commit"] == "v2.0.0"
@@ -349,20 +349,20 @@ def test_without_the_migration_copier_would_drop_the_user_edits(tmp_path: Path) 
 def test_conflicts_as_rej_files(tmp_path: Path) -> None:
     template = TemplateRepo.create(tmp_path / "template")
     dest = render(template, tmp_path / "app", "darwinix")
-    requirement = literal_line(template.source("requirements.txt"), dest / "requirements.txt")
-    text = (dest / "requirements.txt").read_text()
-    (dest / "requirements.txt").write_text(text.replace(f"{requirement}\n", f"{requirement}  # user\n", 1))
+    requirement = literal_line(template.source("pyproject.toml"), dest / "pyproject.toml")
+    text = (dest / "pyproject.toml").read_text()
+    (dest / "pyproject.toml").write_text(text.replace(f"{requirement}\n", f"{requirement}  # user\n", 1))
     commit_all(dest, "user pin")
-    req_src = template.source("requirements.txt")
+    req_src = template.source("pyproject.toml")
     req_src.write_text(req_src.read_text().replace(f"{requirement}\n", f"{requirement}  # template\n", 1))
     template.release("v2.0.0")
 
     result = flakewright("update", dest, "--conflict", "rej")
 
     assert result.returncode == 1, result.stdout + result.stderr
-    assert (dest / "requirements.txt.rej").is_file()
+    assert (dest / "pyproject.toml.rej").is_file()
     assert conflict_marked(dest) == []
     # rej mode: the file takes the template's lines, the user's hunk waits in the .rej file
-    assert f"{requirement}  # template" in (dest / "requirements.txt").read_text()
-    assert f"+{requirement}  # user" in (dest / "requirements.txt.rej").read_text()
-    assert re.search(r"conflicts \(1\):\s+requirements\.txt", result.stdout), result.stdout
+    assert f"{requirement}  # template" in (dest / "pyproject.toml").read_text()
+    assert f"+{requirement}  # user" in (dest / "pyproject.toml.rej").read_text()
+    assert re.search(r"conflicts \(1\):\s+pyproject\.toml", result.stdout), result.stdout
