@@ -183,6 +183,57 @@ def check(
     raise typer.Exit(result.exit_code)
 
 
+@app.command()
+def backport(
+    dest: Annotated[Path, typer.Argument(help="Derived repo whose edits to template files go back to the template.")] = Path("."),
+    template: Annotated[
+        Optional[str],
+        typer.Option("--template", "-t", help="Local git checkout of the template (default: the recorded source, when it is one)."),
+    ] = None,
+    branch: Annotated[
+        Optional[str], typer.Option("--branch", help="Branch to create in the template checkout (default: backport/<repo name>).")
+    ] = None,
+) -> None:
+    """Turn DEST's edits to generated files into a commit on a new branch of the template.
+
+    Edits to lines the template holds verbatim (inside any {% if %} the render took) are
+    applied; edits to text Jinja produced (expressions, loops) are refused and shown with
+    the template lines they came from. Exits 1 when anything was refused."""
+    from ._backport import backport as run_backport
+
+    result = run_backport(dest=dest, template=template, branch=branch)
+    if not result.files:
+        out.print("nothing to backport: generated files match the last render")
+        return
+    for report in result.files:
+        where = f" ({report.source})" if report.source else ""
+        if report.outcome == "applied":
+            out.print(f"applied: {report.path}{where}")
+        elif report.outcome == "partly applied":
+            out.print(f"partly applied: {report.path}{where}: {report.applied} hunk(s) applied, {len(report.refused)} not")
+        else:
+            out.print(f"refused: {report.path}{where}" + (f": {report.reason}" if report.reason else ""))
+        for hunk in report.refused:
+            span = f"line {hunk.first}" if hunk.first == hunk.last else f"lines {hunk.first}-{hunk.last}"
+            out.print(f"  not applied, {span}: {hunk.reason}")
+            for line in hunk.removed:
+                out.print(f"    - {line.rstrip()}")
+            for line in hunk.added:
+                out.print(f"    + {line.rstrip()}")
+            if hunk.template_lines:
+                out.print("    from the template lines:")
+                for number, text in hunk.template_lines:
+                    out.print(f"    {number:>5} | {text}")
+    if result.commit:
+        out.print(
+            f"Committed on branch {result.branch} in {result.template} ({result.commit[:10]}, based on {result.base[:10]}); "
+            "review it, merge it and release the template."
+        )
+    else:
+        out.print("Nothing was applied; the template is unchanged.")
+    raise typer.Exit(result.exit_code)
+
+
 def _recorded_source(dest: Path) -> str | None:
     try:
         return str(read_answers(dest.expanduser())["_src_path"])
