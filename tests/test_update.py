@@ -258,7 +258,14 @@ def test_update_can_turn_jupyter_off_and_rename_app_title(tmp_path: Path) -> Non
     dest = render(template, tmp_path / "app", "pipulate", "-d", "jupyter=true")
     assert (dest / "notebooks").is_dir()
 
-    off = flakewright("update", dest, "-d", "jupyter=false", "-d", "app_title=Renamed Console")
+    refused = flakewright("update", dest, "-d", "jupyter=false", "-d", "app_title=Renamed Console")
+    assert refused.returncode == 2
+    assert re.search(r"remove \d+ tracked file\(s\) \(notebooks/", refused.stderr) and "--force" in refused.stderr
+    assert git(dest, "status", "--porcelain", "--untracked-files=all") == ""
+    assert (dest / "notebooks").is_dir()
+
+    before = tree_files(dest)
+    off = flakewright("update", dest, "-d", "jupyter=false", "-d", "app_title=Renamed Console", "--force")
 
     assert off.returncode == 0, off.stderr
     fresh = tmp_path / "fresh"
@@ -269,6 +276,10 @@ def test_update_can_turn_jupyter_off_and_rename_app_title(tmp_path: Path) -> Non
     assert created.returncode == 0, created.stderr
     assert not (dest / "notebooks").exists()
     assert_same_tree(dest, fresh)
+    removed = sorted(set(before) - set(tree_files(fresh)))
+    assert removed and any(p.startswith("notebooks/") for p in removed)
+    listed = off.stdout.split(f"deleted ({len(removed)}):", 1)[1].split()[: len(removed)]
+    assert listed == removed, off.stdout
     answers = yaml.safe_load((dest / ANSWERS).read_text())
     assert answers["jupyter"] is False and answers["app_title"] == "Renamed Console"
 

@@ -23,8 +23,10 @@ from rich.console import Console
 from ._errors import FlakewrightError
 
 @contextmanager
-def copier_errors(*, action: str) -> Iterator[None]:
+def copier_errors(*, action: str, refs: str = "--template") -> Iterator[None]:
     """Translate anything copier raises while doing ``action`` into one line.
+
+    ``refs`` names the options that pick the template and its ref for this command.
 
     Copier's own stderr chatter (warnings, "using HEAD as ref") is swallowed:
     what matters reaches the user as the one-line error.
@@ -52,7 +54,7 @@ def copier_errors(*, action: str) -> Iterator[None]:
             raise FlakewrightError(f"{action} failed: {_first_line(exc)}") from None
         except ProcessExecutionError as exc:
             detail = _first_line(exc.stderr) or f"{exc.argv[0]} exited with {exc.retcode}"
-            raise FlakewrightError(f"{action} failed: {detail}; check --template and --vcs-ref/--to") from None
+            raise FlakewrightError(f"{action} failed: {detail}; check {refs}") from None
         except (CopierError, OSError) as exc:
             raise FlakewrightError(f"{action} failed: {_first_line(exc)}") from None
 
@@ -76,6 +78,13 @@ def status(message: str, *, enabled: bool = True) -> Iterator[None]:
         return
     with Console(file=sys.stderr).status(message):
         yield
+
+
+def update_data(dest: Path) -> tuple[bool, str, str]:
+    """copier's own check of a repo against its template's tags: (newer?, current, latest)."""
+    from copier import _main  # copier's private API, used here only; tests/test_check.py pins it
+
+    return _main.get_update_data(dst_path=dest)
 
 
 def git(*args: str, cwd: Path, check: bool = True) -> str:

@@ -7,9 +7,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-import copier
-import yaml
-
 from ._copier import copier_errors
 from ._errors import FlakewrightError
 
@@ -18,6 +15,8 @@ ANSWERS_FILE = ".copier-answers.yml"
 
 def read_answers(dest: Path) -> dict[str, object]:
     """Load ``dest``'s answers file, or explain that ``dest`` was not rendered by flakewright."""
+    import yaml
+
     path = dest / ANSWERS_FILE
     try:
         answers = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -35,6 +34,8 @@ def read_answers(dest: Path) -> dict[str, object]:
 @contextmanager
 def pristine_render(dest: Path, *, answers: dict[str, object]) -> Iterator[Path]:
     """Re-render the recorded template commit with the recorded answers into a temp dir."""
+    import copier
+
     data = {k: v for k, v in answers.items() if not k.startswith("_")}
     with TemporaryDirectory(prefix="flakewright-pristine-") as tmp:
         with copier_errors(action="re-rendering the last template version"):

@@ -14,9 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from plumbum import local
-
 from ._errors import FlakewrightError
 
 ENV_VAR = "FLAKEWRIGHT_TEMPLATE"
@@ -54,6 +51,8 @@ def questions(src: str) -> dict[str, Question] | None:
     """Questions of a local template, or None when ``src`` is remote."""
     if not is_local(src):
         return None
+    import yaml
+
     config_path = Path(src).expanduser() / "copier.yml"
     try:
         config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
@@ -81,6 +80,8 @@ def redirected_source(*, recorded: str, template: str | None) -> Iterator[None]:
     The answers file keeps its public URL; only this process sees the redirect
     (``url.<template>.insteadOf``), so offline mirrors and local clones work.
     """
+    from plumbum import local
+
     if template and is_local(template):
         template = str(Path(template).expanduser().resolve())
     if not template or template == recorded:
