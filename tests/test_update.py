@@ -334,6 +334,8 @@ def test_migration_carries_a_moved_file_with_user_edits(tmp_path: Path) -> None:
     untrusted = flakewright("update", dest)
     assert untrusted.returncode == 2
     assert "--trust" in untrusted.stderr and len(untrusted.stderr.strip().splitlines()) == 1
+    assert "1.1.0 -> 2.0.0 runs 1 migration(s)" in untrusted.stderr
+    assert "2.0.0: move_file docs/guide.md docs/handbook.md" in untrusted.stderr
     assert git(dest, "status", "--porcelain") == ""
 
     trusted = flakewright("update", dest, "--trust")
@@ -377,3 +379,16 @@ def test_conflicts_as_rej_files(tmp_path: Path) -> None:
     assert f"{requirement}  # template" in (dest / "requirements.txt").read_text()
     assert f"+{requirement}  # user" in (dest / "requirements.txt.rej").read_text()
     assert re.search(r"conflicts \(1\):\s+requirements\.txt", result.stdout), result.stdout
+
+
+def test_update_at_the_current_release_has_nothing_to_do(tmp_path: Path) -> None:
+    template = TemplateRepo.create(tmp_path / "template")
+    dest = render(template, tmp_path / "app", "pipulate")
+    head = git(dest, "rev-parse", "HEAD")
+
+    result = flakewright("update", dest)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "already at 1.0.0, nothing to do"
+    assert git(dest, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(dest, "rev-parse", "HEAD") == head

@@ -77,6 +77,8 @@ def repo_root(dest: Path) -> Path:
 
 def template_releases(src: str) -> Releases | None:
     """Releases of a local template checkout; None for a remote source (copier's tags then rule)."""
+    if src.startswith(("/", "~", "./", "../")) and not Path(src).expanduser().exists():
+        raise FlakewrightError(f"the template {src} is gone; pass --template PATH_OR_GIT_URL to where it is now")
     if not is_local(src):
         return None
     path = Path(src).expanduser().resolve()
