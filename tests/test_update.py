@@ -392,3 +392,27 @@ def test_update_at_the_current_release_has_nothing_to_do(tmp_path: Path) -> None
     assert result.stdout.strip() == "already at 1.0.0, nothing to do"
     assert git(dest, "status", "--porcelain", "--untracked-files=all") == ""
     assert git(dest, "rev-parse", "HEAD") == head
+
+
+def test_variant_change_that_removes_files_asks_for_force(tmp_path: Path) -> None:
+    template = TemplateRepo.create(tmp_path / "template")
+    dest = render(template, tmp_path / "app", "pipulate")
+
+    refused = flakewright("update", dest, "-d", "variant=darwinix")
+
+    assert refused.returncode == 2
+    assert len(refused.stderr.strip().splitlines()) == 1 and "--force" in refused.stderr
+    assert (dest / "server.py").is_file()
+    assert git(dest, "status", "--porcelain", "--untracked-files=all") == ""
+
+    dry = flakewright("update", dest, "-d", "variant=darwinix", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    would_delete = re.findall(r"^  deleted\s+(\S+)$", dry.stdout, re.M)
+    assert "server.py" in would_delete and (dest / "server.py").is_file()
+
+    forced = flakewright("update", dest, "-d", "variant=darwinix", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    deleted = forced.stdout.split(f"deleted ({len(would_delete)}):", 1)[1].split()[: len(would_delete)]
+    assert deleted == would_delete
+    assert not (dest / "server.py").exists()
+    assert "changed" not in forced.stdout or "server.py" not in forced.stdout.split("deleted (")[0]

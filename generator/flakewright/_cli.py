@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -338,8 +339,14 @@ def _list(label: str, paths: list[str]) -> None:
             out.print(f"  {path}")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so a half-made DEST is removed on the way out."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console entry point: one-line errors, never a traceback."""
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = app(standalone_mode=False)
     except FlakewrightError as exc:
@@ -347,8 +354,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("flakewright: aborted")
+    except typer.Abort:  # click's form of Ctrl-C (and of SIGTERM, see _interrupt)
+        err.print("flakewright: interrupted")
         sys.exit(ExitCode.INTERRUPTED)
     except click_exceptions.NoArgsIsHelpError as exc:
         out.print(exc.ctx.get_help() if exc.ctx else "")
@@ -365,4 +372,6 @@ def main() -> None:
             raise
         err.print(f"flakewright: internal error: {type(exc).__name__}: {exc} (set FLAKEWRIGHT_DEBUG=1 for details)", soft_wrap=True)
         sys.exit(ExitCode.INTERNAL)
+    if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into this return value outside standalone mode
+        err.print("flakewright: interrupted")
     sys.exit(code if isinstance(code, int) else 0)

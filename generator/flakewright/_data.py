@@ -22,6 +22,9 @@ def parse_data(
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
+        if not _is_utf8(item):
+            shown = item.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise FlakewrightError(f"--data '{shown}' is not UTF-8 text; give answers as UTF-8")
         if not sep or not key:
             raise FlakewrightError(f"--data {item!r} is not KEY=VALUE (e.g. --data app_title='My App')")
         if questions is None:
@@ -54,3 +57,12 @@ def _cast(question: Question, raw: str) -> object:
         choices = ", ".join(str(c) for c in question.choices)
         raise FlakewrightError(f"--data {question.name}={raw}: choose one of {choices}")
     return raw
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text holding bytes that were not UTF-8 on the command line (surrogate escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
