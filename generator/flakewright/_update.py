@@ -12,7 +12,7 @@ from packaging.version import InvalidVersion, Version
 
 from ._copier import copier_errors, git, status
 from ._errors import ExitCode, FlakewrightError
-from ._pristine import ANSWERS_FILE, differing_files, pristine_render, read_answers
+from ._pristine import ANSWERS_FILE, read_answers
 from ._releases import Releases
 from ._source import is_local, redirected_source
 
@@ -166,9 +166,8 @@ def _run(
 ) -> dict[str, FileOutcome]:
     import copier
 
+    user_edited = _edited_since_last_render(dest)
     with redirected_source(recorded=recorded, template=template), status("Updating from the template"):
-        with pristine_render(dest, answers=answers) as before:
-            user_edited = set(differing_files(before, dest))
         with copier_errors(action="update", refs="--template and --to"):
             copier.run_update(
                 str(dest),
@@ -193,6 +192,19 @@ def _run(
         else:
             files[path] = "merged" if path in user_edited else "clean"
     return files
+
+
+def _edited_since_last_render(dest: Path) -> set[str]:
+    """Files committed since the commit that last wrote the answers file (the last render or update).
+
+    Read from git rather than from a fresh render of the recorded version: that
+    render would cost as much as a third of the update. It labels files only
+    (merged versus clean); copier's merge itself never depends on it.
+    """
+    last = git("log", "-1", "--format=%H", "--", ANSWERS_FILE, cwd=dest).strip()
+    if not last:
+        return set()
+    return set(filter(None, git("diff", "--name-only", "--relative", last, "HEAD", "--", ".", cwd=dest).splitlines()))
 
 
 def _statuses(top: Path, dest: Path) -> dict[str, str]:
