@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from tempfile import mkdtemp
 
-from ._copier import copier_errors, status
+from ._copier import copier_errors, status, wrap_validation_messages
 from ._errors import FlakewrightError
 from ._source import default_template, is_local
 from ._variants import get_variant
@@ -54,6 +54,8 @@ def new(
         staging = Path(mkdtemp(prefix=f".{dest.name}.flakewright-", dir=dest.parent))
     except OSError as exc:
         raise FlakewrightError(f"cannot create {dest}: {exc.strerror or exc}") from None
+    if not defaults:
+        wrap_validation_messages()
     try:
         rendered = staging / dest.name
         with status(f"Rendering {chosen.name} into {dest}", enabled=defaults), copier_errors(
