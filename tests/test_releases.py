@@ -95,3 +95,29 @@ def test_this_repo_names_its_releases_without_tags(tmp_path: Path) -> None:
     assert releases.newest is not None and releases.newest.name == __version__
     head = git(clone, "rev-parse", "HEAD").strip()
     assert releases.label(head).split("+")[0] == __version__
+
+
+def test_repo_recording_a_tag_updates_from_a_clone_without_tags(tmp_path: Path) -> None:
+    """Like `nix flake init` repos: `_commit: v1.0.0`, while the template clone at hand has no tags."""
+    template = TemplateRepo.create(tmp_path / "template")
+    (template.path / "CHANGELOG.md").write_text(changelog("1.0.0"))
+    commit_all(template.path, "changelog")
+    git(template.path, "tag", "-f", "v1.0.0")
+    dest = render(template, tmp_path / "app", "darwinix")
+    assert yaml.safe_load((dest / ANSWERS).read_text())["_commit"] == "v1.0.0"
+    mirror = tmp_path / "mirror"
+    git(tmp_path, "clone", "-q", "--no-tags", str(template.path), str(mirror))
+    assert git(mirror, "tag") == ""
+    readme = mirror / "template" / "README.md.jinja"
+    readme.write_text(readme.read_text() + "\nNew in 2.0.0.\n")
+    (mirror / "CHANGELOG.md").write_text(changelog("2.0.0", "1.0.0"))
+    commit_all(mirror, "release 2.0.0")
+
+    check = flakewright("check", dest, "--template", mirror)
+    assert check.returncode == 10, check.stdout + check.stderr
+    assert "update available: 1.0.0 -> 2.0.0" in check.stdout and "no drift" in check.stdout
+
+    result = flakewright("update", dest, "--template", mirror)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("Updated 1.0.0 -> 2.0.0")
+    assert "New in 2.0.0." in (dest / "README.md").read_text()

@@ -39,6 +39,7 @@ def check(*, dest: Path | str = ".", template: str | None = None) -> CheckResult
     recorded = str(answers["_src_path"])
     releases = template_releases(template or recorded)
     with redirected_source(recorded=recorded, template=template), status("Checking"):
+        current = None
         if releases is not None:
             current = releases.resolve(str(answers["_commit"]))
             newest = releases.newest.commit if releases.newest else releases.resolve("HEAD")
@@ -48,7 +49,7 @@ def check(*, dest: Path | str = ".", template: str | None = None) -> CheckResult
         else:
             with copier_errors(action="check"):
                 available, current_label, latest_label = update_data(dest)
-        with pristine_render(dest, answers=answers) as pristine:
+        with pristine_render(dest, answers=answers, ref=current) as pristine:
             drift = differing_files(pristine, dest)
     return CheckResult(
         current_version=current_label, latest_version=latest_label, update_available=available, drift=drift

@@ -32,8 +32,8 @@ def read_answers(dest: Path) -> dict[str, object]:
 
 
 @contextmanager
-def pristine_render(dest: Path, *, answers: dict[str, object]) -> Iterator[Path]:
-    """Re-render the recorded template commit with the recorded answers into a temp dir."""
+def pristine_render(dest: Path, *, answers: dict[str, object], ref: str | None = None) -> Iterator[Path]:
+    """Re-render the recorded template commit (or ``ref``, the same commit by hash) with the recorded answers."""
     import copier
 
     data = {k: v for k, v in answers.items() if not k.startswith("_")}
@@ -45,7 +45,7 @@ def pristine_render(dest: Path, *, answers: dict[str, object]) -> Iterator[Path]
                 data=data,
                 defaults=True,
                 quiet=True,
-                vcs_ref=str(answers["_commit"]),
+                vcs_ref=ref or str(answers["_commit"]),
                 skip_tasks=True,
             )
         yield Path(tmp)

@@ -80,6 +80,10 @@ class Releases:
                     return release.commit
         return git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=self.repo, check=False).strip() or None
 
+    def is_git_ref(self, ref: str) -> bool:
+        """True when git itself knows ``ref`` (a tag, branch or hash), not only CHANGELOG.md."""
+        return bool(git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=self.repo, check=False).strip())
+
     def resolve(self, ref: str) -> str:
         found = self.commit(ref)
         if found is None:

@@ -133,13 +133,16 @@ def update(
         vcs_ref = target
         if not trust:
             _refuse_pending_migrations(releases, target, from_label, to_label)
-    if dry_run:
-        with TemporaryDirectory(prefix="flakewright-dry-run-") as tmp:
+    with TemporaryDirectory(prefix="flakewright-update-") as tmp:
+        source = template
+        if releases is not None and not releases.is_git_ref(str(answers["_commit"])):
+            source = _with_tag(releases, str(answers["_commit"]), current, Path(tmp) / "template")
+        if dry_run:
             clone = Path(tmp) / "repo"
             git("clone", "--quiet", "--shared", str(top), str(clone), cwd=top)
-            files = _run(clone / dest.relative_to(top), clone, answers, recorded, template, data, conflict, trust, vcs_ref)
-        return UpdateResult(from_version=from_label, to_version=to_label, files=files, dry_run=True)
-    files = _run(dest, top, answers, recorded, template, data, conflict, trust, vcs_ref)
+            files = _run(clone / dest.relative_to(top), clone, recorded, source, data, conflict, trust, vcs_ref)
+            return UpdateResult(from_version=from_label, to_version=to_label, files=files, dry_run=True)
+        files = _run(dest, top, recorded, source, data, conflict, trust, vcs_ref)
     deleted = sorted(p for p, o in files.items() if o == "deleted")
     if deleted and data and not force and not (confirm_deletions and confirm_deletions(deleted)):
         _undo(top)
@@ -156,7 +159,6 @@ def update(
 def _run(
     dest: Path,
     top: Path,
-    answers: dict[str, object],
     recorded: str,
     template: str | None,
     data: dict[str, object],
@@ -192,6 +194,17 @@ def _run(
         else:
             files[path] = "merged" if path in user_edited else "clean"
     return files
+
+
+def _with_tag(releases: Releases, tag: str, commit: str, target: Path) -> str:
+    """A throwaway clone of the template where ``tag`` (recorded, but known here only from CHANGELOG.md) exists.
+
+    copier re-renders the recorded version by its recorded name; the user's own
+    checkout is left as it is.
+    """
+    git("clone", "--quiet", "--shared", "--no-checkout", str(releases.repo), str(target), cwd=releases.repo)
+    git("tag", tag, commit, cwd=target)
+    return str(target)
 
 
 def _edited_since_last_render(dest: Path) -> set[str]:
