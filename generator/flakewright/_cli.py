@@ -7,7 +7,7 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from ._errors import ExitCode, FlakewrightError
 from ._source import default_template, questions
 from ._variants import VARIANTS
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._update import UpdateResult
 
 try:  # typer >= 0.20 vendors click
     from typer._click import exceptions as click_exceptions
@@ -186,7 +189,7 @@ def update(
     raise typer.Exit(int(code))
 
 
-def _report_update(result, conflict: ConflictMode) -> None:
+def _report_update(result: UpdateResult, conflict: ConflictMode) -> None:
     if result.nothing_to_do:
         out.print(f"already at {result.to_version}, nothing to do")
         return
