@@ -155,7 +155,7 @@ def main() -> None:
     update_ratio = report("flakewright update v1->v2", update_times, copier_update_times, "copier update")
     fleet_ratio = report("flakewright update 10 repos", fleet_times, copier_fleet_times, "10 x copier update")
     help_ratio = report("flakewright --help", help_times, copier_help_times, "copier --help")
-    print(f"{'flakewright backport':<30} median {statistics.median(backport_times):6.3f} s   (one-file edit, 4 renders)")
+    print(f"{'flakewright backport':<30} median {statistics.median(backport_times):6.3f} s   (one-file edit, 3 renders)")
     target("new vs copier copy", new_ratio, 1.2)
     target("update vs copier update", update_ratio, 1.2)
     target("update 10 repos vs 10 copier updates", fleet_ratio, 1.2)

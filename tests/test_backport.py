@@ -160,3 +160,52 @@ def test_backport_needs_a_local_checkout(setup, tmp_path: Path) -> None:
     result = flakewright("backport", pip, "--template", tmp_path / "missing")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "--template" in result.stderr
+
+
+def test_trace_maps_verbatim_lines_only(tmp_path: Path) -> None:
+    """Taken if-blocks and whitespace control map; loops, expressions and macros do not."""
+    import copier
+
+    from flakewright._trace import instrument, read_trace
+
+    template = tmp_path / "template"
+    (template / "template").mkdir(parents=True)
+    (template / "copier.yml").write_text("_subdirectory: template\nname:\n  type: str\n  default: x\nflag:\n  type: bool\n  default: true\n")
+    lines = [
+        "{% macro m() %}from a macro{% endmacro -%}",  # 1
+        "head",  # 2
+        "{%- if flag %}",  # 3
+        "inside a taken block",  # 4
+        "{%- endif %}",  # 5
+        "{%- if not flag %}",  # 6
+        "inside a block not taken",  # 7
+        "{%- endif %}",  # 8
+        "",  # 9
+        "{% for i in [1, 2] %}",  # 10
+        "loop line",  # 11
+        "{% endfor %}",  # 12
+        "value {{ name }}",  # 13
+        "{{ m() }}",  # 14
+        "tail",  # 15
+        "",
+    ]
+    (template / "template" / "out.txt.jinja").write_text("\n".join(lines))
+    sources = instrument(template, tmp_path / "tagged-src")
+    for src, dst in ((template, tmp_path / "plain"), (tmp_path / "tagged-src", tmp_path / "tagged")):
+        copier.run_copy(str(src), str(dst), defaults=True, quiet=True)
+
+    trace = read_trace(
+        template=template, plain=tmp_path / "plain", tagged=tmp_path / "tagged", sources=sources, relative="out.txt"
+    )
+
+    rendered = (tmp_path / "plain" / "out.txt").read_text().splitlines()
+    assert trace.source == "template/out.txt.jinja"
+    mapping = dict(zip(rendered, trace.lines))
+    assert len(rendered) == len(trace.lines)
+    assert mapping["head"] == 2
+    assert mapping["inside a taken block"] == 4
+    assert "inside a block not taken" not in mapping
+    assert rendered.count("loop line") == 2 and mapping["loop line"] is None
+    assert mapping["value x"] is None
+    assert mapping["from a macro"] is None
+    assert mapping["tail"] == 15

@@ -89,19 +89,17 @@ def backport(*, dest: Path | str = ".", template: str | None = None, branch: str
         work = Path(tmp)
         source = work / "source"
         _export(checkout, base, source)
-        sources, _ = instrument(source, work / "tagged-src", work / "named-src")
+        sources = instrument(source, work / "tagged-src")
         plain = work / "plain"
         _render(source, plain, data)
         _render(work / "tagged-src", work / "tagged", data)
-        _render(work / "named-src", work / "named", data)
         drift = differing_files(plain, dest)
         reports: list[FileReport] = []
         planned: dict[str, list[_Edit]] = {}
         expected: dict[str, str] = {}
         for relative in drift:
             trace = read_trace(
-                template=source, plain=plain, tagged=work / "tagged", named=work / "named",
-                sources=sources, relative=relative,
+                template=source, plain=plain, tagged=work / "tagged", sources=sources, relative=relative,
             )
             report, edits, result_text = _plan(relative, plain, dest, trace, source)
             reports.append(report)

@@ -1,8 +1,9 @@
 """Which template line produced each line of a render.
 
-The template is copied and every line that Jinja passes through untouched
-(template data only: no expression, statement or comment on it) gets an
-invisible end-of-line tag naming its file and line. Rendering that copy with
+The template is copied; each file gets an invisible opening tag naming it, and
+every line that Jinja passes through untouched (template data only: no
+expression, statement or comment on it) an invisible end-of-line tag naming
+its file and line. Rendering that copy with
 the same answers and reading the tags back gives, for each rendered line,
 the template line it is a verbatim copy of. A tag that appears twice (a loop),
 sits on a line whose text differs from its source line (whitespace control,
@@ -24,7 +25,7 @@ import yaml
 
 _OPEN, _CLOSE = "\ue000", "\ue001"  # private-use characters: not whitespace, so no strip eats them
 _TAG = re.compile(f"{_OPEN}(\\d+)\\.(\\d+){_CLOSE}")
-_FILE_TAG = re.compile(f"^{_OPEN}file (\\d+){_CLOSE}$")
+_FILE_TAG = re.compile(f"{_OPEN}file (\\d+){_CLOSE}")
 
 
 @dataclass
@@ -79,7 +80,10 @@ def literal_lines(source: str, config: TemplateConfig) -> set[int]:
     touched: set[int] = set()
     for lineno, token, value in env.lexer.tokeniter(source, None):
         if token != "data":
-            touched.update(range(lineno, lineno + str(value).count("\n") + 1))
+            text = str(value)
+            if token.endswith("_end"):  # `-%}` carries the whitespace it strips: that is not the tag's
+                text = text.rstrip()
+            touched.update(range(lineno, lineno + text.count("\n") + 1))
     block_start = re.escape(str(config.envops.get("block_start_string", "{%")))
     variable_start = re.escape(str(config.envops.get("variable_start_string", "{{")))
     comment_start = re.escape(str(config.envops.get("comment_start_string", "{#")))
@@ -105,48 +109,47 @@ def literal_lines(source: str, config: TemplateConfig) -> set[int]:
 
 def _tagged(source: str, file_id: int, literal: set[int]) -> str:
     lines = source.split("\n")
-    return "\n".join(
+    body = "\n".join(
         f"{text}{_OPEN}{file_id}.{number}{_CLOSE}" if number in literal else text
         for number, text in enumerate(lines, start=1)
     )
+    return f"{_OPEN}file {file_id}{_CLOSE}{body}"
 
 
-def instrument(root: Path, tagged_root: Path, named_root: Path) -> tuple[dict[int, str], TemplateConfig]:
-    """Write two copies of the template at ``root``: one with line tags, one whose files only name themselves."""
+def instrument(root: Path, tagged_root: Path) -> dict[int, str]:
+    """Copy the template at ``root`` to ``tagged_root`` with file and line tags; return file ids -> paths."""
     config = template_config(root)
     shutil.copytree(root, tagged_root, dirs_exist_ok=True)
-    shutil.copytree(root, named_root, dirs_exist_ok=True)
     sources: dict[int, str] = {}
     for file_id, relative in enumerate(template_files(root, config)):
-        sources[file_id] = relative.as_posix()
-        (named_root / relative).write_text(f"{_OPEN}file {file_id}{_CLOSE}", encoding="utf-8")
         try:
             source = (root / relative).read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue
+        sources[file_id] = relative.as_posix()
         is_template = relative.name.endswith(config.suffix)
         literal = literal_lines(source, config) if is_template else set(range(1, source.count("\n") + 2))
         (tagged_root / relative).write_text(_tagged(source, file_id, literal), encoding="utf-8")
-    return sources, config
+    return sources
 
 
-def read_trace(
-    *, template: Path, plain: Path, tagged: Path, named: Path, sources: dict[int, str], relative: str
-) -> TracedFile:
-    """Map each line of the plain render's ``relative`` back to its template line."""
-    source = None
-    try:
-        match = _FILE_TAG.match((named / relative).read_text(encoding="utf-8"))
-        source = sources[int(match.group(1))] if match else None
-    except (OSError, UnicodeDecodeError):
-        pass
+def read_trace(*, template: Path, plain: Path, tagged: Path, sources: dict[int, str], relative: str) -> TracedFile:
+    """Map each line of the plain render's ``relative`` back to its template line.
+
+    The tag that opens the tagged render names the template file; a render that
+    does not open with one (or whose other text differs) is left untraced.
+    """
     try:
         plain_text = (plain / relative).read_text(encoding="utf-8")
         tagged_text = (tagged / relative).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return TracedFile(source=source)
+        return TracedFile(source=None)
     plain_lines = plain_text.splitlines(keepends=True)
-    if source is None or _TAG.sub("", tagged_text) != plain_text:
+    opening = _FILE_TAG.match(tagged_text)
+    source = sources.get(int(opening.group(1))) if opening else None
+    if opening:
+        tagged_text = tagged_text[opening.end() :]
+    if source is None or _FILE_TAG.search(tagged_text) or _TAG.sub("", tagged_text) != plain_text:
         return TracedFile(source=source, lines=[None] * len(plain_lines))
     file_id = next(k for k, v in sources.items() if v == source)
     tagged_lines = tagged_text.splitlines(keepends=True)
