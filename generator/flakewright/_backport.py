@@ -27,6 +27,7 @@ import copier
 from ._copier import copier_errors, git, status
 from ._errors import FlakewrightError
 from ._pristine import differing_files, read_answers
+from ._releases import Releases
 from ._source import is_local
 from ._trace import TracedFile, instrument, read_trace
 
@@ -134,7 +135,8 @@ def _checkout(template: str | None, *, recorded: str) -> Path:
 
 
 def _resolve(checkout: Path, commit: str) -> str:
-    found = git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}", cwd=checkout, check=False).strip()
+    """The recorded ``_commit`` as a hash: a tag, a `git describe`, or a release named in CHANGELOG.md."""
+    found = Releases(checkout).commit(commit)
     if not found:
         raise FlakewrightError(
             f"{checkout} lacks {commit}, the template commit this repo was rendered from; fetch it there first"
