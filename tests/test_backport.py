@@ -209,3 +209,15 @@ def test_trace_maps_verbatim_lines_only(tmp_path: Path) -> None:
     assert mapping["value x"] is None
     assert mapping["from a macro"] is None
     assert mapping["tail"] == 15
+
+
+def test_an_existing_branch_is_refused_before_any_work(setup) -> None:
+    template, pip = setup
+    with (pip / "requirements.txt").open("a") as handle:
+        handle.write("rich\n")
+    commit_all(pip, "a requirement")
+    git(template.path, "branch", "taken")
+    result = flakewright("backport", pip, "--branch", "taken")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"flakewright: error: branch taken already exists in {template.path}; choose another with --branch"
+    assert flakewright("backport", pip, "--branch", "two words").returncode == 2

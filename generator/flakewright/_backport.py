@@ -85,6 +85,8 @@ def backport(*, dest: Path | str = ".", template: str | None = None, branch: str
     answers = read_answers(dest)
     checkout = _checkout(template, recorded=str(answers["_src_path"]))
     base = _resolve(checkout, str(answers["_commit"]))
+    if branch:
+        _check_branch(checkout, branch)
     data = {k: v for k, v in answers.items() if not k.startswith("_")}
     with TemporaryDirectory(prefix="flakewright-backport-") as tmp, status("Tracing the template"):
         work = Path(tmp)
@@ -278,12 +280,16 @@ def _free_branch(checkout: Path, wanted: str) -> str:
     return name
 
 
-def _commit(checkout: Path, base: str, branch: str, files: dict[str, Path], dest: Path, reports: list[FileReport]) -> str:
-    """Commit ``files`` on top of ``base`` as ``branch`` through a private index: the work tree is untouched."""
+def _check_branch(checkout: Path, branch: str) -> None:
     if subprocess.run(["git", "check-ref-format", f"refs/heads/{branch}"], cwd=checkout, check=False).returncode:
         raise FlakewrightError(f"{branch!r} is not a valid branch name")
     if git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", cwd=checkout, check=False).strip():
         raise FlakewrightError(f"branch {branch} already exists in {checkout}; choose another with --branch")
+
+
+def _commit(checkout: Path, base: str, branch: str, files: dict[str, Path], dest: Path, reports: list[FileReport]) -> str:
+    """Commit ``files`` on top of ``base`` as ``branch`` through a private index: the work tree is untouched."""
+    _check_branch(checkout, branch)
     with TemporaryDirectory(prefix="flakewright-index-") as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
         if not git("config", "user.email", cwd=checkout, check=False).strip():
