@@ -209,37 +209,13 @@ def test_signal_during_new_leaves_no_dest(signame: str, tmp_path: Path) -> None:
 
 def test_interactive_validation_message_wraps_instead_of_being_cut(tmp_path: Path) -> None:
     """A 40-column terminal shows the whole validator message, wrapped (prompt_toolkit would cut it)."""
-    import os
-    import shlex
-    import subprocess
-    import sys
-    import time
+    from terminal import Terminal
 
-    from conftest import need
-
-    tmux = [need("tmux", why="drives the interactive prompt"), "-L", f"flakewright-{os.getpid()}"]
-    command = " ".join(
-        shlex.quote(str(a))
-        for a in (sys.executable, "-m", "flakewright", "new", "pipulate", tmp_path / "app", "--vcs-ref", "HEAD")
-    )
-    env = f"PYTHONPATH={shlex.quote(os.environ.get('PYTHONPATH', ''))}"
-    subprocess.run([*tmux, "new-session", "-d", "-x", "40", "-y", "24", f"{env} {command}; sleep 60"], check=True)
-
-    def screen_until(text: str) -> str:
-        deadline = time.monotonic() + 60
-        while True:
-            screen = subprocess.run([*tmux, "capture-pane", "-p"], capture_output=True, text=True).stdout
-            if text in screen.replace("\n", "") or time.monotonic() > deadline:
-                return screen
-            time.sleep(0.2)
-
-    try:
-        assert "Repo slug" in screen_until("Repo slug")
-        subprocess.run([*tmux, "send-keys", "C-u", "Bad Name", "Enter"], check=True)
-        expected = "project_name must be 2-40 lowercase letters, digits or dashes, starting with a letter"
-        screen = screen_until(expected)
-    finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    expected = "project_name must be 2-40 lowercase letters, digits or dashes, starting with a letter"
+    with Terminal("flakewright", "new", "pipulate", tmp_path / "app", "--vcs-ref", "HEAD", width=40) as term:
+        assert "Repo slug" in term.wait_for("Repo slug")
+        term.type("C-u", "Bad Name", "Enter")
+        screen = term.wait_for(expected)
     assert expected in screen.replace("\n", ""), screen
     assert max(len(line) for line in screen.splitlines()) <= 40
     assert not (tmp_path / "app").exists()

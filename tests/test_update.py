@@ -416,3 +416,24 @@ def test_variant_change_that_removes_files_asks_for_force(tmp_path: Path) -> Non
     assert deleted == would_delete
     assert not (dest / "server.py").exists()
     assert "changed" not in forced.stdout or "server.py" not in forced.stdout.split("deleted (")[0]
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+def test_variant_change_on_a_terminal_asks_before_removing_files(answer: str, tmp_path: Path) -> None:
+    from terminal import Terminal
+
+    template = TemplateRepo.create(tmp_path / "template")
+    dest = render(template, tmp_path / "app", "pipulate")
+    with Terminal("flakewright", "update", dest, "-d", "variant=darwinix", width=100) as term:
+        asked = term.wait_for("Remove them? [y/N]")
+        assert "The new answers remove" in asked and "  server.py" in asked, asked
+        term.type(answer, "Enter")
+        screen = term.wait_for("EXIT=")
+    if answer == "n":
+        assert "EXIT=2" in screen and "nothing was changed" in screen.replace("\n", ""), screen
+        assert (dest / "server.py").is_file()
+        assert git(dest, "status", "--porcelain", "--untracked-files=all") == ""
+    else:
+        assert "EXIT=0" in screen, screen
+        assert not (dest / "server.py").exists()
+        assert "deleted (" in screen
