@@ -232,3 +232,23 @@ def test_the_prompt_toolkit_shape_the_wrap_patch_relies_on() -> None:
     window = toolbar.container.content
     assert isinstance(window, Window) and window.content is toolbar.control
     assert window.wrap_lines() and window.height is None  # Filter objects are callable
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], []], ids=str)
+def test_help_and_version_load_neither_copier_nor_package_metadata(args: list[str]) -> None:
+    """Start-up cost: --help must not pay for copier (issue 14's <= 1.0x copier --help)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['flakewright', *{args!r}]\n"
+        "try:\n    runpy.run_module('flakewright', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('copier', 'plumbum', 'jinja2', 'questionary')"
+        " or m == 'importlib.metadata')\n"
+        "sys.stderr.write(repr(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stderr == "[]", result.stderr
+    assert "flakewright" in result.stdout
