@@ -221,3 +221,19 @@ def test_an_existing_branch_is_refused_before_any_work(setup) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == f"flakewright: error: branch taken already exists in {template.path}; choose another with --branch"
     assert flakewright("backport", pip, "--branch", "two words").returncode == 2
+
+
+def test_deleted_file_and_line_ending_change_are_refused_with_reasons(setup) -> None:
+    template, pip = setup
+    (pip / "scripts" / "run").unlink()
+    requirements = pip / "requirements.txt"
+    requirements.write_bytes(requirements.read_bytes().replace(b"\n", b"\r\n"))
+    commit_all(pip, "drop the run script, CRLF requirements")
+
+    result = flakewright("backport", pip)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"^refused: scripts/run .*: deleted in this repo", result.stdout, re.M), result.stdout
+    assert re.search(r"^refused: requirements\.txt ", result.stdout, re.M), result.stdout
+    assert "Nothing was applied; the template is unchanged." in result.stdout
+    assert git(template.path, "branch", "--list", "backport/*") == ""

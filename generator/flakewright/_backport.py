@@ -17,6 +17,7 @@ import io
 import os
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -29,7 +30,7 @@ from ._errors import FlakewrightError
 from ._pristine import differing_files, read_answers
 from ._releases import Releases
 from ._source import is_local
-from ._trace import TracedFile, instrument, read_trace
+from ._trace import TracedFile, instrument, read, read_trace, split_lines, write
 
 Outcome = Literal["applied", "partly applied", "refused"]
 
@@ -109,9 +110,9 @@ def backport(*, dest: Path | str = ".", template: str | None = None, branch: str
             if edits and report.source:
                 planned.setdefault(report.source, []).extend(edits)
                 expected[relative] = result_text
-        originals = {path: (source / path).read_text(encoding="utf-8") for path in planned}
+        originals = {path: read(source / path) for path in planned}
         for path, edits in planned.items():
-            (source / path).write_text(_apply(originals[path], edits), encoding="utf-8")
+            write(source / path, _apply(originals[path], edits))
         reports = _verify(reports, source, work / "verify", data, expected, originals)
         changed = {r.source for r in reports if r.applied and r.source}
         commit = name = None
@@ -165,30 +166,32 @@ def _plan(relative: str, plain: Path, dest: Path, trace: TracedFile, template: P
     if not target.is_file():
         return FileReport(relative, "refused", trace.source, reason="deleted in this repo; backport does not remove template files"), [], ""
     try:
-        before = (plain / relative).read_text(encoding="utf-8").splitlines(keepends=True)
-        after = target.read_text(encoding="utf-8").splitlines(keepends=True)
+        before = split_lines(read(plain / relative))
+        after = split_lines(read(target))
     except UnicodeDecodeError:
         return FileReport(relative, "refused", trace.source, reason="not a UTF-8 text file"), [], ""
     if trace.source is None:
         return FileReport(relative, "refused", None, reason="no template file renders it"), [], ""
-    source_lines = (template / trace.source).read_text(encoding="utf-8").split("\n")
+    source_lines = read(template / trace.source).split("\n")
     edits: list[_Edit] = []
     refused: list[Hunk] = []
     result = list(before)
     offset = 0
-    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
-            continue
+    for i1, i2, j1, j2 in _hunks(before, after):
         edit = _edit_for(trace.lines, i1, i2, after[j1:j2])
         if edit is None:
+            traced = trace.lines[i1:i2]
             refused.append(
                 Hunk(
                     first=j1 + 1 if j2 > j1 else j1,
                     last=max(j2, j1 + 1) if j2 > j1 else j1,
                     removed=before[i1:i2],
                     added=after[j1:j2],
-                    reason="touches text produced by Jinja (an expression, a loop or whitespace control)",
+                    reason=(
+                        "spans template lines with Jinja tags between them; make this edit by hand"
+                        if traced and None not in traced
+                        else "touches text produced by Jinja (an expression, a loop or whitespace control)"
+                    ),
                     template_lines=_origin(trace.lines, i1, i2, source_lines),
                 )
             )
@@ -196,12 +199,24 @@ def _plan(relative: str, plain: Path, dest: Path, trace: TracedFile, template: P
         edits.append(edit)
         result[i1 + offset : i2 + offset] = after[j1:j2]
         offset += (j2 - j1) - (i2 - i1)
+    if not edits and not refused:
+        return FileReport(relative, "refused", trace.source, reason="no line differs; only bytes backport does not carry"), [], ""
     if not edits:
         outcome: Outcome = "refused"
     else:
         outcome = "partly applied" if refused else "applied"
     report = FileReport(relative, outcome, trace.source, applied=len(edits), refused=refused)
     return report, edits, "".join(result)
+
+
+def _hunks(before: list[str], after: list[str]) -> Iterator[tuple[int, int, int, int]]:
+    """Changed regions as (i1, i2, j1, j2); a line-for-line replacement is one region per line."""
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "replace" and i2 - i1 == j2 - j1:
+            yield from ((i1 + k, i1 + k + 1, j1 + k, j1 + k + 1) for k in range(i2 - i1))
+        elif op != "equal":
+            yield i1, i2, j1, j2
 
 
 def _edit_for(lines: list[int | None], i1: int, i2: int, added: list[str]) -> _Edit | None:
@@ -233,7 +248,7 @@ def _origin(lines: list[int | None], i1: int, i2: int, source: list[str]) -> lis
 
 
 def _apply(text: str, edits: list[_Edit]) -> str:
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
         trailing = False
@@ -261,9 +276,9 @@ def _verify(
     for report in reports:
         if report.path in expected:
             rendered = target / report.path
-            ok = rendered.is_file() and rendered.read_text(encoding="utf-8") == expected[report.path]
+            ok = rendered.is_file() and read(rendered) == expected[report.path]
             if not ok and report.source:
-                (template / report.source).write_text(originals[report.source], encoding="utf-8")
+                write(template / report.source, originals[report.source])
                 report = FileReport(
                     report.path, "refused", report.source,
                     reason="the patched template did not reproduce the edit; change the template by hand",

@@ -309,9 +309,9 @@ def backport(
             span = f"line {hunk.first}" if hunk.first == hunk.last else f"lines {hunk.first}-{hunk.last}"
             out.print(f"  not applied, {span}: {hunk.reason}")
             for line in hunk.removed:
-                out.print(f"    - {line.rstrip()}")
+                out.print(f"    - {_shown(line)}")
             for line in hunk.added:
-                out.print(f"    + {line.rstrip()}")
+                out.print(f"    + {_shown(line)}")
             if hunk.template_lines:
                 out.print("    from the template lines:")
                 for number, text in hunk.template_lines:
@@ -324,6 +324,13 @@ def backport(
     else:
         out.print("Nothing was applied; the template is unchanged.")
     raise typer.Exit(result.exit_code)
+
+
+def _shown(line: str) -> str:
+    """A diff line as printed: its newline dropped, a carriage return or trailing space made visible."""
+    text = line.removesuffix("\n").replace("\r", "\\r")
+    stripped = text.rstrip(" \t")
+    return stripped + "·" * (len(text) - len(stripped))
 
 
 def _recorded_source(dest: Path) -> str | None:

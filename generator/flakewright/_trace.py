@@ -44,6 +44,21 @@ class TemplateConfig:
     envops: dict[str, object]
 
 
+def read(path: Path) -> str:
+    """A file's text with its line endings as they are (no universal-newline translation)."""
+    return path.read_bytes().decode("utf-8")
+
+
+def write(path: Path, text: str) -> None:
+    path.write_bytes(text.encode("utf-8"))
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines split on "\n" only, each keeping it (form feeds and the like stay inside their line)."""
+    parts = text.split("\n")
+    return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
 def template_config(root: Path) -> TemplateConfig:
     config = yaml.safe_load((root / "copier.yml").read_text(encoding="utf-8")) or {}
     return TemplateConfig(
@@ -123,13 +138,13 @@ def instrument(root: Path, tagged_root: Path) -> dict[int, str]:
     sources: dict[int, str] = {}
     for file_id, relative in enumerate(template_files(root, config)):
         try:
-            source = (root / relative).read_text(encoding="utf-8")
+            source = read(root / relative)
         except UnicodeDecodeError:
             continue
         sources[file_id] = relative.as_posix()
         is_template = relative.name.endswith(config.suffix)
         literal = literal_lines(source, config) if is_template else set(range(1, source.count("\n") + 2))
-        (tagged_root / relative).write_text(_tagged(source, file_id, literal), encoding="utf-8")
+        write(tagged_root / relative, _tagged(source, file_id, literal))
     return sources
 
 
@@ -140,11 +155,11 @@ def read_trace(*, template: Path, plain: Path, tagged: Path, sources: dict[int, 
     does not open with one (or whose other text differs) is left untraced.
     """
     try:
-        plain_text = (plain / relative).read_text(encoding="utf-8")
-        tagged_text = (tagged / relative).read_text(encoding="utf-8")
+        plain_text = read(plain / relative)
+        tagged_text = read(tagged / relative)
     except (OSError, UnicodeDecodeError):
         return TracedFile(source=None)
-    plain_lines = plain_text.splitlines(keepends=True)
+    plain_lines = split_lines(plain_text)
     opening = _FILE_TAG.match(tagged_text)
     source = sources.get(int(opening.group(1))) if opening else None
     if opening:
@@ -152,17 +167,17 @@ def read_trace(*, template: Path, plain: Path, tagged: Path, sources: dict[int, 
     if source is None or _FILE_TAG.search(tagged_text) or _TAG.sub("", tagged_text) != plain_text:
         return TracedFile(source=source, lines=[None] * len(plain_lines))
     file_id = next(k for k, v in sources.items() if v == source)
-    tagged_lines = tagged_text.splitlines(keepends=True)
+    tagged_lines = split_lines(tagged_text)
     counts = Counter(m.groups() for m in _TAG.finditer(tagged_text))
-    template_lines = dict(enumerate((template / source).read_text(encoding="utf-8").split("\n"), start=1))
+    template_lines = dict(enumerate(read(template / source).split("\n"), start=1))
     mapped: list[int | None] = []
     for line in tagged_lines:
         tags = _TAG.findall(line)
         number = int(tags[0][1]) if len(tags) == 1 and int(tags[0][0]) == file_id else None
         if number is not None and (
             counts[tags[0]] != 1
-            or _TAG.sub("", line).rstrip("\r\n") != template_lines.get(number)
-            or not line.rstrip("\r\n").endswith(_CLOSE)
+            or _TAG.sub("", line).removesuffix("\n") != template_lines.get(number)
+            or not line.removesuffix("\n").endswith(_CLOSE)
         ):
             number = None
         mapped.append(number)
