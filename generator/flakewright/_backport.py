@@ -25,9 +25,10 @@ from typing import Literal
 
 import copier
 
+from ._answers import read_answers
 from ._copier import copier_errors, git, status
 from ._errors import FlakewrightError
-from ._pristine import differing_files, read_answers
+from ._pristine import differing_files
 from ._releases import Releases
 from ._source import is_local
 from ._trace import TracedFile, instrument, read, read_trace, split_lines, write

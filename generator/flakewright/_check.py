@@ -4,9 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._answers import read_answers
 from ._copier import copier_errors, status, update_data
 from ._errors import ExitCode
-from ._pristine import differing_files, pristine_render, read_answers
+from ._pristine import differing_files, pristine_render
 from ._source import redirected_source
 from ._update import repo_root, template_releases
 

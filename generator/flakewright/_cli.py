@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.console import Console
 
-from ._data import parse_data
+from ._answers import parse_data, questions
 from ._errors import ExitCode, FlakewrightError
-from ._source import default_template, questions
+from ._source import default_template
 from ._variants import VARIANTS
 from ._version import __version__
 
@@ -334,7 +334,7 @@ def _shown(line: str) -> str:
 
 
 def _recorded_source(dest: Path) -> str | None:
-    from ._pristine import read_answers
+    from ._answers import read_answers
 
     try:
         return str(read_answers(dest.expanduser())["_src_path"])

@@ -7,29 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+from ._answers import ANSWERS_FILE
 from ._copier import copier_errors
-from ._errors import FlakewrightError
-
-ANSWERS_FILE = ".copier-answers.yml"
-
-
-def read_answers(dest: Path) -> dict[str, object]:
-    """Load ``dest``'s answers file, or explain that ``dest`` was not rendered by flakewright."""
-    import yaml
-
-    path = dest / ANSWERS_FILE
-    try:
-        answers = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FlakewrightError(
-            f"{dest} has no {ANSWERS_FILE}; run this inside a repo made by `flakewright new` or `nix flake init`"
-        ) from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise FlakewrightError(f"cannot read {path}: {exc}; restore it from git") from None
-    if not isinstance(answers, dict) or not answers.get("_src_path") or not answers.get("_commit"):
-        raise FlakewrightError(f"{path} lacks _src_path or _commit; restore it from git")
-    return answers
-
 
 @contextmanager
 def pristine_render(dest: Path, *, answers: dict[str, object], ref: str | None = None) -> Iterator[Path]:

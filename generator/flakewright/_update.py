@@ -10,9 +10,9 @@ from typing import Literal
 import yaml
 from packaging.version import InvalidVersion, Version
 
+from ._answers import ANSWERS_FILE, read_answers
 from ._copier import copier_errors, git, status
 from ._errors import ExitCode, FlakewrightError
-from ._pristine import ANSWERS_FILE, read_answers
 from ._releases import Releases
 from ._source import is_local, redirected_source
 

@@ -1,10 +1,69 @@
-"""Turn ``--data KEY=VALUE`` options into typed copier answers."""
+"""Answers: the answers file a render records, the questions copier.yml asks, and ``--data KEY=VALUE``."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 from ._errors import FlakewrightError
-from ._source import Question
+from ._source import is_local
+
+ANSWERS_FILE = ".copier-answers.yml"
+
+
+def read_answers(dest: Path) -> dict[str, object]:
+    """Load ``dest``'s answers file, or explain that ``dest`` was not rendered by flakewright."""
+    import yaml
+
+    path = dest / ANSWERS_FILE
+    try:
+        answers = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FlakewrightError(
+            f"{dest} has no {ANSWERS_FILE}; run this inside a repo made by `flakewright new` or `nix flake init`"
+        ) from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise FlakewrightError(f"cannot read {path}: {exc}; restore it from git") from None
+    if not isinstance(answers, dict) or not answers.get("_src_path") or not answers.get("_commit"):
+        raise FlakewrightError(f"{path} lacks _src_path or _commit; restore it from git")
+    return answers
+
+
+@dataclass(frozen=True, kw_only=True)
+class Question:
+    """What copier.yml declares about one question, as far as --data needs it."""
+
+    name: str
+    type: str
+    choices: tuple[object, ...]
+    asked: bool
+
+
+def questions(src: str) -> dict[str, Question] | None:
+    """Questions of a local template, or None when ``src`` is remote."""
+    if not is_local(src):
+        return None
+    import yaml
+
+    config_path = Path(src).expanduser() / "copier.yml"
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise FlakewrightError(f"cannot read {config_path}: {exc}; check --template") from None
+    found: dict[str, Question] = {}
+    for name, spec in config.items():
+        if name.startswith("_"):
+            continue
+        spec = spec if isinstance(spec, dict) else {"default": spec}
+        choices = spec.get("choices") or ()
+        found[name] = Question(
+            name=name,
+            type=str(spec.get("type", "str")),
+            choices=tuple(choices.values() if isinstance(choices, dict) else choices),
+            asked=spec.get("when", True) is not False,
+        )
+    return found
+
 
 _TRUE = {"true", "yes", "y", "on", "1"}
 _FALSE = {"false", "no", "n", "off", "0"}
