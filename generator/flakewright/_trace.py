@@ -60,6 +60,7 @@ def split_lines(text: str) -> list[str]:
 
 
 def template_config(root: Path) -> TemplateConfig:
+    """What the tracer needs from copier.yml: where templates live, their suffix, exclusions, Jinja delimiters."""
     config = yaml.safe_load((root / "copier.yml").read_text(encoding="utf-8")) or {}
     return TemplateConfig(
         subdirectory=str(config.get("_subdirectory", "")),
@@ -103,9 +104,10 @@ def literal_lines(source: str, config: TemplateConfig) -> set[int]:
     variable_start = re.escape(str(config.envops.get("variable_start_string", "{{")))
     comment_start = re.escape(str(config.envops.get("comment_start_string", "{#")))
     strips_before = re.compile(rf"\s*(?:{block_start}|{variable_start}|{comment_start})-")
-    ends = ("-" + str(config.envops.get(k, d)) for k, d in (
-        ("block_end_string", "%}"), ("variable_end_string", "}}"), ("comment_end_string", "#}")))
-    strip_ends = tuple(ends)
+    strip_ends = tuple(
+        "-" + str(config.envops.get(key, default))
+        for key, default in (("block_end_string", "%}"), ("variable_end_string", "}}"), ("comment_end_string", "#}"))
+    )
     found = set()
     offset = 0
     for number, text in enumerate(lines, start=1):
