@@ -1,11 +1,16 @@
-"""Bench: `flakewright new` vs raw `copier copy`, and `flakewright update` vs `copier update`.
+"""Bench: flakewright against raw copier, both as real subprocesses.
 
-Both sides run as real subprocesses on the same template repo and answers,
-interleaved repetition by repetition (alternating which goes first) so
-machine noise hits both equally.
-Prints medians and ratios. Targets: new <= 1.2x copier copy; update <= 3 s.
+- `flakewright new` vs `copier copy` (target <= 1.2x)
+- `flakewright update` v1 -> v2 of one Pipulate vs `copier update` (target <= 1.2x)
+- `flakewright update` of 10 derived repos in one run vs 10 sequential `copier update` runs (target <= 1.2x)
+- `flakewright --help` vs `copier --help` start-up (target <= 1.0x)
+- `flakewright backport` of a one-file edit (absolute time; copier has no equivalent)
 
-Usage: python bench/render_update.py [--reps N]
+Each pair runs on the same template repo and answers, interleaved repetition
+by repetition (alternating which goes first) so machine noise hits both
+equally. Prints medians and ratios.
+
+Usage: python bench/render_update.py [--reps N] [--fleet-reps N]
 """
 from __future__ import annotations
 
@@ -29,6 +34,9 @@ ENV = {
 }
 FLAKEWRIGHT = [sys.executable, "-m", "flakewright"]
 COPIER = [sys.executable, "-m", "copier"]
+# The installed console scripts, as a user types them (start-up is what --help measures).
+FLAKEWRIGHT_SCRIPT = [sys.executable, str(Path(sys.executable).parent / "flakewright")]
+COPIER_SCRIPT = [sys.executable, str(Path(sys.executable).parent / "copier")]
 
 
 def run(*args: object, cwd: Path | None = None) -> None:
@@ -66,7 +74,9 @@ def template_repo(root: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=11)
-    reps = parser.parse_args().reps
+    parser.add_argument("--fleet-reps", type=int, default=3)
+    args = parser.parse_args()
+    reps, fleet_reps = args.reps, args.fleet_reps
     with tempfile.TemporaryDirectory(prefix="flakewright-bench-") as tmp:
         root = Path(tmp)
         tpl = template_repo(root)
@@ -99,17 +109,57 @@ def main() -> None:
             for step in steps if i % 2 else reversed(steps):
                 step()
 
+        fleet_times, copier_fleet_times = [], []
+        for i in range(fleet_reps):
+            ours = [root / f"fleet-{i}-{n}" for n in range(10)]
+            theirs = [root / f"cfleet-{i}-{n}" for n in range(10)]
+            for path in (*ours, *theirs):
+                shutil.copytree(base, path, symlinks=True)
+            steps = [
+                lambda: fleet_times.append(timed(*FLAKEWRIGHT, "update", *ours)),
+                lambda: copier_fleet_times.append(
+                    sum(timed(*COPIER, "update", "--quiet", "--defaults", path) for path in theirs)
+                ),
+            ]
+            for step in steps if i % 2 else reversed(steps):
+                step()
+
+        help_times, copier_help_times = [], []
+        for i in range(reps):
+            steps = [
+                lambda: help_times.append(timed(*FLAKEWRIGHT_SCRIPT, "--help")),
+                lambda: copier_help_times.append(timed(*COPIER_SCRIPT, "--help")),
+            ]
+            for step in steps if i % 2 else reversed(steps):
+                step()
+
+        backport_times = []
+        for i in range(reps):
+            derived = root / f"bp-{i}"
+            shutil.copytree(base, derived, symlinks=True)
+            server = derived / "server.py"
+            server.write_text(server.read_text() + "\n\ndef added_by_the_user():\n    return 1\n")
+            run("git", "commit", "-qam", "user edit", cwd=derived)
+            backport_times.append(timed(*FLAKEWRIGHT, "backport", derived, "--branch", f"bench-{i}"))
+
     def report(label: str, ours: list[float], theirs: list[float], other: str) -> float:
         m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
-        print(f"{label:<28} median {m_ours:6.3f} s   {other:<20} median {m_theirs:6.3f} s   ratio {m_ours / m_theirs:4.2f}x")
+        print(f"{label:<30} median {m_ours:6.3f} s   {other:<26} median {m_theirs:6.3f} s   ratio {m_ours / m_theirs:4.2f}x")
         return m_ours / m_theirs
 
-    print(f"{reps} interleaved repetitions, pipulate, subprocesses (interpreter start included)")
+    def target(label: str, ratio: float, goal: float) -> None:
+        print(f"target {label} <= {goal:.2f}x: {'met' if ratio <= goal else 'MISSED'} ({ratio:.2f}x)")
+
+    print(f"{reps} interleaved repetitions ({fleet_reps} for 10 repos), pipulate, subprocesses (interpreter start included)")
     new_ratio = report("flakewright new", new_times, copy_times, "copier copy")
-    report("flakewright update v1->v2", update_times, copier_update_times, "copier update")
-    update_median = statistics.median(update_times)
-    print(f"target new <= 1.20x copier copy: {'met' if new_ratio <= 1.2 else 'MISSED'} ({new_ratio:.2f}x)")
-    print(f"target update <= 3 s: {'met' if update_median <= 3 else 'MISSED'} ({update_median:.2f} s)")
+    update_ratio = report("flakewright update v1->v2", update_times, copier_update_times, "copier update")
+    fleet_ratio = report("flakewright update 10 repos", fleet_times, copier_fleet_times, "10 x copier update")
+    help_ratio = report("flakewright --help", help_times, copier_help_times, "copier --help")
+    print(f"{'flakewright backport':<30} median {statistics.median(backport_times):6.3f} s   (one-file edit, 3 renders)")
+    target("new vs copier copy", new_ratio, 1.2)
+    target("update vs copier update", update_ratio, 1.2)
+    target("update 10 repos vs 10 copier updates", fleet_ratio, 1.2)
+    target("--help vs copier --help", help_ratio, 1.0)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from test_update import TemplateRepo, commit_all, flakewright, render
+from test_update import TemplateRepo, commit_all, flakewright, git, render
 
 UP_TO_DATE, UPDATE_AVAILABLE, DRIFT, BOTH = 0, 10, 20, 30
 
@@ -76,3 +76,62 @@ def test_exit_codes_are_documented_in_help() -> None:
     assert result.returncode == 0
     for code, meaning in ((" 0", "up to date"), ("10", "newer template"), ("20", "drift"), ("30", "both")):
         assert any(line.strip().startswith(code.strip()) and meaning in line for line in result.stdout.splitlines()), code
+
+
+def test_check_with_template_suggests_update_with_the_same_template(rendered, tmp_path: Path) -> None:
+    template, dest = rendered
+    mirror = tmp_path / "mirror"
+    git(tmp_path, "clone", "-q", str(template.path), str(mirror))
+    readme = mirror / "template" / "README.md.jinja"
+    readme.write_text(readme.read_text() + "\nNew in v2.\n")
+    commit_all(mirror, "v2")
+    git(mirror, "tag", "v2.0.0")
+
+    result = flakewright("check", dest, "--template", mirror)
+
+    assert result.returncode == UPDATE_AVAILABLE, result.stdout + result.stderr
+    assert f"(run `flakewright update --template {mirror}`)" in result.stdout
+
+
+def test_check_when_the_template_is_gone_is_one_line_without_update_options(rendered, tmp_path: Path) -> None:
+    template, dest = rendered
+    template.path.rename(tmp_path / "moved")
+    result = flakewright("check", dest)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "--template" in result.stderr
+    assert "--vcs-ref" not in result.stderr and "--to" not in result.stderr
+
+
+def test_check_in_a_rendered_folder_that_is_not_a_git_repo_is_one_line(rendered, tmp_path: Path) -> None:
+    template, _ = rendered
+    loose = tmp_path / "loose"
+    assert flakewright("new", "darwinix", loose, "--template", template.path, "--defaults").returncode == 0
+    result = flakewright("check", loose)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "not a git repository" in result.stderr
+    assert "update available" not in result.stdout
+
+
+def test_copiers_private_update_check_is_still_there(rendered) -> None:
+    """flakewright._copier.update_data is the one use of copier's private API (remote templates)."""
+    from flakewright._copier import update_data
+
+    _, dest = rendered
+    available, current, latest = update_data(dest)
+    assert (available, current, latest) == (False, "1.0.0", "1.0.0")
+
+
+def test_check_with_an_unreachable_template_url_is_one_line(rendered) -> None:
+    _, dest = rendered
+    answers = dest / ".copier-answers.yml"
+    text = answers.read_text()
+    recorded = next(line for line in text.splitlines() if line.startswith("_src_path:"))
+    answers.write_text(text.replace(recorded, "_src_path: https://127.0.0.1:9/flakewright.git"))
+    commit_all(dest, "template moved to a server that is down")
+    result = flakewright("check", dest)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("flakewright: error: check failed") and "--template" in result.stderr
+    assert "--vcs-ref" not in result.stderr and "--to" not in result.stderr

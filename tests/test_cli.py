@@ -143,3 +143,112 @@ def test_no_arguments_shows_help() -> None:
     assert result.returncode == 0
     for command in ("new", "variants", "update", "check"):
         assert f"  {command} " in result.stdout
+
+
+def test_new_force_over_a_directory_where_a_file_renders_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "server.py").mkdir()
+    (tmp_path / "server.py" / "mine.txt").write_text("mine\n")
+    (tmp_path / "keep.txt").write_text("keep\n")
+    message = one_line_error(flakewright("new", "pipulate", tmp_path, "--defaults", "--force", "--vcs-ref", "HEAD"))
+    assert f"{tmp_path / 'server.py'} is a directory where the template renders a file" in message
+    assert tree_files(tmp_path) == ["keep.txt", "server.py/mine.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "server.py"]
+
+
+def test_new_force_over_a_file_where_a_directory_renders_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "static").write_text("a file\n")
+    message = one_line_error(flakewright("new", "pipulate", tmp_path, "--defaults", "--force", "--vcs-ref", "HEAD"))
+    assert "static is a file where the template renders a directory" in message
+    assert tree_files(tmp_path) == ["static"]
+
+
+@pytest.mark.parametrize("raw", [b"app_title=caf\xe9", b"project_name=\xff\xfe", b"app_\xe9=x"], ids=["latin-1", "bytes", "key"])
+def test_non_utf8_answer_is_one_line(raw: bytes, tmp_path: Path) -> None:
+    import os
+
+    message = one_line_error(
+        flakewright_process("new", "pipulate", tmp_path / "x", "--defaults", "--vcs-ref", "HEAD", "-d", os.fsdecode(raw))
+    )
+    assert "is not UTF-8 text" in message and "codec" not in message
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_signal_during_new_leaves_no_dest(signame: str, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    template = TemplateRepo.create(tmp_path / "template")
+    config = template.path / "copier.yml"
+    config.write_text(config.read_text() + "\n_tasks:\n  - exec sleep 60\n")
+    template.release("v1.1.0")
+    parent = tmp_path / "out"
+    parent.mkdir()
+    dest = parent / "app"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flakewright", "new", "darwinix", str(dest), "-t", str(template.path), "--defaults", "--trust"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    # wait until the render is done and the task runs: the staging copy holds the answers file
+    deadline = time.monotonic() + 60
+    while not list(parent.glob(".app.flakewright-*/app/.copier-answers.yml")):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the render never reached its task"
+        time.sleep(0.05)
+    process.send_signal(getattr(signal, signame))
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stdout + stderr
+    assert stderr.strip() == "flakewright: interrupted"
+    assert not dest.exists()
+    assert list(parent.iterdir()) == []
+
+
+def test_interactive_validation_message_wraps_instead_of_being_cut(tmp_path: Path) -> None:
+    """A 40-column terminal shows the whole validator message, wrapped (prompt_toolkit would cut it)."""
+    from terminal import Terminal
+
+    expected = "project_name must be 2-40 lowercase letters, digits or dashes, starting with a letter"
+    with Terminal("flakewright", "new", "pipulate", tmp_path / "app", "--vcs-ref", "HEAD", width=40) as term:
+        assert "Repo slug" in term.wait_for("Repo slug")
+        term.type("C-u", "Bad Name", "Enter")
+        screen = term.wait_for(expected)
+    assert expected in screen.replace("\n", ""), screen
+    assert max(len(line) for line in screen.splitlines()) <= 40
+    assert not (tmp_path / "app").exists()
+
+
+def test_the_prompt_toolkit_shape_the_wrap_patch_relies_on() -> None:
+    from prompt_toolkit.layout import Window
+    from prompt_toolkit.widgets.toolbars import ValidationToolbar
+
+    from flakewright._copier import wrap_validation_messages
+
+    wrap_validation_messages()
+    toolbar = ValidationToolbar()
+    window = toolbar.container.content
+    assert isinstance(window, Window) and window.content is toolbar.control
+    assert window.wrap_lines() and window.height is None  # Filter objects are callable
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], []], ids=str)
+def test_help_and_version_load_neither_copier_nor_package_metadata(args: list[str]) -> None:
+    """Start-up cost: --help must not pay for copier (issue 14's <= 1.0x copier --help)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['flakewright', *{args!r}]\n"
+        "try:\n    runpy.run_module('flakewright', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('copier', 'plumbum', 'jinja2', 'questionary')"
+        " or m == 'importlib.metadata')\n"
+        "sys.stderr.write(repr(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stderr == "[]", result.stderr
+    assert "flakewright" in result.stdout

@@ -247,7 +247,7 @@ def test_update_without_user_edits_equals_fresh_render(tmp_path: Path, variant: 
     result = flakewright("update", dest)
 
     assert result.returncode == 0, result.stderr
-    fresh = tmp_path / "fresh"
+    fresh = tmp_path / "fresh" / "app"
     assert flakewright("new", variant, fresh, "--template", template.path, "--defaults").returncode == 0
     assert_same_tree(dest, fresh)
     assert "CONTRIBUTING.md" in result.stdout and "README.md" in result.stdout
@@ -258,10 +258,17 @@ def test_update_can_turn_jupyter_off_and_rename_app_title(tmp_path: Path) -> Non
     dest = render(template, tmp_path / "app", "pipulate", "-d", "jupyter=true")
     assert (dest / "notebooks").is_dir()
 
-    off = flakewright("update", dest, "-d", "jupyter=false", "-d", "app_title=Renamed Console")
+    refused = flakewright("update", dest, "-d", "jupyter=false", "-d", "app_title=Renamed Console")
+    assert refused.returncode == 2
+    assert re.search(r"remove \d+ tracked file\(s\) \(notebooks/", refused.stderr) and "--force" in refused.stderr
+    assert git(dest, "status", "--porcelain", "--untracked-files=all") == ""
+    assert (dest / "notebooks").is_dir()
+
+    before = tree_files(dest)
+    off = flakewright("update", dest, "-d", "jupyter=false", "-d", "app_title=Renamed Console", "--force")
 
     assert off.returncode == 0, off.stderr
-    fresh = tmp_path / "fresh"
+    fresh = tmp_path / "fresh" / "app"
     created = flakewright(
         "new", "pipulate", fresh, "--template", template.path, "--defaults",
         "-d", "jupyter=false", "-d", "app_title=Renamed Console",
@@ -269,6 +276,10 @@ def test_update_can_turn_jupyter_off_and_rename_app_title(tmp_path: Path) -> Non
     assert created.returncode == 0, created.stderr
     assert not (dest / "notebooks").exists()
     assert_same_tree(dest, fresh)
+    removed = sorted(set(before) - set(tree_files(fresh)))
+    assert removed and any(p.startswith("notebooks/") for p in removed)
+    listed = off.stdout.split(f"deleted ({len(removed)}):", 1)[1].split()[: len(removed)]
+    assert listed == removed, off.stdout
     answers = yaml.safe_load((dest / ANSWERS).read_text())
     assert answers["jupyter"] is False and answers["app_title"] == "Renamed Console"
 
@@ -323,6 +334,8 @@ def test_migration_carries_a_moved_file_with_user_edits(tmp_path: Path) -> None:
     untrusted = flakewright("update", dest)
     assert untrusted.returncode == 2
     assert "--trust" in untrusted.stderr and len(untrusted.stderr.strip().splitlines()) == 1
+    assert "1.1.0 -> 2.0.0 runs 1 migration(s)" in untrusted.stderr
+    assert "2.0.0: move_file docs/guide.md docs/handbook.md" in untrusted.stderr
     assert git(dest, "status", "--porcelain") == ""
 
     trusted = flakewright("update", dest, "--trust")
@@ -366,3 +379,61 @@ def test_conflicts_as_rej_files(tmp_path: Path) -> None:
     assert f"{requirement}  # template" in (dest / "pyproject.toml").read_text()
     assert f"+{requirement}  # user" in (dest / "pyproject.toml.rej").read_text()
     assert re.search(r"conflicts \(1\):\s+pyproject\.toml", result.stdout), result.stdout
+
+
+def test_update_at_the_current_release_has_nothing_to_do(tmp_path: Path) -> None:
+    template = TemplateRepo.create(tmp_path / "template")
+    dest = render(template, tmp_path / "app", "pipulate")
+    head = git(dest, "rev-parse", "HEAD")
+
+    result = flakewright("update", dest)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "already at 1.0.0, nothing to do"
+    assert git(dest, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(dest, "rev-parse", "HEAD") == head
+
+
+def test_variant_change_that_removes_files_asks_for_force(tmp_path: Path) -> None:
+    template = TemplateRepo.create(tmp_path / "template")
+    dest = render(template, tmp_path / "app", "pipulate")
+
+    refused = flakewright("update", dest, "-d", "variant=darwinix")
+
+    assert refused.returncode == 2
+    assert len(refused.stderr.strip().splitlines()) == 1 and "--force" in refused.stderr
+    assert (dest / "server.py").is_file()
+    assert git(dest, "status", "--porcelain", "--untracked-files=all") == ""
+
+    dry = flakewright("update", dest, "-d", "variant=darwinix", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    would_delete = re.findall(r"^  deleted\s+(\S+)$", dry.stdout, re.M)
+    assert "server.py" in would_delete and (dest / "server.py").is_file()
+
+    forced = flakewright("update", dest, "-d", "variant=darwinix", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    deleted = forced.stdout.split(f"deleted ({len(would_delete)}):", 1)[1].split()[: len(would_delete)]
+    assert deleted == would_delete
+    assert not (dest / "server.py").exists()
+    assert "changed" not in forced.stdout or "server.py" not in forced.stdout.split("deleted (")[0]
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+def test_variant_change_on_a_terminal_asks_before_removing_files(answer: str, tmp_path: Path) -> None:
+    from terminal import Terminal
+
+    template = TemplateRepo.create(tmp_path / "template")
+    dest = render(template, tmp_path / "app", "pipulate")
+    with Terminal("flakewright", "update", dest, "-d", "variant=darwinix", width=100) as term:
+        asked = term.wait_for("Remove them? [y/N]")
+        assert "The new answers remove" in asked and "  server.py" in asked, asked
+        term.type(answer, "Enter")
+        screen = term.wait_for("EXIT=")
+    if answer == "n":
+        assert "EXIT=2" in screen and "nothing was changed" in screen.replace("\n", ""), screen
+        assert (dest / "server.py").is_file()
+        assert git(dest, "status", "--porcelain", "--untracked-files=all") == ""
+    else:
+        assert "EXIT=0" in screen, screen
+        assert not (dest / "server.py").exists()
+        assert "deleted (" in screen

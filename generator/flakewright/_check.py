@@ -4,15 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from copier import _main as copier_main
-
-from ._copier import copier_errors, status
-from ._pristine import differing_files, pristine_render, read_answers
+from ._answers import read_answers
+from ._copier import copier_errors, status, update_data
+from ._errors import ExitCode
+from ._pristine import differing_files, pristine_render
 from ._source import redirected_source
+from ._update import repo_root, template_releases
 
-UP_TO_DATE = 0
-UPDATE_AVAILABLE = 10
-DRIFT = 20
+UP_TO_DATE = ExitCode.OK
+UPDATE_AVAILABLE = ExitCode.UPDATE_AVAILABLE
+DRIFT = ExitCode.DRIFT
 UPDATE_AND_DRIFT = UPDATE_AVAILABLE + DRIFT
 
 
@@ -32,14 +33,25 @@ class CheckResult:
 
 
 def check(*, dest: Path | str = ".", template: str | None = None) -> CheckResult:
-    """Compare ``dest`` with the newest template tag and with its own last render."""
+    """Compare ``dest`` with the newest template release and with its own last render."""
     dest = Path(dest).expanduser().resolve()
     answers = read_answers(dest)
-    with redirected_source(recorded=str(answers["_src_path"]), template=template), status("Checking"):
-        with copier_errors(action="check"):
-            available, current, latest = copier_main.get_update_data(dst_path=dest)
-        with pristine_render(dest, answers=answers) as pristine:
+    repo_root(dest)
+    recorded = str(answers["_src_path"])
+    releases = template_releases(template or recorded)
+    with redirected_source(recorded=recorded, template=template), status("Checking"):
+        current = None
+        if releases is not None:
+            current = releases.resolve(str(answers["_commit"]))
+            newest = releases.newest.commit if releases.newest else releases.resolve("HEAD")
+            available = newest != current and releases.is_ancestor(current, newest)
+            latest = newest if available else current
+            current_label, latest_label = releases.label(current), releases.label(latest)
+        else:
+            with copier_errors(action="check"):
+                available, current_label, latest_label = update_data(dest)
+        with pristine_render(dest, answers=answers, ref=current) as pristine:
             drift = differing_files(pristine, dest)
     return CheckResult(
-        current_version=current, latest_version=latest, update_available=available, drift=drift
+        current_version=current_label, latest_version=latest_label, update_available=available, drift=drift
     )

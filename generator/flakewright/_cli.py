@@ -2,23 +2,24 @@
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
-from . import __version__
-from ._check import check as run_check
-from ._data import parse_data
-from ._errors import USAGE, FlakewrightError
-from ._pristine import read_answers
-from ._render import new as run_new
-from ._source import default_template, questions
-from ._update import update as run_update
+from ._answers import parse_data, questions
+from ._errors import ExitCode, FlakewrightError
+from ._source import default_template
 from ._variants import VARIANTS
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._update import UpdateResult
 
 try:  # typer >= 0.20 vendors click
     from typer._click import exceptions as click_exceptions
@@ -94,6 +95,8 @@ def new(
     vcs_ref: Annotated[Optional[str], typer.Option("--vcs-ref", help="Template git ref (default: newest release tag).")] = None,
 ) -> None:
     """Render VARIANT into DEST."""
+    from ._render import new as run_new
+
     src = template or default_template()
     answers = parse_data(data, questions=questions(src)) if data else {}
     rendered = run_new(
@@ -129,8 +132,8 @@ def variants() -> None:
 
 @app.command()
 def update(
-    dest: Annotated[Path, typer.Argument(help="Repo to update.")] = Path("."),
-    to: Annotated[Optional[str], typer.Option("--to", help="Template git ref to update to (default: newest release tag).")] = None,
+    repos: Annotated[Optional[list[Path]], typer.Argument(metavar="[REPO]...", help="Repos to update (default: .).")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="Release (e.g. 0.2.0) or git ref to update to (default: the newest release).")] = None,
     conflict: Annotated[
         ConflictMode, typer.Option("--conflict", help="Conflicts as inline markers or as .rej files.")
     ] = ConflictMode.inline,
@@ -140,50 +143,199 @@ def update(
         Optional[str],
         typer.Option("--template", "-t", help="Fetch the template from here instead of the answers file's _src_path (e.g. a local clone)."),
     ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say per file what the update would do (new, clean, merged, conflict, deleted); write nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Let changed answers (-d) remove files without asking.")] = False,
 ) -> None:
-    """Update DEST to a newer template version, merging your edits.
+    """Update each REPO to a newer template release, merging your edits.
 
-    Exits 1 when conflicts remain (resolve them, then commit)."""
-    src = template or _recorded_source(dest)
-    answers = parse_data(data or (), questions=questions(src) if src else None)
-    result = run_update(
-        dest=dest, to=to, conflict=conflict.value, data=answers, trust=trust, template=template
-    )
+    \b
+    Exit codes: 0 all clean, 1 conflicts remain somewhere (resolve them, then
+    commit), 2 a repo was refused (dirty, not a flakewright repo, bad answers).
+    With several repos a refused one does not stop the others."""
+    from ._update import update as run_update
+
+    paths = repos or [Path(".")]
+    rows: list[tuple[str, ...]] = []
+    codes: list[int] = []
+    confirm = _confirm_deletions if sys.stdin.isatty() and not force else None
+    for path in paths:
+        if len(paths) > 1:
+            out.print(f"== {path}")
+        try:
+            src = template or _recorded_source(path)
+            answers = parse_data(data or (), questions=questions(src) if src else None)
+            result = run_update(
+                dest=path, to=to, conflict=conflict.value, data=answers, trust=trust, template=template,
+                dry_run=dry_run, force=force, confirm_deletions=confirm,
+            )
+        except FlakewrightError as exc:
+            err.print(f"flakewright: error: {exc}" if len(paths) == 1 else f"refused: {exc}", soft_wrap=True)
+            if len(paths) == 1:
+                raise typer.Exit(exc.exit_code) from None
+            rows.append((str(path), "-", "-", "-", "-", "-", "refused"))
+            codes.append(ExitCode.USAGE)
+            continue
+        _report_update(result, conflict)
+        merged, conflicts, deleted = len(result.merged), len(result.conflicts), len(result.deleted)
+        counts = [len(result.files) - merged - conflicts - deleted, merged, conflicts, deleted]
+        state = "up to date" if result.nothing_to_do else ("conflicts" if result.conflicts else "clean")
+        if result.dry_run and not result.nothing_to_do:
+            state = "would conflict" if result.conflicts else "would update"
+        rows.append((str(path), f"{result.from_version} -> {result.to_version}", *map(str, counts), state))
+        codes.append(result.exit_code)
+    if len(paths) > 1:
+        _table(("repo", "from -> to", "changed", "merged", "conflicts", "deleted", "status"), rows)
+    code = ExitCode.USAGE if ExitCode.USAGE in codes else max(codes, default=0)
+    raise typer.Exit(int(code))
+
+
+def _report_update(result: UpdateResult, conflict: ConflictMode) -> None:
+    if result.nothing_to_do:
+        out.print(f"already at {result.to_version}, nothing to do")
+        return
+    if result.dry_run:
+        out.print(f"Would update {result.from_version} -> {result.to_version} (dry run: nothing written)")
+        for path, outcome in sorted(result.files.items()):
+            out.print(f"  {outcome:<9} {path}")
+        if not result.files:
+            out.print("  no file would change")
+        return
     out.print(f"Updated {result.from_version} -> {result.to_version}")
-    _list("changed", result.changed)
+    _list("new", result.new)
+    _list("changed", [p for p in result.changed if p not in result.new and p not in result.deleted])
+    _list("deleted", result.deleted)
     _list("merged with your edits", result.merged)
     _list("conflicts", result.conflicts)
     if result.conflicts:
         hint = "markers <<<<<<< / >>>>>>>" if conflict is ConflictMode.inline else ".rej files"
         err.print(f"{len(result.conflicts)} file(s) hold conflicts ({hint}); resolve them, then commit")
-        raise typer.Exit(1)
-    if result.changed:
-        out.print("Review with `git diff`, then commit.")
+    elif result.changed:
+        out.print("Review with `git diff`, then `git add -A && git commit`.")
+
+
+def _confirm_deletions(paths: list[str]) -> bool:
+    out.print(f"The new answers remove {len(paths)} file(s):")
+    for path in paths:
+        out.print(f"  {path}")
+    return typer.confirm("Remove them?", default=False)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        out.print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
 @app.command(help=CHECK_HELP)
 def check(
-    dest: Annotated[Path, typer.Argument(help="Repo to check.")] = Path("."),
+    repos: Annotated[Optional[list[Path]], typer.Argument(metavar="[REPO]...", help="Repos to check (default: .).")] = None,
     template: Annotated[
         Optional[str],
         typer.Option("--template", "-t", help="Fetch the template from here instead of the answers file's _src_path."),
     ] = None,
 ) -> None:
-    result = run_check(dest=dest, template=template)
-    if result.update_available:
-        out.print(f"update available: {result.current_version} -> {result.latest_version} (run `flakewright update`)")
+    from ._check import check as run_check
+
+    paths = repos or [Path(".")]
+    rows: list[tuple[str, ...]] = []
+    refused = False
+    update_available = drift = False
+    suggestion = "flakewright update" + (f" --template {shlex.quote(template)}" if template else "")
+    for path in paths:
+        if len(paths) > 1:
+            out.print(f"== {path}")
+        try:
+            result = run_check(dest=path, template=template)
+        except FlakewrightError as exc:
+            if len(paths) == 1:
+                raise
+            err.print(f"refused: {exc}", soft_wrap=True)
+            rows.append((str(path), "-", "-", "refused"))
+            refused = True
+            continue
+        if result.update_available:
+            out.print(f"update available: {result.current_version} -> {result.latest_version} (run `{suggestion}`)")
+        else:
+            out.print(f"up to date: {result.current_version}")
+        if result.drift:
+            out.print(f"drift: {len(result.drift)} file(s) differ from the last render")
+            for drifted in result.drift:
+                out.print(f"  {drifted}")
+        else:
+            out.print("no drift: generated files match the last render")
+        update_available |= result.update_available
+        drift |= bool(result.drift)
+        versions = f"{result.current_version} -> {result.latest_version}" if result.update_available else result.current_version
+        state = ", ".join(s for s, on in (("update available", result.update_available), ("drift", result.drift)) if on)
+        rows.append((str(path), versions, str(len(result.drift)), state or "up to date"))
+    if len(paths) > 1:
+        _table(("repo", "version", "drift", "status"), rows)
+    if refused:
+        raise typer.Exit(ExitCode.USAGE)
+    raise typer.Exit((ExitCode.UPDATE_AVAILABLE if update_available else 0) + (ExitCode.DRIFT if drift else 0))
+
+
+@app.command()
+def backport(
+    dest: Annotated[Path, typer.Argument(help="Derived repo whose edits to template files go back to the template.")] = Path("."),
+    template: Annotated[
+        Optional[str],
+        typer.Option("--template", "-t", help="Local git checkout of the template (default: the recorded source, when it is one)."),
+    ] = None,
+    branch: Annotated[
+        Optional[str], typer.Option("--branch", help="Branch to create in the template checkout (default: backport/<repo name>).")
+    ] = None,
+) -> None:
+    """Turn DEST's edits to generated files into a commit on a new branch of the template.
+
+    Edits to lines the template holds verbatim (inside any {% if %} the render took) are
+    applied; edits to text Jinja produced (expressions, loops) are refused and shown with
+    the template lines they came from. Exits 1 when anything was refused."""
+    from ._backport import backport as run_backport
+
+    result = run_backport(dest=dest, template=template, branch=branch)
+    if not result.files:
+        out.print("nothing to backport: generated files match the last render")
+        return
+    for report in result.files:
+        where = f" ({report.source})" if report.source else ""
+        if report.outcome == "applied":
+            out.print(f"applied: {report.path}{where}")
+        elif report.outcome == "partly applied":
+            out.print(f"partly applied: {report.path}{where}: {report.applied} hunk(s) applied, {len(report.refused)} not")
+        else:
+            out.print(f"refused: {report.path}{where}" + (f": {report.reason}" if report.reason else ""))
+        for hunk in report.refused:
+            span = f"line {hunk.first}" if hunk.first == hunk.last else f"lines {hunk.first}-{hunk.last}"
+            out.print(f"  not applied, {span}: {hunk.reason}")
+            for line in hunk.removed:
+                out.print(f"    - {_shown(line)}")
+            for line in hunk.added:
+                out.print(f"    + {_shown(line)}")
+            if hunk.template_lines:
+                out.print("    from the template lines:")
+                for number, text in hunk.template_lines:
+                    out.print(f"    {number:>5} | {text}")
+    if result.commit:
+        out.print(
+            f"Committed on branch {result.branch} in {result.template} ({result.commit[:10]}, based on {result.base[:10]}); "
+            "review it, merge it and release the template."
+        )
     else:
-        out.print(f"up to date: {result.current_version}")
-    if result.drift:
-        out.print(f"drift: {len(result.drift)} file(s) differ from the last render")
-        for path in result.drift:
-            out.print(f"  {path}")
-    else:
-        out.print("no drift: generated files match the last render")
+        out.print("Nothing was applied; the template is unchanged.")
     raise typer.Exit(result.exit_code)
 
 
+def _shown(line: str) -> str:
+    """A diff line as printed: its newline dropped, a carriage return or trailing space made visible."""
+    text = line.removesuffix("\n").replace("\r", "\\r")
+    stripped = text.rstrip(" \t")
+    return stripped + "·" * (len(text) - len(stripped))
+
+
 def _recorded_source(dest: Path) -> str | None:
+    from ._answers import read_answers
+
     try:
         return str(read_answers(dest.expanduser())["_src_path"])
     except FlakewrightError:
@@ -197,8 +349,14 @@ def _list(label: str, paths: list[str]) -> None:
             out.print(f"  {path}")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so a half-made DEST is removed on the way out."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console entry point: one-line errors, never a traceback."""
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = app(standalone_mode=False)
     except FlakewrightError as exc:
@@ -206,22 +364,24 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("flakewright: aborted")
-        sys.exit(130)
+    except typer.Abort:  # click's form of Ctrl-C (and of SIGTERM, see _interrupt)
+        err.print("flakewright: interrupted")
+        sys.exit(ExitCode.INTERRUPTED)
     except click_exceptions.NoArgsIsHelpError as exc:
         out.print(exc.ctx.get_help() if exc.ctx else "")
         sys.exit(0)
     except click_exceptions.ClickException as exc:
         message = " ".join(exc.format_message().split())
         err.print(f"flakewright: error: {message} (see flakewright --help)", soft_wrap=True)
-        sys.exit(USAGE)
+        sys.exit(ExitCode.USAGE)
     except KeyboardInterrupt:
         err.print("flakewright: interrupted")
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except Exception as exc:
         if os.environ.get("FLAKEWRIGHT_DEBUG"):
             raise
         err.print(f"flakewright: internal error: {type(exc).__name__}: {exc} (set FLAKEWRIGHT_DEBUG=1 for details)", soft_wrap=True)
-        sys.exit(70)
+        sys.exit(ExitCode.INTERNAL)
+    if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into this return value outside standalone mode
+        err.print("flakewright: interrupted")
     sys.exit(code if isinstance(code, int) else 0)

@@ -23,8 +23,10 @@ from rich.console import Console
 from ._errors import FlakewrightError
 
 @contextmanager
-def copier_errors(*, action: str) -> Iterator[None]:
+def copier_errors(*, action: str, refs: str = "--template") -> Iterator[None]:
     """Translate anything copier raises while doing ``action`` into one line.
+
+    ``refs`` names the options that pick the template and its ref for this command.
 
     Copier's own stderr chatter (warnings, "using HEAD as ref") is swallowed:
     what matters reaches the user as the one-line error.
@@ -52,7 +54,7 @@ def copier_errors(*, action: str) -> Iterator[None]:
             raise FlakewrightError(f"{action} failed: {_first_line(exc)}") from None
         except ProcessExecutionError as exc:
             detail = _first_line(exc.stderr) or f"{exc.argv[0]} exited with {exc.retcode}"
-            raise FlakewrightError(f"{action} failed: {detail}; check --template and --vcs-ref/--to") from None
+            raise FlakewrightError(f"{action} failed: {detail}; check {refs}") from None
         except (CopierError, OSError) as exc:
             raise FlakewrightError(f"{action} failed: {_first_line(exc)}") from None
 
@@ -76,6 +78,36 @@ def status(message: str, *, enabled: bool = True) -> Iterator[None]:
         return
     with Console(file=sys.stderr).status(message):
         yield
+
+
+def wrap_validation_messages() -> None:
+    """Let a prompt's validation message wrap instead of being cut at the terminal's width.
+
+    copier asks through questionary, whose prompt_toolkit session shows the
+    message in a one-row window. Patched once per process, before copier asks;
+    tests/test_cli.py pins the prompt_toolkit shape this relies on.
+    """
+    from prompt_toolkit.filters import has_validation_error
+    from prompt_toolkit.layout import ConditionalContainer, Window
+    from prompt_toolkit.widgets import toolbars
+
+    original = toolbars.ValidationToolbar.__init__
+    if getattr(original, "wraps", False):
+        return
+
+    def __init__(self: toolbars.ValidationToolbar, show_position: bool = False) -> None:
+        original(self, show_position)
+        self.container = ConditionalContainer(content=Window(self.control, wrap_lines=True), filter=has_validation_error)
+
+    __init__.wraps = True  # type: ignore[attr-defined]
+    toolbars.ValidationToolbar.__init__ = __init__  # type: ignore[method-assign]
+
+
+def update_data(dest: Path) -> tuple[bool, str, str]:
+    """copier's own check of a repo against its template's tags: (newer?, current, latest)."""
+    from copier import _main  # copier's private API, used here only; tests/test_check.py pins it
+
+    return _main.get_update_data(dst_path=dest)
 
 
 def git(*args: str, cwd: Path, check: bool = True) -> str:

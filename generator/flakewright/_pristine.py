@@ -7,34 +7,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-import copier
-import yaml
-
+from ._answers import ANSWERS_FILE
 from ._copier import copier_errors
-from ._errors import FlakewrightError
-
-ANSWERS_FILE = ".copier-answers.yml"
-
-
-def read_answers(dest: Path) -> dict[str, object]:
-    """Load ``dest``'s answers file, or explain that ``dest`` was not rendered by flakewright."""
-    path = dest / ANSWERS_FILE
-    try:
-        answers = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FlakewrightError(
-            f"{dest} has no {ANSWERS_FILE}; run this inside a repo made by `flakewright new` or `nix flake init`"
-        ) from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise FlakewrightError(f"cannot read {path}: {exc}; restore it from git") from None
-    if not isinstance(answers, dict) or not answers.get("_src_path") or not answers.get("_commit"):
-        raise FlakewrightError(f"{path} lacks _src_path or _commit; restore it from git")
-    return answers
-
 
 @contextmanager
-def pristine_render(dest: Path, *, answers: dict[str, object]) -> Iterator[Path]:
-    """Re-render the recorded template commit with the recorded answers into a temp dir."""
+def pristine_render(dest: Path, *, answers: dict[str, object], ref: str | None = None) -> Iterator[Path]:
+    """Re-render the recorded template commit (or ``ref``, the same commit by hash) with the recorded answers."""
+    import copier
+
     data = {k: v for k, v in answers.items() if not k.startswith("_")}
     with TemporaryDirectory(prefix="flakewright-pristine-") as tmp:
         with copier_errors(action="re-rendering the last template version"):
@@ -44,7 +24,7 @@ def pristine_render(dest: Path, *, answers: dict[str, object]) -> Iterator[Path]
                 data=data,
                 defaults=True,
                 quiet=True,
-                vcs_ref=str(answers["_commit"]),
+                vcs_ref=ref or str(answers["_commit"]),
                 skip_tasks=True,
             )
         yield Path(tmp)

@@ -1,4 +1,4 @@
-"""Where the template comes from and which questions it asks.
+"""Where the template comes from: the checkout flakewright was installed from, or --template.
 
 By default flakewright renders the template it was installed from: the
 directory holding ``copier.yml`` and ``template/`` found by walking up from
@@ -11,11 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
-from plumbum import local
 
 from ._errors import FlakewrightError
 
@@ -40,40 +36,6 @@ def is_local(src: str) -> bool:
     return "://" not in src and not src.startswith(("git@", "gh:", "gl:")) and Path(src).expanduser().is_dir()
 
 
-@dataclass(frozen=True, kw_only=True)
-class Question:
-    """What copier.yml declares about one question, as far as --data needs it."""
-
-    name: str
-    type: str
-    choices: tuple[object, ...]
-    asked: bool
-
-
-def questions(src: str) -> dict[str, Question] | None:
-    """Questions of a local template, or None when ``src`` is remote."""
-    if not is_local(src):
-        return None
-    config_path = Path(src).expanduser() / "copier.yml"
-    try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise FlakewrightError(f"cannot read {config_path}: {exc}; check --template") from None
-    found: dict[str, Question] = {}
-    for name, spec in config.items():
-        if name.startswith("_"):
-            continue
-        spec = spec if isinstance(spec, dict) else {"default": spec}
-        choices = spec.get("choices") or ()
-        found[name] = Question(
-            name=name,
-            type=str(spec.get("type", "str")),
-            choices=tuple(choices.values() if isinstance(choices, dict) else choices),
-            asked=spec.get("when", True) is not False,
-        )
-    return found
-
-
 @contextmanager
 def redirected_source(*, recorded: str, template: str | None) -> Iterator[None]:
     """Make git fetch ``template`` whenever copier asks for the recorded ``_src_path``.
@@ -81,6 +43,8 @@ def redirected_source(*, recorded: str, template: str | None) -> Iterator[None]:
     The answers file keeps its public URL; only this process sees the redirect
     (``url.<template>.insteadOf``), so offline mirrors and local clones work.
     """
+    from plumbum import local
+
     if template and is_local(template):
         template = str(Path(template).expanduser().resolve())
     if not template or template == recorded:

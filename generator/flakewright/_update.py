@@ -1,43 +1,90 @@
 """``flakewright update``: bring a derived repo to a newer template version."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Literal
 
-import copier
+import yaml
+from packaging.version import InvalidVersion, Version
 
+from ._answers import ANSWERS_FILE, read_answers
 from ._copier import copier_errors, git, status
-from ._errors import FlakewrightError
-from ._pristine import ANSWERS_FILE, differing_files, pristine_render, read_answers
-from ._source import redirected_source
+from ._errors import ExitCode, FlakewrightError
+from ._releases import Releases
+from ._source import is_local, redirected_source
 
 Conflict = Literal["inline", "rej"]
+FileOutcome = Literal["new", "clean", "merged", "conflict", "deleted"]
 _MARKERS = (b"<<<<<<< ", b">>>>>>> ")
 
 
 @dataclass(frozen=True, kw_only=True)
 class UpdateResult:
-    """What an update did to the derived repo."""
+    """What an update did (or, with ``dry_run``, would do) to the derived repo."""
 
     from_version: str
     to_version: str
-    changed: list[str] = field(default_factory=list)
-    merged: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
+    files: dict[str, FileOutcome] = field(default_factory=dict)
+    dry_run: bool = False
+
+    def _with(self, outcome: FileOutcome) -> list[str]:
+        return sorted(p for p, o in self.files.items() if o == outcome)
+
+    @property
+    def new(self) -> list[str]:
+        return self._with("new")
+
+    @property
+    def deleted(self) -> list[str]:
+        return self._with("deleted")
+
+    @property
+    def merged(self) -> list[str]:
+        return self._with("merged")
+
+    @property
+    def conflicts(self) -> list[str]:
+        return self._with("conflict")
+
+    @property
+    def changed(self) -> list[str]:
+        """Every file the update writes or removes."""
+        return sorted(self.files)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.files and self.from_version == self.to_version
+
+    @property
+    def exit_code(self) -> int:
+        return ExitCode.CONFLICTS if self.conflicts else ExitCode.OK
 
 
 def repo_root(dest: Path) -> Path:
     """Top of the git work tree holding ``dest``, or a message on how to make one."""
     if not dest.is_dir():
-        raise FlakewrightError(f"{dest} is not a directory; pass the repo to update as DEST")
+        raise FlakewrightError(f"{dest} is not a directory; pass a repo made by flakewright")
     top = git("rev-parse", "--show-toplevel", cwd=dest, check=False).strip()
     if not top:
         raise FlakewrightError(
             f"{dest} is not a git repository; run `git init && git add -A && git commit -m init` there first"
         )
     return Path(top)
+
+
+def template_releases(src: str) -> Releases | None:
+    """Releases of a local template checkout; None for a remote source (copier's tags then rule)."""
+    if src.startswith(("/", "~", "./", "../")) and not Path(src).expanduser().exists():
+        raise FlakewrightError(f"the template {src} is gone; pass --template PATH_OR_GIT_URL to where it is now")
+    if not is_local(src):
+        return None
+    path = Path(src).expanduser().resolve()
+    if not git("rev-parse", "--show-toplevel", cwd=path, check=False).strip():
+        return None
+    return Releases(path)
 
 
 def update(
@@ -48,69 +95,194 @@ def update(
     data: Mapping[str, object] | None = None,
     trust: bool = False,
     template: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    confirm_deletions: Callable[[list[str]], bool] | None = None,
 ) -> UpdateResult:
-    """Update ``dest`` to template ref ``to`` (default: the newest release tag)."""
+    """Update ``dest`` to template release or ref ``to`` (default: the newest release).
+
+    When new answers (``data``) make the update delete files, they are kept unless
+    ``force`` or ``confirm_deletions(paths)`` says yes: the update is undone.
+    ``dry_run`` runs the update in a throwaway clone and reports what it would do.
+    """
     dest = Path(dest).expanduser().resolve()
     top = repo_root(dest)
     answers = read_answers(dest)
     dirty = git("status", "--porcelain", "--untracked-files=all", cwd=top).splitlines()
     if dirty:
-        example = dirty[0][3:]
         raise FlakewrightError(
-            f"{top} has {len(dirty)} uncommitted change(s) (e.g. {example}); "
+            f"{top} has {len(dirty)} uncommitted change(s) (e.g. {dirty[0][3:]}); "
             "commit or stash them first so the update can be reviewed and undone"
         )
     recorded = str(answers["_src_path"])
+    releases = template_releases(template or recorded)
+    data = dict(data or {})
+    from_label = to_label = str(answers["_commit"])
+    vcs_ref = to
+    if releases is not None:
+        current = releases.resolve(str(answers["_commit"]))
+        target = releases.resolve(to) if to else (releases.newest.commit if releases.newest else None)
+        if target is None:
+            target = releases.resolve("HEAD")
+        from_label = releases.label(current)
+        if not to and releases.is_ancestor(target, current):
+            target = current  # the newest release is behind this repo: stay, never downgrade by default
+        to_label = releases.label(target)
+        if target == current and not data:
+            return UpdateResult(from_version=from_label, to_version=to_label, dry_run=dry_run)
+        vcs_ref = target
+        if not trust:
+            _refuse_pending_migrations(releases, target, from_label, to_label)
+    with TemporaryDirectory(prefix="flakewright-update-") as tmp:
+        source = template
+        if releases is not None and not releases.is_git_ref(str(answers["_commit"])):
+            source = _with_tag(releases, str(answers["_commit"]), current, Path(tmp) / "template")
+        if dry_run:
+            clone = Path(tmp) / "repo"
+            git("clone", "--quiet", "--shared", str(top), str(clone), cwd=top)
+            files = _run(clone / dest.relative_to(top), clone, recorded, source, data, conflict, trust, vcs_ref)
+            return UpdateResult(from_version=from_label, to_version=to_label, files=files, dry_run=True)
+        files = _run(dest, top, recorded, source, data, conflict, trust, vcs_ref)
+    deleted = sorted(p for p, o in files.items() if o == "deleted")
+    if deleted and data and not force and not (confirm_deletions and confirm_deletions(deleted)):
+        _undo(top)
+        shown = ", ".join(deleted[:3]) + (", ..." if len(deleted) > 3 else "")
+        raise FlakewrightError(
+            f"the new answers remove {len(deleted)} tracked file(s) ({shown}); nothing was changed: "
+            "see them all with --dry-run, then re-run with --force to remove them"
+        )
+    if releases is None:
+        to_label = str(read_answers(dest)["_commit"])
+    return UpdateResult(from_version=from_label, to_version=to_label, files=files)
+
+
+def _run(
+    dest: Path,
+    top: Path,
+    recorded: str,
+    template: str | None,
+    data: dict[str, object],
+    conflict: Conflict,
+    trust: bool,
+    vcs_ref: str | None,
+) -> dict[str, FileOutcome]:
+    import copier
+
+    user_edited = _edited_since_last_render(dest)
     with redirected_source(recorded=recorded, template=template), status("Updating from the template"):
-        with pristine_render(dest, answers=answers) as before:
-            user_edited = set(differing_files(before, dest))
-        with copier_errors(action="update"):
+        with copier_errors(action="update", refs="--template and --to"):
             copier.run_update(
                 str(dest),
-                data=dict(data or {}),
+                data=data,
                 defaults=True,
                 overwrite=True,
                 quiet=True,
                 conflict=conflict,
                 unsafe=trust,
-                vcs_ref=to,
+                vcs_ref=vcs_ref,
             )
-    changed = _changed_files(top, dest)
-    conflicts = _conflicted(top, dest, changed, conflict=conflict)
-    merged = sorted(p for p in changed if p in user_edited and p not in conflicts and (dest / p).exists())
-    return UpdateResult(
-        from_version=str(answers["_commit"]),
-        to_version=str(read_answers(dest)["_commit"]),
-        changed=changed,
-        merged=merged,
-        conflicts=conflicts,
-    )
+    statuses = _statuses(top, dest)
+    conflicts = set(_conflicted(dest, statuses, conflict=conflict))
+    files: dict[str, FileOutcome] = {}
+    for path, code in statuses.items():
+        if code == "??":
+            files[path] = "conflict" if path in conflicts else "new"
+        elif "D" in code:
+            files[path] = "deleted"
+        elif path in conflicts:
+            files[path] = "conflict"
+        else:
+            files[path] = "merged" if path in user_edited else "clean"
+    return files
 
 
-def _changed_files(top: Path, dest: Path) -> list[str]:
-    """Paths under ``dest`` (relative to it) that differ from HEAD, untracked included."""
+def _with_tag(releases: Releases, tag: str, commit: str, target: Path) -> str:
+    """A throwaway clone of the template where ``tag`` (recorded, but known here only from CHANGELOG.md) exists.
+
+    copier re-renders the recorded version by its recorded name; the user's own
+    checkout is left as it is.
+    """
+    git("clone", "--quiet", "--shared", "--no-checkout", str(releases.repo), str(target), cwd=releases.repo)
+    git("tag", tag, commit, cwd=target)
+    return str(target)
+
+
+def _edited_since_last_render(dest: Path) -> set[str]:
+    """Files committed since the commit that last wrote the answers file (the last render or update).
+
+    Read from git rather than from a fresh render of the recorded version: that
+    render would cost as much as a third of the update. It labels files only
+    (merged versus clean); copier's merge itself never depends on it.
+    """
+    last = git("log", "-1", "--format=%H", "--", ANSWERS_FILE, cwd=dest).strip()
+    if not last:
+        return set()
+    return set(filter(None, git("diff", "--name-only", "--relative", last, "HEAD", "--", ".", cwd=dest).splitlines()))
+
+
+def _statuses(top: Path, dest: Path) -> dict[str, str]:
+    """Porcelain status code of each path under ``dest`` (relative to it) that differs from HEAD."""
     prefix = dest.relative_to(top).as_posix()
     entries = git(
         "status", "--porcelain", "-z", "--untracked-files=all", "--no-renames", "--", ".", cwd=dest
     ).split("\0")
-    paths = []
+    found = {}
     for entry in filter(None, entries):
-        path = entry[3:]
+        code, path = entry[:2], entry[3:]
         if prefix not in ("", "."):
             path = path.removeprefix(prefix + "/")
         if path != ANSWERS_FILE and not path.endswith(".rej"):
-            paths.append(path)
-    return sorted(set(paths))
+            found[path] = code
+    return found
 
 
-def _conflicted(top: Path, dest: Path, changed: list[str], *, conflict: Conflict) -> list[str]:
+def _conflicted(dest: Path, statuses: dict[str, str], *, conflict: Conflict) -> list[str]:
     if conflict == "rej":
         return sorted(p.relative_to(dest).as_posix().removesuffix(".rej") for p in dest.rglob("*.rej"))
     found = []
-    for path in changed:
+    for path in statuses:
         target = dest / path
         if target.is_file():
             with target.open("rb") as handle:
                 if any(line.startswith(_MARKERS) for line in handle):
                     found.append(path)
     return found
+
+
+def _undo(top: Path) -> None:
+    """Put a tree that was clean before the update back to HEAD (ignored files are left alone)."""
+    git("reset", "--quiet", "--hard", "HEAD", cwd=top)
+    git("clean", "--quiet", "-d", "--force", cwd=top)
+
+
+def _refuse_pending_migrations(releases: Releases, target: str, from_label: str, to_label: str) -> None:
+    """Name the migrations an update from ``from_label`` to ``to_label`` would run, and ask for --trust."""
+    try:
+        config = yaml.safe_load(git("show", f"{target}:copier.yml", cwd=releases.repo, check=False) or "{}") or {}
+        low, high = Version(from_label), Version(to_label)
+    except (yaml.YAMLError, InvalidVersion):
+        return
+    pending = []
+    for migration in config.get("_migrations", []) or []:
+        try:
+            version = Version(str(migration.get("version")))
+        except (InvalidVersion, AttributeError):
+            continue
+        if low < version <= high:
+            command = migration.get("command", "")
+            words = command if isinstance(command, list) else str(command).split()
+            pending.append(f"{version}: {_describe(words)}")
+    if pending:
+        raise FlakewrightError(
+            f"updating {from_label} -> {to_label} runs {len(pending)} migration(s) from the template's copier.yml "
+            f"({'; '.join(pending)}); read them, then re-run with --trust"
+        )
+
+
+def _describe(words: list[object]) -> str:
+    """A migration command in a few words: a `sh -c SCRIPT NAME ARGS` shows NAME ARGS."""
+    words = [str(w) for w in words]
+    if len(words) > 3 and words[0] == "sh" and words[1] == "-c":
+        words = words[3:]
+    return " ".join(words)[:120]
+

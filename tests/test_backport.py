@@ -1,0 +1,239 @@
+"""`flakewright backport`: a derived repo's edits to generated files go back into the template."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from test_update import TemplateRepo, commit_all, flakewright, git, render
+
+SERVER = "server.py"
+
+
+def rendered_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def literal_index(template_file: Path, rendered: list[str], *, after: int = 0) -> int:
+    """Index in ``rendered`` of a non-blank line the template holds verbatim, once, past ``after``."""
+    source = template_file.read_text().splitlines()
+    for index, line in enumerate(rendered):
+        if index > after and line.strip() and "{" not in line and source.count(line) == 1 and rendered.count(line) == 1:
+            return index
+    raise AssertionError("no literal line")
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    template = TemplateRepo.create(tmp_path / "template")
+    pip = render(template, tmp_path / "pip", "pipulate")
+    return template, pip
+
+
+def test_backport_applies_literal_edits_and_they_reach_other_variants(setup, tmp_path: Path) -> None:
+    template, pip = setup
+    other = render(template, tmp_path / "other", "botifython")
+    source = template.source(SERVER)
+    lines = rendered_lines(pip / SERVER)
+
+    # The user edits one literal line, and adds a block after another, far down the file.
+    edited = literal_index(source, lines, after=len(lines) // 4)
+    anchor = literal_index(source, lines, after=len(lines) // 2)
+    old_line, anchor_line = lines[edited], lines[anchor]
+    new_line = old_line + "  # backported edit"
+    block = ["", "", "def backported_helper():", '    return "from the derived repo"']
+    lines[edited] = new_line
+    lines[anchor + 1 : anchor + 1] = block
+    (pip / SERVER).write_text("\n".join(lines) + "\n")
+    (pip / "NOTES.md").write_text("the user's own file\n")
+    commit_all(pip, "user edits")
+
+    # The second derived repo's own edit, at the end of its server.py.
+    with (other / SERVER).open("a") as handle:
+        handle.write('\n\ndef others_own():\n    return "kept"\n')
+    commit_all(other, "other's edits")
+
+    result = flakewright("backport", pip)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"applied: {SERVER}" in result.stdout
+    assert "NOTES.md" not in result.stdout
+    branch = re.search(r"Committed on branch (\S+)", result.stdout).group(1)
+    assert branch == "backport/pip"
+    # The template checkout's work tree and branch are untouched; the branch holds the edit.
+    assert git(template.path, "status", "--porcelain") == ""
+    assert "backported_helper" not in source.read_text()
+    patched = git(template.path, "show", f"{branch}:{source.relative_to(template.path).as_posix()}")
+    assert new_line in patched.splitlines() and "def backported_helper():" in patched
+    assert not any("NOTES" in f for f in git(template.path, "diff", "--name-only", "HEAD", branch).split())
+
+    # A Botifython rendered from the patched template has both edits in place.
+    fresh = tmp_path / "fresh"
+    made = flakewright("new", "botifython", fresh, "--template", template.path, "--defaults", "--vcs-ref", branch)
+    assert made.returncode == 0, made.stderr
+    fresh_lines = rendered_lines(fresh / SERVER)
+    assert new_line in fresh_lines and old_line not in fresh_lines
+    at = fresh_lines.index(anchor_line)
+    assert fresh_lines[at + 1 : at + 1 + len(block)] == block
+
+    # Released, the edit reaches the second derived repo, whose own edit stays.
+    git(template.path, "merge", "-q", "--ff-only", branch)
+    template.release("v2.0.0")
+    updated = flakewright("update", other)
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    other_text = (other / SERVER).read_text()
+    assert new_line in other_text.splitlines() and "def backported_helper():" in other_text
+    assert 'def others_own():\n    return "kept"' in other_text
+
+
+def test_edit_to_jinja_produced_line_is_refused_and_shown(setup) -> None:
+    template, pip = setup
+    source = template.source(SERVER)
+    lines = rendered_lines(pip / SERVER)
+    produced = next(i for i, line in enumerate(lines) if line.startswith("DB_FILE = "))
+    template_line = next(
+        n for n, line in enumerate(source.read_text().splitlines(), start=1) if line.startswith("DB_FILE = ")
+    )
+    assert "{{" in source.read_text().splitlines()[template_line - 1]
+    lines[produced] = 'DB_FILE = DATA / "renamed.db"'
+    literal = literal_index(source, lines, after=len(lines) // 2)
+    lines[literal] += "  # literal edit"
+    (pip / SERVER).write_text("\n".join(lines) + "\n")
+    commit_all(pip, "edit a produced line and a literal one")
+
+    result = flakewright("backport", pip)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"partly applied: {SERVER}" in result.stdout and "1 hunk(s) applied, 1 not" in result.stdout
+    assert f"line {produced + 1}: touches text produced by Jinja" in result.stdout
+    assert '+ DB_FILE = DATA / "renamed.db"' in result.stdout
+    # shown with the template line it came from, numbered as in the template
+    assert re.search(rf"^\s+{template_line} \| DB_FILE = DATA / \"{{{{ project_name }}}}\.db\"$", result.stdout, re.M), result.stdout
+    branch = re.search(r"Committed on branch (\S+)", result.stdout).group(1)
+    patched = git(template.path, "show", f"{branch}:{source.relative_to(template.path).as_posix()}")
+    assert lines[literal] in patched.splitlines()
+    assert "renamed.db" not in patched and '"{{ project_name }}.db"' in patched
+
+
+def test_line_inside_a_taken_if_block_is_literal(setup) -> None:
+    template, pip = setup
+    flake = pip / "flake.nix"
+    source = template.source("flake.nix")
+    text = source.read_text()
+    block = re.search(r"\{%-? if installer == 'uv' %\}\n(.*)\n", text)
+    assert block, "flake.nix.jinja must hold an {% if installer == 'uv' %} block"
+    inside = block.group(1)
+    assert inside in flake.read_text().splitlines()
+    flake.write_text(flake.read_text().replace(inside + "\n", inside + "\n" + inside.replace("uv", "ruff") + "\n", 1))
+    commit_all(pip, "add ruff next to uv")
+
+    result = flakewright("backport", pip)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    branch = re.search(r"Committed on branch (\S+)", result.stdout).group(1)
+    patched = git(template.path, "show", f"{branch}:{source.relative_to(template.path).as_posix()}")
+    patched_block = re.search(r"\{%-? if installer == 'uv' %\}\n(.*)\n(.*)\n", patched)
+    assert patched_block.groups() == (inside, inside.replace("uv", "ruff"))
+    # pip-installer renders do not take the block, so they do not get the line
+    pip_render = flakewright("new", "pipulate", pip.parent / "pip-installer", "-t", template.path, "--defaults",
+                             "--vcs-ref", branch, "-d", "installer=pip")
+    assert pip_render.returncode == 0, pip_render.stderr
+    assert "ruff" not in (pip.parent / "pip-installer" / "flake.nix").read_text()
+
+
+def test_nothing_to_backport_and_user_only_files_are_ignored(setup) -> None:
+    template, pip = setup
+    (pip / "NOTES.md").write_text("mine\n")
+    commit_all(pip, "notes")
+    before = git(template.path, "branch", "--list")
+
+    result = flakewright("backport", pip)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "nothing to backport" in result.stdout
+    assert git(template.path, "branch", "--list") == before
+
+
+def test_backport_needs_a_local_checkout(setup, tmp_path: Path) -> None:
+    _, pip = setup
+    result = flakewright("backport", pip, "--template", tmp_path / "missing")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "--template" in result.stderr
+
+
+def test_trace_maps_verbatim_lines_only(tmp_path: Path) -> None:
+    """Taken if-blocks and whitespace control map; loops, expressions and macros do not."""
+    import copier
+
+    from flakewright._trace import instrument, read_trace
+
+    template = tmp_path / "template"
+    (template / "template").mkdir(parents=True)
+    (template / "copier.yml").write_text("_subdirectory: template\nname:\n  type: str\n  default: x\nflag:\n  type: bool\n  default: true\n")
+    lines = [
+        "{% macro m() %}from a macro{% endmacro -%}",  # 1
+        "head",  # 2
+        "{%- if flag %}",  # 3
+        "inside a taken block",  # 4
+        "{%- endif %}",  # 5
+        "{%- if not flag %}",  # 6
+        "inside a block not taken",  # 7
+        "{%- endif %}",  # 8
+        "",  # 9
+        "{% for i in [1, 2] %}",  # 10
+        "loop line",  # 11
+        "{% endfor %}",  # 12
+        "value {{ name }}",  # 13
+        "{{ m() }}",  # 14
+        "tail",  # 15
+        "",
+    ]
+    (template / "template" / "out.txt.jinja").write_text("\n".join(lines))
+    sources = instrument(template, tmp_path / "tagged-src")
+    for src, dst in ((template, tmp_path / "plain"), (tmp_path / "tagged-src", tmp_path / "tagged")):
+        copier.run_copy(str(src), str(dst), defaults=True, quiet=True)
+
+    trace = read_trace(
+        template=template, plain=tmp_path / "plain", tagged=tmp_path / "tagged", sources=sources, relative="out.txt"
+    )
+
+    rendered = (tmp_path / "plain" / "out.txt").read_text().splitlines()
+    assert trace.source == "template/out.txt.jinja"
+    mapping = dict(zip(rendered, trace.lines))
+    assert len(rendered) == len(trace.lines)
+    assert mapping["head"] == 2
+    assert mapping["inside a taken block"] == 4
+    assert "inside a block not taken" not in mapping
+    assert rendered.count("loop line") == 2 and mapping["loop line"] is None
+    assert mapping["value x"] is None
+    assert mapping["from a macro"] is None
+    assert mapping["tail"] == 15
+
+
+def test_an_existing_branch_is_refused_before_any_work(setup) -> None:
+    template, pip = setup
+    with (pip / "requirements.txt").open("a") as handle:
+        handle.write("rich\n")
+    commit_all(pip, "a requirement")
+    git(template.path, "branch", "taken")
+    result = flakewright("backport", pip, "--branch", "taken")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"flakewright: error: branch taken already exists in {template.path}; choose another with --branch"
+    assert flakewright("backport", pip, "--branch", "two words").returncode == 2
+
+
+def test_deleted_file_and_line_ending_change_are_refused_with_reasons(setup) -> None:
+    template, pip = setup
+    (pip / "scripts" / "run").unlink()
+    requirements = pip / "requirements.txt"
+    requirements.write_bytes(requirements.read_bytes().replace(b"\n", b"\r\n"))
+    commit_all(pip, "drop the run script, CRLF requirements")
+
+    result = flakewright("backport", pip)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"^refused: scripts/run .*: deleted in this repo", result.stdout, re.M), result.stdout
+    assert re.search(r"^refused: requirements\.txt ", result.stdout, re.M), result.stdout
+    assert "Nothing was applied; the template is unchanged." in result.stdout
+    assert git(template.path, "branch", "--list", "backport/*") == ""
