@@ -125,7 +125,8 @@ def test_line_inside_a_taken_if_block_is_literal(setup) -> None:
     assert block, "flake.nix.jinja must hold an {% if installer == 'uv' %} block"
     inside = block.group(1)
     assert inside in flake.read_text().splitlines()
-    flake.write_text(flake.read_text().replace(inside + "\n", inside + "\n" + inside.replace("uv", "ruff") + "\n", 1))
+    added = inside[: len(inside) - len(inside.lstrip())] + "pkgs.ruff"
+    flake.write_text(flake.read_text().replace(inside + "\n", inside + "\n" + added + "\n", 1))
     commit_all(pip, "add ruff next to uv")
 
     result = flakewright("backport", pip)
@@ -134,7 +135,7 @@ def test_line_inside_a_taken_if_block_is_literal(setup) -> None:
     branch = re.search(r"Committed on branch (\S+)", result.stdout).group(1)
     patched = git(template.path, "show", f"{branch}:{source.relative_to(template.path).as_posix()}")
     patched_block = re.search(r"\{%-? if installer == 'uv' %\}\n(.*)\n(.*)\n", patched)
-    assert patched_block.groups() == (inside, inside.replace("uv", "ruff"))
+    assert patched_block.groups() == (inside, added)
     # pip-installer renders do not take the block, so they do not get the line
     pip_render = flakewright("new", "pipulate", pip.parent / "pip-installer", "-t", template.path, "--defaults",
                              "--vcs-ref", branch, "-d", "installer=pip")

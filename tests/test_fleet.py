@@ -22,13 +22,13 @@ def fleet(tmp_path: Path):
     clean = render(template, tmp_path / "clean", "darwinix")
     conflicting = render(template, tmp_path / "conflicting", "darwinix")
     dirty = render(template, tmp_path / "dirty", "darwinix")
-    requirement = literal_line(template.source("requirements.txt"), clean / "requirements.txt")
-    text = (conflicting / "requirements.txt").read_text()
-    (conflicting / "requirements.txt").write_text(text.replace(f"{requirement}\n", f"{requirement}  # user pin\n", 1))
+    requirement = literal_line(template.source("pyproject.toml"), clean / "pyproject.toml")
+    text = (conflicting / "pyproject.toml").read_text()
+    (conflicting / "pyproject.toml").write_text(text.replace(f"{requirement}\n", f"{requirement}  # user pin\n", 1))
     commit_all(conflicting, "user pin")
     (dirty / "NOTES.md").write_text("not committed\n")
-    req_src = template.source("requirements.txt")
-    req_src.write_text(req_src.read_text().replace(f"{requirement}\n", f"{requirement}  # template v2 pin\n", 1))
+    decl_src = template.source("pyproject.toml")
+    decl_src.write_text(decl_src.read_text().replace(f"{requirement}\n", f"{requirement}  # template v2 pin\n", 1))
     (template.path / "template" / "CONTRIBUTING.md").write_text("How to contribute\n")
     template.release("v2.0.0")
     return template, clean, conflicting, dirty
@@ -47,7 +47,7 @@ def test_update_many_repos_reports_each_and_goes_on_past_a_refused_one(fleet) ->
     assert re.search(r"refused: .*uncommitted change", result.stderr)
     # the others went on; the refused one is untouched
     assert (clean / "CONTRIBUTING.md").is_file() and (conflicting / "CONTRIBUTING.md").is_file()
-    assert "<<<<<<< " in (conflicting / "requirements.txt").read_text()
+    assert "<<<<<<< " in (conflicting / "pyproject.toml").read_text()
     assert not (dirty / "CONTRIBUTING.md").exists()
     assert git(dirty, "rev-parse", "HEAD") == dirty_head
     assert (dirty / "NOTES.md").read_text() == "not committed\n"
@@ -80,7 +80,7 @@ def test_dry_run_says_per_file_what_would_happen_and_writes_nothing(fleet) -> No
     section = result.stdout.split(f"== {conflicting}", 1)[1]
     outcomes = dict(reversed(m) for m in re.findall(r"^  (new|clean|merged|conflict|deleted)\s+(\S+)$", section, re.M))
     assert outcomes["CONTRIBUTING.md"] == "new"
-    assert outcomes["requirements.txt"] == "conflict"
+    assert outcomes["pyproject.toml"] == "conflict"
     assert "README.md" not in outcomes  # the template did not touch README in v2
     for repo in (clean, conflicting):
         assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
