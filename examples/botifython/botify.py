@@ -1,22 +1,30 @@
 """Botify tools: connect an API token, then export a project's analyses to CSV.
 
 server.py calls ``setup()`` once and puts ``card()`` on the page. The token
-lives in data/botify_token (mode 0600) and is never sent back to a page.
+lives in data/botify_token (mode 0600) and is never sent back to a page; exports
+are 0600 CSVs in data/exports (mode 0700).
+
+The API client, page checks and CSV writing are plain functions and classes that
+take what they need as arguments; the routes and the task at the end are the glue.
 """
 from __future__ import annotations
 
 import asyncio
 import csv
+import fcntl
+import itertools
+import json
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+import stat
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 import httpx
@@ -43,6 +51,11 @@ DEFAULT_API_BASE = "https://api.botify.com/v1"
 ANALYSIS_COLUMNS = ("id", "slug", "name", "status", "date_launched", "date_finished")
 MAX_ATTEMPTS = 5
 MAX_RETRY_WAIT = 60.0
+MAX_PAGES = 10_000
+TIMEOUT = 30.0
+# A partial younger than this may belong to a writer that has created it but not locked it yet.
+PARTIAL_GRACE_SECONDS = 10.0
+PARTIAL_NAME = re.compile(r"\..+\.[0-9a-f]{8}")
 RECONNECT = "Botify rejected the saved token (401): paste a fresh token on the Botify card to reconnect."
 
 Report = Callable[..., Awaitable[None]]
@@ -81,6 +94,7 @@ def setup(rt: Callable, *, data_dir: Path, start_task: StartTask) -> None:
     """Register the Botify routes with the app's ``rt``; call once from server.py."""
     global _settings
     _settings = _Settings(data_dir=Path(data_dir), start_task=start_task)
+    tidy_files(token_file=_settings.token_file, exports_dir=_settings.exports_dir)
     rt("/botify/connect", methods=["post"])(botify_connect)
     rt("/botify/disconnect", methods=["post"])(botify_disconnect)
     rt("/botify/projects", methods=["get"])(botify_projects)
@@ -98,6 +112,94 @@ def api_base() -> str:
     return os.environ.get("BOTIFY_API_BASE", DEFAULT_API_BASE).rstrip("/")
 
 
+# --- Files --------------------------------------------------------------------
+
+
+class PartialFile:
+    """A hidden, locked, 0600 file beside ``final``, open for writing, that takes a final name only when published.
+
+    Leaving the ``with`` block unpublished deletes it. The lock tells ``tidy_files`` in another process that a live
+    writer still owns the file; the kernel drops it if the writer is killed.
+    """
+
+    def __init__(self, final: Path):
+        self.final = final
+        self.path = final.with_name(f".{final.name}.{secrets.token_hex(4)}")
+
+    def __enter__(self) -> PartialFile:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.file = os.fdopen(fd, "w", newline="", encoding="utf-8")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            self.file.close()
+
+    def replace(self) -> Path:
+        """Put the finished file in place of ``final``."""
+        self._sync()
+        os.replace(self.path, self.final)
+        return self.final
+
+    def publish_unique(self) -> Path:
+        """Give the finished file ``final``'s name, or ``<stem>-2<suffix>`` and so on when that one is taken."""
+        self._sync()
+        for n in itertools.count(1):
+            path = self.final if n == 1 else self.final.with_stem(f"{self.final.stem}-{n}")
+            try:
+                os.link(self.path, path)  # unlike a rename, never replaces another export
+                return path
+            except FileExistsError:
+                continue
+
+    def _sync(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+
+def tidy_files(*, token_file: Path, exports_dir: Path) -> None:
+    """Delete partials that a killed process left behind, and take group and other access off botify's files."""
+    for path in [*token_file.parent.glob(f".{token_file.name}.*"), *exports_dir.glob(".*")]:
+        if PARTIAL_NAME.fullmatch(path.name) and abandoned(path):
+            path.unlink(missing_ok=True)
+    narrow(token_file, 0o600)
+    narrow(exports_dir, 0o700)
+    for path in exports_dir.glob("*.csv"):
+        narrow(path, 0o600)
+
+
+def abandoned(path: Path) -> bool:
+    """True when no live process writes ``path``: nobody holds its lock and it is past the grace period."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < PARTIAL_GRACE_SECONDS:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def narrow(path: Path, mode: int) -> None:
+    """Take away any permission beyond ``mode``; never add one."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    current = stat.S_IMODE(info.st_mode)
+    if not stat.S_ISLNK(info.st_mode) and current & ~mode:
+        path.chmod(current & mode)
+
+
 # --- Token storage ------------------------------------------------------------
 
 
@@ -111,15 +213,10 @@ def read_token() -> str | None:
 def save_token(token: str) -> None:
     """Write the token atomically; the file is 0600 from the moment it exists."""
     path = settings().token_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(token)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with PartialFile(path) as partial:
+        partial.file.write(token)
+        partial.replace()
 
 
 def forget_token() -> None:
@@ -138,6 +235,61 @@ def masked(token: str) -> str:
     return "••••" + token[-4:] if len(token) > 8 else "••••"
 
 
+# --- What Botify sends --------------------------------------------------------
+
+
+def checked_page(page: dict) -> dict:
+    """``page`` if it is a listing page: a ``results`` list, a URL or null ``next``, a count of 0 or more if any."""
+    if "results" not in page:
+        raise BotifyError("Botify sent a page without a results list.")
+    if not isinstance(page["results"], list):
+        raise BotifyError(f"Botify sent a page whose results are {shown(page['results'])}, not a list.")
+    if not isinstance(page.get("next"), str | None):
+        raise BotifyError(f"Botify sent a next link that is not a URL: {shown(page['next'])}.")
+    count = page.get("count")
+    if count is not None and (type(count) is not int or count < 0):
+        raise BotifyError(f"Botify sent a count of {shown(count)}; expected a whole number, 0 or more.")
+    return page
+
+
+def analysis_row(analysis: object) -> list[str]:
+    """The CSV cells of one analysis, in ANALYSIS_COLUMNS order; a field Botify left out is an empty cell."""
+    if not isinstance(analysis, dict):
+        raise BotifyError(f"Botify sent an analysis that is not an object: {shown(analysis)}.")
+    values = [analysis.get(column) for column in ANALYSIS_COLUMNS]
+    for column, value in zip(ANALYSIS_COLUMNS, values):
+        if isinstance(value, dict | list):
+            raise BotifyError(f"Botify sent an analysis whose {column} is {shown(value)}, not a single value.")
+    return [spreadsheet_text(value) for value in values]
+
+
+# OWASP's CSV injection list (=, +, -, @, TAB, CR, LF) plus NUL from ASVS 1.2.10. Spreadsheets skip leading
+# spaces and quotes before they look, so a trigger counts after those too.
+FORMULA_START = re.compile(r"[\s\"']*[=+\-@\t\r\n\0]")
+
+
+def spreadsheet_text(value: object) -> str:
+    """``value`` as a cell a spreadsheet shows as text, never runs: a leading single quote disarms a formula."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if FORMULA_START.match(text) else text
+
+
+def csv_writer(file: IO[str], header: Iterable[str]) -> Any:
+    """A CSV writer that quotes every field, as OWASP asks, after writing ``header``."""
+    writer = csv.writer(file, quoting=csv.QUOTE_ALL)
+    writer.writerow(header)
+    return writer
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``value`` as Botify sent it: JSON on one line, ASCII only, cut to ``limit`` characters."""
+    try:
+        text = json.dumps(value)
+    except RecursionError:
+        text = "(nested too deeply to show)"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 # --- Botify API ---------------------------------------------------------------
 
 
@@ -145,8 +297,16 @@ async def _no_log(line: str) -> None:
     pass
 
 
+# Failures after the request went out: the same GET may well succeed again. A refused or timed-out
+# connect is not among them, so a wrong BOTIFY_API_BASE says so at once instead of after the backoff.
+BROKEN_CONNECTION = (
+    httpx.ReadError, httpx.WriteError, httpx.CloseError, httpx.RemoteProtocolError, httpx.ReadTimeout,
+    httpx.WriteTimeout,
+)
+
+
 class BotifyApi:
-    """GETs against the Botify API that retry 429 and 5xx answers with backoff.
+    """GETs against the Botify API that retry 429 and 5xx answers and broken connections with backoff.
 
     ``on_retry`` receives a line for every retry so a task can show the wait.
     BOTIFY_RETRY_SECONDS sets the first backoff step when Botify sends no Retry-After.
@@ -158,7 +318,7 @@ class BotifyApi:
         self._on_retry = on_retry
         self._client = httpx.AsyncClient(
             headers={"Authorization": f"Token {token}", "Accept": "application/json"},
-            timeout=30,
+            timeout=TIMEOUT,
         )
 
     async def __aenter__(self) -> BotifyApi:
@@ -169,44 +329,57 @@ class BotifyApi:
 
     async def username(self) -> str:
         profile = await self.get(f"{self.base}/authentication/profile")
-        try:
-            return profile["data"]["username"]
-        except (KeyError, TypeError):
-            raise BotifyError("Botify's profile answer has no data.username; is BOTIFY_API_BASE right?") from None
+        data = profile.get("data")
+        username = data.get("username") if isinstance(data, dict) else None
+        if not isinstance(username, str) or not username:
+            raise BotifyError(
+                f"Botify's profile answer has no usable data.username (got {shown(username)}); "
+                "is BOTIFY_API_BASE right?"
+            )
+        return username
 
     async def pages(self, path: str) -> AsyncIterator[dict]:
-        """Yield each page of a paginated listing, following ``next`` to the end."""
+        """Yield each page of a paginated listing, checked by ``checked_page``, following ``next`` to the end.
+
+        A ``next`` link back to a page already sent, or a listing longer than MAX_PAGES, stops with a BotifyError.
+        """
         url: str | None = f"{self.base}/{path}"
+        seen: set[str] = set()
         while url:
             # The token goes with every request, so never follow a link off the API.
             if not url.startswith(f"{self.base}/"):
                 raise BotifyError(f"Botify's next page points outside {self.base}; stopped.")
-            page = await self.get(url)
-            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-                raise BotifyError("Botify sent a page without a results list.")
-            if not isinstance(page.get("next"), (str, type(None))):
-                raise BotifyError("Botify sent a next page link that is not a URL.")
+            if url in seen:
+                raise BotifyError(
+                    f"Botify's next link points back to a page it already sent; stopped after {len(seen)} pages."
+                )
+            if len(seen) == MAX_PAGES:
+                raise BotifyError(f"Botify's listing goes on past {MAX_PAGES} pages; stopped.")
+            seen.add(url)
+            page = checked_page(await self.get(url))
             yield page
             url = page.get("next")
 
     async def get(self, url: str) -> dict:
-        for attempt in range(1, MAX_ATTEMPTS):
-            response = await self._send(url)
-            if not _busy(response):
-                return _json(response)
-            wait = _retry_wait(response, first_step=self._backoff * 2 ** (attempt - 1))
-            await self._on_retry(
-                f"Botify answered {response.status_code} {response.reason_phrase}; "
-                f"retrying in {wait:g}s (attempt {attempt + 1} of {MAX_ATTEMPTS})"
-            )
+        """The JSON object at ``url``, after up to MAX_ATTEMPTS tries; a BotifyError saying why when there is none."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            first_step = self._backoff * 2 ** (attempt - 1)
+            try:
+                response = await self._client.get(url)
+            except BROKEN_CONNECTION as exc:
+                problem, wait = f"Botify's connection broke ({type(exc).__name__})", min(first_step, MAX_RETRY_WAIT)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise BotifyError(f"Could not reach Botify at {self.base} ({type(exc).__name__}).") from exc
+            else:
+                if not _busy(response):
+                    return _json(response)
+                problem = f"Botify answered {response.status_code} {response.reason_phrase}"
+                wait = _retry_wait(response, first_step=first_step)
+            if attempt == MAX_ATTEMPTS:
+                break
+            await self._on_retry(f"{problem}; retrying in {wait:g}s (attempt {attempt + 1} of {MAX_ATTEMPTS})")
             await asyncio.sleep(wait)
-        return _json(await self._send(url))
-
-    async def _send(self, url: str) -> httpx.Response:
-        try:
-            return await self._client.get(url)
-        except httpx.TransportError as exc:
-            raise BotifyError(f"Could not reach Botify at {self.base} ({type(exc).__name__}).") from exc
+        raise BotifyError(f"{problem}; gave up after {MAX_ATTEMPTS} attempts, try again later.")
 
 
 def _busy(response: httpx.Response) -> bool:
@@ -228,19 +401,18 @@ def _retry_wait(response: httpx.Response, *, first_step: float) -> float:
 def _json(response: httpx.Response) -> dict:
     if response.status_code == 401:
         raise TokenRejected(RECONNECT)
-    if _busy(response):
-        raise BotifyError(
-            f"Botify kept answering {response.status_code} {response.reason_phrase} "
-            f"after {MAX_ATTEMPTS} attempts; try again later."
-        )
     if response.is_error:
         raise BotifyError(f"Botify answered {response.status_code} {response.reason_phrase} for {response.url.path}.")
     try:
         answer = response.json()
     except ValueError:
         raise BotifyError(f"Botify sent something that is not JSON for {response.url.path}.") from None
+    except RecursionError:
+        raise BotifyError(f"Botify sent JSON nested too deeply to read for {response.url.path}.") from None
     if not isinstance(answer, dict):
-        raise BotifyError(f"Botify sent an unexpected answer for {response.url.path}.")
+        raise BotifyError(
+            f"Botify sent something other than a JSON object for {response.url.path}: {shown(answer)}."
+        )
     return answer
 
 
@@ -261,32 +433,23 @@ async def export_analyses(report: Report, *, project: str) -> Any:
         username = await api.username()
         await report(done, total, f"Signed in to Botify as {username}")
         listing = f"analyses/{quote(username, safe='')}/{quote(project, safe='')}/light"
-        with _export_file(project) as (path, writer):
+        exports = settings().exports_dir
+        exports.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with PartialFile(exports / f"{export_name(project, datetime.now())}.csv") as partial:
+            writer = csv_writer(partial.file, ANALYSIS_COLUMNS)
             async for page in api.pages(listing):
-                analyses = page["results"]
-                writer.writerows([_cell(analysis.get(column)) for column in ANALYSIS_COLUMNS] for analysis in analyses)
-                done += len(analyses)
+                writer.writerows([analysis_row(analysis) for analysis in page["results"]])
+                done += len(page["results"])
                 total = max(page.get("count") or 0, done)
                 await report(done, total, f"Fetched {done} of {total} analyses")
+            path = await asyncio.to_thread(partial.publish_unique)
     return download_link(path, rows=done)
 
 
-@contextmanager
-def _export_file(project: str) -> Iterator[tuple[Path, Any]]:
-    """Yield a CSV writer; the file appears under its final name only when complete."""
-    exports = settings().exports_dir
-    exports.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", project).strip("-") or "project"
-    path = exports / f"{stem}-analyses-{datetime.now():%Y%m%d-%H%M%S}.csv"
-    partial = exports / f".{path.name}.{secrets.token_hex(4)}"
-    try:
-        with partial.open("w", newline="", encoding="utf-8") as file:
-            writer = csv.writer(file)
-            writer.writerow(ANALYSIS_COLUMNS)
-            yield path, writer
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+def export_name(project: str, when: datetime) -> str:
+    """A file-name stem for an export of ``project``: safe characters only, and short enough for any file system."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", project).strip("-")[:80] or "project"
+    return f"{stem}-analyses-{when:%Y%m%d-%H%M%S}"
 
 
 def export_problem(project: str) -> str | None:
@@ -295,12 +458,6 @@ def export_problem(project: str) -> str | None:
     if not project:
         return "Choose a project first."
     return None
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # Spreadsheets run cells that start like a formula, and analysis names are typed by users.
-    return f"'{text}" if text.startswith(("=", "+", "-", "@")) else text
 
 
 def export_path(stem: str) -> Path | None:
@@ -367,7 +524,7 @@ def project_picker(projects: list[dict]) -> Any:
         return message("This Botify account has no projects.")
     return Form(
         Select(
-            *(Option(project.get("name") or project["slug"], value=project["slug"]) for project in projects),
+            *(Option(project_label(project), value=project["slug"]) for project in projects),
             name="project",
             aria_label="Botify project",
         ),
@@ -377,6 +534,11 @@ def project_picker(projects: list[dict]) -> Any:
         hx_target="#task-list",
         hx_swap="afterbegin",
     )
+
+
+def project_label(project: dict) -> str:
+    name = project.get("name")
+    return name if isinstance(name, str) and name.strip() else project["slug"]
 
 
 def download_link(path: Path, *, rows: int) -> Any:
@@ -397,7 +559,7 @@ async def botify_connect(token: str = "") -> Any:
         return card(error="Botify rejected that token; the saved connection is unchanged.")
     except BotifyError as exc:
         return card(error=f"{exc} The saved connection is unchanged.")
-    save_token(token)
+    await asyncio.to_thread(save_token, token)  # it waits for the disk (fsync)
     return card(notice=f"Connected to Botify as {username}.")
 
 
@@ -415,7 +577,7 @@ async def botify_projects() -> Any:
             username = await api.username()
             listing = f"projects/{quote(username, safe='')}"
             projects = [project async for page in api.pages(listing) for project in page["results"]
-                        if isinstance(project, dict) and isinstance(project.get("slug"), str)]
+                        if isinstance(project, dict) and isinstance(project.get("slug"), str) and project["slug"]]
     except BotifyError as exc:
         return message(str(exc), alert=True)
     return project_picker(projects)

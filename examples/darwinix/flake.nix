@@ -1,5 +1,5 @@
 {
-  description = "Darwinix: Python dev shell with a .venv from requirements.txt";
+  description = "Darwinix: Python dev shell with a .venv installed from uv.lock";
 
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
 
@@ -21,6 +21,7 @@
           default = pkgs.mkShell {
             packages = [
               python
+              # Relocks (scripts/deps) and installs the lock into .venv (scripts/venv.sh).
               pkgs.uv
               pkgs.tmux
             ];
@@ -37,11 +38,6 @@
               repo=$PWD
               while [ -n "$repo" ] && [ ! -e "$repo/flake.nix" ]; do repo=''${repo%/*}; done
               repo=''${repo:-$PWD}
-              export PATH="$repo/scripts:$PATH"
-              # Some nix flake init versions drop executable bits; put them back once.
-              for script in "$repo"/scripts/*; do
-                [ "$script" = "$repo/scripts/venv.sh" ] || [ -x "$script" ] || chmod +x "$script"
-              done
 
               # The GPU is a property of the machine, not of the flake: look at run time.
               if command -v nvidia-smi >/dev/null 2>&1 || [ -e /usr/lib/wsl/lib/libcuda.so ]; then
@@ -53,13 +49,29 @@
               fi
 
               source "$repo/scripts/venv.sh" ${python.interpreter}
+              # Commands are wrappers in .venv (ignored by git) that run scripts/ with bash:
+              # nix flake init may write the scripts without executable bits, and
+              # restoring them would leave git dirty.
+              mkdir -p "$repo/.venv/commands"
+              for wrapper in "$repo"/.venv/commands/*; do
+                [ -e "$repo/scripts/''${wrapper##*/}" ] || rm -f "$wrapper"
+              done
+              for script in "$repo"/scripts/*; do
+                wrapper="$repo/.venv/commands/''${script##*/}"
+                [ "$script" = "$repo/scripts/venv.sh" ] || [ -x "$wrapper" ] || {
+                  printf '#!/usr/bin/env bash\nexec bash "$(dirname "$0")/../../scripts/%s" "$@"\n' "''${script##*/}" >"$wrapper"
+                  chmod +x "$wrapper"
+                }
+              done
+              export PATH="$repo/.venv/commands:$PATH"
               {
                 echo ${lib.escapeShellArg "== ${title} =="}
                 echo "$gpu"
                 echo "start / stop: JupyterLab in tmux on 127.0.0.1"
+                echo "deps: add, remove or upgrade Python packages (relocks uv.lock)"
                 echo "pytest: the repo's tests"
               } >&2
-              unset repo gpu
+              unset repo gpu script wrapper
             '';
           };
         });

@@ -1,7 +1,8 @@
 """One-page local web app: profiles, todos, a chat pane streamed from Ollama and long-running tasks.
 
 Run `python server.py` (or ./scripts/run). Sections: config, data, components, routes, websocket, tasks, serve.
-Importing this module starts nothing: a notebook can use `db`, `store` and the task functions directly.
+Importing this module opens the database under data/ and starts nothing: a notebook can use `db`, `store` and the
+task functions directly.
 """
 import asyncio
 import html
@@ -10,17 +11,40 @@ import logging
 import os
 import re
 import secrets
+import sys
+import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import apsw
 import httpx
 import ollama
 import uvicorn
 from fasthtml.common import *
-from fastlite import database
+from fasthtml.live_reload import live_reload_ws
+
+
+@contextmanager
+def hidden(*modules: str):
+    """Inside the block, importing these modules fails as if they were not installed (unless already imported)."""
+    absent = [name for name in modules if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(absent, None))
+    try:
+        yield
+    finally:
+        for name in absent:
+            del sys.modules[name]
+
+
+# apswutils, under fastlite, tries `import pandas` and `import numpy` only to map their scalar types to SQL
+# column types, which this app never stores; that import costs about 1.5 s and 40 MB on every start. Hidden for
+# this one import, they stay out of the server unless a tool imports them, which then works as usual.
+with hidden("numpy", "pandas"):
+    from fastlite import Database
 
 # --- config ----------------------------------------------------------------------------------------------
 
@@ -34,12 +58,19 @@ PORT = int(os.environ.get("PORT", "5001"))
 DEV = os.environ.get("PIPULATE_ENV", "dev") != "prod"
 OLLAMA_HOST = os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434")
 OLLAMA_MODEL = os.environ.get("OLLAMA_MODEL", "")
+# Seconds a write waits while a notebook or a second server holds the write lock, before the user is told.
+BUSY_TIMEOUT = float(os.environ.get("PIPULATE_BUSY_TIMEOUT", "5"))
 # Host names the app answers to; binding a wildcard address opts out of the check (and into the network).
-ALLOWED_HOSTS = ["*"] if HOST in ("0.0.0.0", "::") else sorted({"127.0.0.1", "localhost", "::1", HOST})
+ALLOWED_HOSTS = {"*"} if HOST in ("0.0.0.0", "::") else {"127.0.0.1", "localhost", "::1", HOST.strip("[]")}
+# Request bodies are forms unless their path starts with a prefix here; uploads arrive under /tools/.
+MAX_BODY = 1024 * 1024
+BODY_LIMITS = {"/tools/": 100 * 1024 * 1024}
 MAX_TEXT = 500
+PAGE = 50  # todos shown at once: a page costs the same with 10 or 10,000 todos stored
 NO_TITLE = "Give the todo a title."
 NO_NAME = "Give the profile a name."
 UNKNOWN_TODO = "That todo does not exist (deleted, or another profile's)."
+BUSY = "The database is busy (another program is writing); try again."
 MAX_FRAME = 64 * 1024
 CHAT_TURNS = 20
 TASK_LOG_LINES = 50
@@ -49,12 +80,79 @@ TEXT_SUFFIXES = {".txt", ".md", ".csv", ".json", ".html", ".py", ".yml", ".yaml"
 log = logging.getLogger(__name__)
 
 # --- data ------------------------------------------------------------------------------------------------
+# Handlers that touch the database are plain `def`: FastHTML runs them in a thread pool, so a query waiting on
+# another program's lock, or a slow one, holds one worker thread and never the event loop that serves every
+# tab, socket and static file. A handler written as `def` is therefore always safe. Coroutines (the socket and
+# tasks) reach the database through `await asyncio.to_thread(...)`. SQLite connections, and fastlite tables
+# (they keep the last insert's rowid between calls), must not be shared between threads, so `db` and every
+# table stand for the calling thread's own, opened on first use.
+
+DATA.mkdir(mode=0o700, exist_ok=True)
+DATA.chmod(0o700)  # also a data/ an older version made 0755
+os.close(os.open(DB_FILE, os.O_CREAT | os.O_WRONLY, 0o600))  # SQLite gives its -wal and -shm files this mode
+for path in (DB_FILE, Path(f"{DB_FILE}-wal"), Path(f"{DB_FILE}-shm")):
+    if path.exists():
+        path.chmod(0o600)
 
 
-DATA.mkdir(exist_ok=True)
-db = database(DB_FILE)
-db.conn.set_busy_timeout(5000)  # a notebook or a second server may hold the write lock for a moment
-db.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent without an fsync per progress update
+class PerThread:
+    """Stands for an object each thread gets its own of, made by `make()` on first use in that thread."""
+
+    def __init__(self, make):
+        self._make, self._local = make, threading.local()
+
+    def here(self):
+        try:
+            return self._local.obj
+        except AttributeError:
+            obj = self._local.obj = self._make()
+            return obj
+
+    def __getattr__(self, name: str):
+        return getattr(self.here(), name)
+
+    def __call__(self, *args, **kwargs):
+        return self.here()(*args, **kwargs)
+
+    def __getitem__(self, key):
+        return self.here()[key]
+
+
+CONNECTING = threading.Lock()  # apsw.connection_hooks, swapped out while connecting, is global
+
+
+def connect():
+    """A connection to the app's database, in WAL mode so readers never wait for a writer."""
+    # Opened without apsw's connection hooks: apswutils adds apsw's best practices there, and one of them runs
+    # `PRAGMA optimize` on open, which may need the write lock and so failed a thread's first read while another
+    # program was writing. The settings that matter here are made below.
+    with CONNECTING:
+        hooks, apsw.connection_hooks = apsw.connection_hooks, []
+        try:
+            conn = apsw.Connection(str(DB_FILE))
+        finally:
+            apsw.connection_hooks = hooks
+    conn.set_busy_timeout(int(BUSY_TIMEOUT * 1000))  # then apsw.BusyError: the user sees BUSY, not a 500
+    conn.pragma("journal_mode", "wal")
+    conn.pragma("synchronous", "NORMAL")  # WAL stays consistent without an fsync per progress update
+    conn.pragma("foreign_keys", True)
+    return Database(conn)
+
+
+db = PerThread(lambda: connect())  # looks `connect` up per new thread, so it can be wrapped (to trace statements)
+
+
+@contextmanager
+def transaction():
+    """One atomic write. BEGIN IMMEDIATE takes the write lock before the first read, so a read-then-write can't
+    be undone by another process writing in between."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 class Store:
@@ -83,15 +181,24 @@ class Store:
 
 
 def table(name: str, /, *, pk: str = "id", **columns):
-    """The table, created or migrated to these columns, and its row dataclass."""
+    """The table, created or migrated to these columns (usable from any thread), and its row dataclass."""
     tbl = db.t[name]
     tbl.create(columns, pk=pk, transform=tbl.exists())
-    return tbl, tbl.dataclass()
+    row_class = tbl.dataclass()
+
+    def here():
+        tbl = db.t[name]
+        tbl.cls = row_class
+        return tbl
+
+    return PerThread(here), row_class
 
 
 store = Store(table("store", pk="key", key=str, value=str)[0])
 profiles, Profile = table("profiles", id=int, name=str)
-todos, Todo = table("todos", id=int, profile_id=int, title=str, done=bool, priority=int)
+# priority is a rank: a moved todo takes a value between its new neighbours', so a move writes one row.
+todos, Todo = table("todos", id=int, profile_id=int, title=str, done=bool, priority=float)
+db.execute("CREATE INDEX IF NOT EXISTS todos_in_order ON todos (profile_id, priority, id)")
 tasks, Task = table("tasks", id=int, profile_id=int, tab=str, title=str, status=str, done=int, total=int, log=str,
                     result=str)
 
@@ -110,23 +217,119 @@ def choose_profile(sess: dict, profile_id: int) -> None:
     sess["profile_id"] = store["profile_id"] = profile_id
 
 
+def fits(row_id: int) -> bool:
+    """Whether SQLite can hold this id; a bigger one is as unknown as a missing one."""
+    return -2**63 <= row_id < 2**63
+
+
 def row(table, row_id: int):
-    """The row with this id, or None; an id too big for SQLite is as unknown as a missing one."""
-    return table.get(row_id, default=None) if -2**63 <= row_id < 2**63 else None
+    """The row with this id, or None."""
+    return table.get(row_id, default=None) if fits(row_id) else None
 
 
 def missing_profile(profile_id: int) -> str:
     return "" if row(profiles, profile_id) else "That profile no longer exists."
 
 
-def todos_of(profile_id: int) -> list[Todo]:
-    return todos(where="profile_id = ?", where_args=[profile_id], order_by="priority, id")
+def delete_profile(profile_id: int) -> str:
+    """Delete the profile and its todos, unless it is the last one; why not, or ''."""
+    with transaction():
+        if error := missing_profile(profile_id):
+            return error
+        if profiles.count == 1:
+            return "Keep at least one profile: create another first."
+        db.execute("DELETE FROM todos WHERE profile_id = ?", [profile_id])
+        db.execute("DELETE FROM profiles WHERE id = ?", [profile_id])
+    return ""
+
+
+# Todo queries read and write only the rows they need, each in one statement or transaction, so their cost does
+# not grow with the list and a second process (another server, a notebook) loses none of their updates.
+TODO = "SELECT id, profile_id, title, done, priority FROM todos"
+RETURNING = "RETURNING id, profile_id, title, done, priority"
+
+
+def todo_rows(sql: str, args) -> list[Todo]:
+    return [Todo(*values) for values in db.execute(sql, args)]
+
+
+def todo_count(profile_id: int) -> int:
+    return db.execute("SELECT count(*) FROM todos WHERE profile_id = ?", [profile_id]).fetchone()[0]
+
+
+def todo_page(profile_id: int, page: int) -> list[Todo]:
+    return todo_rows(f"{TODO} WHERE profile_id = ? ORDER BY priority, id LIMIT ? OFFSET ?",
+                     [profile_id, PAGE, page * PAGE])
 
 
 def todo_of(profile_id: int, todo_id: int) -> Todo | None:
     """The todo if it belongs to this profile; another profile's id is as unknown as a missing one."""
-    todo = row(todos, todo_id)
-    return todo if todo and todo.profile_id == profile_id else None
+    found = fits(todo_id) and todo_rows(f"{TODO} WHERE id = ? AND profile_id = ?", [todo_id, profile_id])
+    return found[0] if found else None
+
+
+def page_of(todo: Todo) -> int:
+    ahead = db.execute("SELECT count(*) FROM todos WHERE profile_id = ? AND (priority, id) < (?, ?)",
+                       [todo.profile_id, todo.priority, todo.id]).fetchone()[0]
+    return ahead // PAGE
+
+
+def add_todo(profile_id: int, title: str) -> Todo:
+    """A new todo at the end of the list."""
+    return todo_rows("INSERT INTO todos (profile_id, title, done, priority) "
+                     "SELECT ?, ?, 0, coalesce(max(priority) + 1, 0) FROM todos WHERE profile_id = ? "
+                     f"{RETURNING}", [profile_id, title, profile_id])[0]
+
+
+def change_todo(profile_id: int, todo_id: int, change: str, args=()) -> Todo | None:
+    """The todo after `UPDATE todos SET {change}`, or None if it is not this profile's."""
+    found = fits(todo_id) and todo_rows(f"UPDATE todos SET {change} WHERE id = ? AND profile_id = ? {RETURNING}",
+                                        [*args, todo_id, profile_id])
+    return found[0] if found else None
+
+
+def delete_todo(profile_id: int, todo_id: int) -> bool:
+    return fits(todo_id) and bool(db.execute("DELETE FROM todos WHERE id = ? AND profile_id = ? RETURNING id",
+                                             [todo_id, profile_id]).fetchall())
+
+
+def move_todo(profile_id: int, todo_id: int, by: int) -> Todo | None:
+    """Move a todo `by` places (negative is up; past either end is to that end); None if it is not this profile's.
+
+    The todo takes the rank halfway between its new neighbours', so a move writes one row. When their ranks are
+    equal or have no float left between them (after about 50 moves into one gap), the list is renumbered first.
+    """
+    with transaction():
+        if not (todo := todo_of(profile_id, todo_id)) or not by or not (gap := landing(todo, by)):
+            return todo
+        if not gap[0] < sum(gap) / 2 < gap[1]:
+            renumber(profile_id)
+            gap = landing(todo_of(profile_id, todo_id), by)
+        return todo_rows(f"UPDATE todos SET priority = ? WHERE id = ? {RETURNING}", [sum(gap) / 2, todo_id])[0]
+
+
+def landing(todo: Todo, by: int) -> tuple[float, float] | None:
+    """The ranks (low, high) of the two todos that moving `by` places puts this one between; past either end of
+    the list the far one is made up. None if the todo is at that end already."""
+    beyond, toward, away = ("<", "DESC", "") if by < 0 else (">", "", "DESC")
+
+    def ranks(order: str, offset: int) -> list[float]:
+        return [rank for rank, in db.execute(
+            f"SELECT priority FROM todos WHERE profile_id = ? AND (priority, id) {beyond} (?, ?) "
+            f"ORDER BY priority {order}, id {order} LIMIT 2 OFFSET ?",
+            [todo.profile_id, todo.priority, todo.id, offset])]
+
+    found = ranks(toward, min(abs(by), 2**62) - 1) or ranks(away, 0)[:1]  # fewer todos that way: to the end
+    if not found:
+        return None
+    near = found[0]
+    far = found[1] if len(found) == 2 else near - 2 if by < 0 else near + 2
+    return min(near, far), max(near, far)
+
+
+def renumber(profile_id: int) -> None:
+    db.execute("UPDATE todos SET priority = ranked.n FROM (SELECT id, row_number() OVER (ORDER BY priority, id) AS n "
+               "FROM todos WHERE profile_id = ?) AS ranked WHERE todos.id = ranked.id", [profile_id])
 
 
 def text_error(text: str, *, empty: str) -> str:
@@ -140,13 +343,26 @@ def text_error(text: str, *, empty: str) -> str:
 
 # --- components ------------------------------------------------------------------------------------------
 
+# htmx swaps only 2xx answers by default; 413 and 503 answers carry a one-line notice for the page to show.
+# Indicator styles are in app.css: htmx would inject them as an inline <style>, which the page's CSP refuses.
+HTMX_CONFIG = {"includeIndicatorStyles": False,
+               "responseHandling": [{"code": "204", "swap": False}, {"code": "[23]..", "swap": True},
+                                    {"code": "413|503", "swap": True}, {"code": "...", "swap": False, "error": True}]}
 # Served from static/ so the page works offline: htmx.org 2.0.7, htmx-ext-ws 2.0.3, @anyblades/pico 2.5.0 (npm).
-HEAD = (charset, viewport, Script(src="/static/htmx.min.js"), Script(src="/static/ws.js"),
+# No inline script anywhere (the CSP forbids it): the page's own few lines are app.js and live-reload.js.
+HEAD = (charset, viewport, Meta(name="htmx-config", content=json.dumps(HTMX_CONFIG)),
+        Script(src="/static/htmx.min.js"), Script(src="/static/ws.js"), Script(src="/static/app.js"),
+        *([Script(src="/static/live-reload.js")] if DEV else []),
         Link(rel="stylesheet", href="/static/pico.min.css"), Link(rel="stylesheet", href="/static/app.css"))
 
 
 def Error(message: str, id: str):
     return Small(message, id=id, cls="error", role="alert")
+
+
+def Notice():
+    """Where the page shows an answer that belongs to no one element: the database is busy, a body too big."""
+    return Div(id="notice", cls="error", role="alert")
 
 
 def ProfileMenu(profile: Profile, error: str = ""):
@@ -164,25 +380,54 @@ def ProfileMenu(profile: Profile, error: str = ""):
         id="profiles")
 
 
-def TodoItem(todo: Todo, error: str = ""):
-    swap = dict(hx_target=f"#todo-{todo.id}", hx_swap="outerHTML")
-    return Li(
-        Input(type="checkbox", checked=bool(todo.done), hx_post=f"/todos/{todo.id}/toggle", aria_label="Done", **swap),
-        Input(name="title", value=todo.title, hx_post=f"/todos/{todo.id}/rename", hx_trigger="change", **swap),
-        Button("↑", hx_post=f"/todos/{todo.id}/move", hx_vals={"by": -1}, hx_target="#todo-list", cls="outline"),
-        Button("↓", hx_post=f"/todos/{todo.id}/move", hx_vals={"by": 1}, hx_target="#todo-list", cls="outline"),
-        Button("✕", hx_delete=f"/todos/{todo.id}", cls="outline", **swap),
-        Error(error, id=f"todo-{todo.id}-error") if error else "",
-        id=f"todo-{todo.id}", cls="todo done" if todo.done else "todo")
+def attr(text: str) -> str:
+    """Text escaped for a double-quoted HTML attribute."""
+    return html.escape(text, quote=False).replace('"', "&quot;")
+
+
+MOVE_UP, MOVE_DOWN = json.dumps({"by": -1}), json.dumps({"by": 1})
+
+
+def TodoItem(todo: Todo, error: str = "") -> Safe:
+    """One todo. An HTML template rather than FT: a page renders PAGE of them on every add, move and page turn,
+    and building and serializing the same FT elements took over 100 times as long."""
+    i, done = todo.id, bool(todo.done)
+    swap = f'hx-target="#todo-{i}" hx-swap="outerHTML"'
+    move = f'hx-post="/todos/{i}/move" hx-target="#todo-page" hx-swap="outerHTML" class="outline"'
+    return Safe(
+        f'<li id="todo-{i}" class="todo{" done" if done else ""}">'
+        f'<input type="checkbox" aria-label="Done" hx-post="/todos/{i}/toggle" {swap}{" checked" if done else ""}>'
+        f'<input name="title" value="{attr(todo.title)}" aria-label="Title" hx-post="/todos/{i}/rename" '
+        f'hx-trigger="change" {swap}>'
+        f"<button {move} hx-vals='{MOVE_UP}' aria-label=\"Move up\">↑</button>"
+        f"<button {move} hx-vals='{MOVE_DOWN}' aria-label=\"Move down\">↓</button>"
+        f'<button hx-delete="/todos/{i}" {swap} class="outline" aria-label="Delete">✕</button>'
+        f'{to_xml(Error(error, id=f"todo-{i}-error")) if error else ""}</li>')
 
 
 def UnknownTodo(todo_id: int):
     return Li(Error(UNKNOWN_TODO, id=f"todo-{todo_id}-error"), id=f"todo-{todo_id}")
 
 
-def TodoList(profile_id: int, error: str = ""):
-    return Ul(*map(TodoItem, todos_of(profile_id)), Li(Error(error, id="todo-list-error")) if error else "",
-              id="todo-list")
+def Pager(page: int, last: int, total: int):
+    def turn(label: str, to: int, name: str):
+        return Button(label, hx_get="/todos", hx_vals={"page": to}, hx_target="#todo-page", hx_swap="outerHTML",
+                      aria_label=name, disabled=to == page or not 0 <= to <= last,
+                      id=f"todos-{name.split()[0].lower()}", cls="outline")
+
+    shown = f"{page * PAGE + 1:,}–{min(total, (page + 1) * PAGE):,} of {total:,}"
+    return Nav(turn("«", 0, "First page"), turn("‹", page - 1, "Previous page"), Span(shown),
+               turn("›", page + 1, "Next page"), turn("»", last, "Last page"), aria_label="Todo pages", cls="pager")
+
+
+def TodoPage(profile_id: int, page: int = 0, error: str = ""):
+    """A page of the profile's todos, with buttons to the other pages when there are more than PAGE."""
+    total = todo_count(profile_id)
+    last = max(total - 1, 0) // PAGE
+    page = max(0, min(page, last))
+    items = Safe("".join(map(TodoItem, todo_page(profile_id, page))))
+    return Div(Ul(items, Li(Error(error, id="todo-list-error")) if error else "", id="todo-list"),
+               Pager(page, last, total) if total > PAGE else "", id="todo-page")
 
 
 def NewTodo(draft: str = "", error: str = ""):
@@ -190,7 +435,7 @@ def NewTodo(draft: str = "", error: str = ""):
         Fieldset(Input(name="title", value=draft, placeholder="New todo", maxlength=MAX_TEXT, aria_label="New todo"),
                  Button("Add"), role="group"),
         Error(error, id="new-todo-error"),
-        id="new-todo", hx_post="/todos", hx_target="#todo-list", hx_swap="beforeend")
+        id="new-todo", hx_post="/todos", hx_target="#todo-page", hx_swap="outerHTML")
 
 
 def TaskRow(task: Task):
@@ -234,7 +479,7 @@ def TaskPanel(profile_id: int):
 def Workspace(profile: Profile, error: str = ""):
     return Div(
         ProfileMenu(profile, error),
-        Section(H2(f"Todos · {profile.name}"), TodoList(profile.id), NewTodo(), id="todos"),
+        Section(H2(f"Todos · {profile.name}"), TodoPage(profile.id), NewTodo(), id="todos"),
         TaskPanel(profile.id),
         id="workspace")
 
@@ -257,23 +502,29 @@ def ChatPane():
         Div(id="chat-log", aria_live="polite"),
         Div(Form(Fieldset(Input(name="msg", placeholder="Ask the local model…", aria_label="Message"),
                           Input(type="hidden", name="type", value="chat"), Button("Send"), role="group"),
-                 ws_send=True, hx_on__ws_after_send="this.reset()"),
+                 ws_send=True),  # app.js clears it once sent
             Form(Input(type="hidden", name="type", value="stop"), Button("Stop", cls="secondary"), ws_send=True),
             cls="chat-controls"),
         id="chat")
+
 
 
 # --- routes ----------------------------------------------------------------------------------------------
 
 
 def session_secret(path: Path) -> str:
-    """The cookie-signing key, created owner-only on first run."""
+    """The cookie-signing key, made owner-only on first run. A file too short to be a key (a crash during the
+    first start can leave it empty) counts as missing: given no key, FastHTML would write its own beside server.py."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text()
-    with os.fdopen(fd, "w") as f:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        key = ""
+    if len(key) >= 32:
+        return key
+    partial = path.with_name(f"{path.name}.{os.getpid()}")
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write(key := secrets.token_urlsafe(32))
+    partial.replace(path)  # whole or not at all
     return key
 
 
@@ -306,105 +557,195 @@ def same_origin(scope) -> bool:
     return reads or not origin or urlsplit(origin).netloc == headers.get("host")
 
 
+class KnownHost:
+    """Refuses requests for a host name the app does not answer to: another site's name pointed at 127.0.0.1
+    (DNS rebinding) would otherwise be same-origin with the app. Reads IPv6 hosts such as [::1]:5001, which
+    Starlette's TrustedHostMiddleware cuts at the first colon."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        known = "*" in ALLOWED_HOSTS or scope["type"] not in ("http", "websocket") or host_name(scope) in ALLOWED_HOSTS
+        if not known:
+            return await Response("Refused: this app does not answer to that host name.", 400)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def host_name(scope) -> str:
+    try:
+        return urlsplit(f"//{Headers(scope=scope).get('host', '')}").hostname or ""
+    except ValueError:  # such as an unclosed [
+        return ""
+
+
+# Scripts and styles only from this server (no inline script), and no framing by any page: another site could
+# otherwise show this page invisibly under its own buttons and have the user click ours (clickjacking).
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                 b"connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+                                 b"frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin")]
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every HTTP response. Sockets pass straight through: nothing is added per message."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuses a request body over its route's limit (BODY_LIMITS, else MAX_BODY) before it fills memory: at once
+    when Content-Length says so, and as soon as a chunked body passes the limit."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = next((size for prefix, size in BODY_LIMITS.items() if scope["path"].startswith(prefix)), MAX_BODY)
+        length = Headers(scope=scope).get("content-length", "0")
+        if not length.isdigit() or int(length) > limit:
+            return await too_large(limit)(scope, receive, send)
+        received = 0
+
+        async def receive_counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, receive_counted, send)
+        except BodyTooLarge:
+            await too_large(limit)(scope, receive, send)
+
+
+def notice(message: str, status: int, **headers) -> HTMLResponse:
+    """A one-line answer that HTMX shows in the page's notice, whichever element asked."""
+    return HTMLResponse(html.escape(message), status, headers={"HX-Retarget": "#notice", "HX-Reswap": "innerHTML",
+                                                               **headers})
+
+
+def too_large(limit: int) -> HTMLResponse:
+    return notice(f"That is too much to send at once: the limit here is {limit // 1024:,} KiB.", 413)
+
+
+def database_busy(request, error) -> HTMLResponse:
+    return notice(BUSY, 503, **{"Retry-After": "1"})
+
+
 # FastHTML() rather than fast_app(): fast_app's static route follows ../ out of the app folder.
 # No default headers: they load htmx and helper scripts from a CDN; HEAD has what the page uses, served locally.
-app = (FastHTMLWithLiveReload if DEV else FastHTML)(
+# Not FastHTMLWithLiveReload: it puts its script inline; static/live-reload.js is the same few lines.
+app = FastHTML(
     title=TITLE, default_hdrs=False, hdrs=HEAD, canonical=False, secret_key=session_secret(DATA / ".sesskey"),
-    on_startup=[mark_interrupted],
-    middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=ALLOWED_HOSTS), Middleware(SameOrigin)])
+    on_startup=[mark_interrupted], exception_handlers={apsw.BusyError: database_busy},
+    middleware=[Middleware(SecurityHeaders), Middleware(KnownHost), Middleware(SameOrigin), Middleware(BodyLimit)])
 rt = app.route
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-# Every handler that touches the database is async: the fastlite connection and tables keep per-call state
-# (such as the rows an insert returned), so all queries stay on the event-loop thread.
+if DEV:
+    app.router.add_websocket_route("/live-reload", live_reload_ws)
 
 
 @rt("/")
-async def index(sess, bodykw):
+def index(sess, bodykw):
     tab = secrets.token_urlsafe(12)
     bodykw.update(hx_headers=json.dumps({"X-Tab": tab}), hx_ext="ws", ws_connect=f"/ws?tab={tab}")
     profile = current_profile(sess)
     return (Title(TITLE), Header(H1(TITLE), cls="container"),
-            Main(Div(Workspace(profile), ChatPane(), cls="layout"), cls="container"))
+            Main(Notice(), Div(Workspace(profile), ChatPane(), cls="layout"), cls="container"))
 
 
 @app.post("/profiles")
-async def profiles_create(sess, name: str = ""):
+def profiles_create(sess, name: str = ""):
     if not (error := text_error(name, empty=NO_NAME)):
         choose_profile(sess, profiles.insert(name=name.strip()).id)
     return Workspace(current_profile(sess), error)
 
 
 @app.post("/profiles/switch")
-async def profiles_switch(sess, id: int = 0):
+def profiles_switch(sess, id: int = 0):
     if not (error := missing_profile(id)):
         choose_profile(sess, id)
     return Workspace(current_profile(sess), error)
 
 
 @app.post("/profiles/{id}/rename")
-async def profiles_rename(sess, id: int, name: str = ""):
-    if not (error := missing_profile(id) or text_error(name, empty=NO_NAME)):
-        profiles.update(id=id, name=name.strip())
+def profiles_rename(sess, id: int, name: str = ""):
+    with transaction():
+        if not (error := missing_profile(id) or text_error(name, empty=NO_NAME)):
+            profiles.update(id=id, name=name.strip())
     return Workspace(current_profile(sess), error)
 
 
 @app.delete("/profiles/{id}")
-async def profiles_delete(sess, id: int):
-    last = "Keep at least one profile: create another first." if profiles.count == 1 else ""
-    if not (error := missing_profile(id) or last):
-        todos.delete_where("profile_id = ?", [id])
-        profiles.delete(id)
-    return Workspace(current_profile(sess), error)
+def profiles_delete(sess, id: int):
+    return Workspace(current_profile(sess), delete_profile(id))
+
+
+@app.get("/todos")
+def todos_page(sess, page: int = 0):
+    return TodoPage(current_profile(sess).id, page)
 
 
 @app.post("/todos")
-async def todos_add(sess, title: str = ""):
+def todos_add(sess, title: str = ""):
     if error := text_error(title, empty=NO_TITLE):
-        return NewTodo(title, error)(hx_swap_oob="true")
-    profile_id = current_profile(sess).id
-    priority = max((t.priority for t in todos_of(profile_id)), default=-1) + 1
-    todo = todos.insert(profile_id=profile_id, title=title.strip(), done=False, priority=priority)
-    return TodoItem(todo), NewTodo()(hx_swap_oob="true")
+        return NewTodo(title, error)(hx_swap_oob="true"), HttpHeader("HX-Reswap", "none")
+    todo = add_todo(current_profile(sess).id, title.strip())
+    return TodoPage(todo.profile_id, page_of(todo)), NewTodo()(hx_swap_oob="true")
 
 
 @app.post("/todos/{id}/toggle")
-async def todos_toggle(sess, id: int):
-    if not (todo := todo_of(current_profile(sess).id, id)):
-        return UnknownTodo(id)
-    return TodoItem(todos.update(id=id, done=not todo.done))
+def todos_toggle(sess, id: int):
+    todo = change_todo(current_profile(sess).id, id, "done = NOT done")
+    return TodoItem(todo) if todo else UnknownTodo(id)
 
 
 @app.post("/todos/{id}/rename")
-async def todos_rename(sess, id: int, title: str = ""):
-    if not (todo := todo_of(current_profile(sess).id, id)):
-        return UnknownTodo(id)
+def todos_rename(sess, id: int, title: str = ""):
+    profile_id = current_profile(sess).id
     if error := text_error(title, empty=NO_TITLE):
-        return TodoItem(todo, error)
-    return TodoItem(todos.update(id=id, title=title.strip()))
+        todo = todo_of(profile_id, id)
+        return TodoItem(todo, error) if todo else UnknownTodo(id)
+    todo = change_todo(profile_id, id, "title = ?", [title.strip()])
+    return TodoItem(todo) if todo else UnknownTodo(id)
 
 
 @app.delete("/todos/{id}")
-async def todos_delete(sess, id: int):
-    if not todo_of(current_profile(sess).id, id):
-        return UnknownTodo(id)
-    todos.delete(id)
-    return ""
+def todos_delete(sess, id: int):
+    return "" if delete_todo(current_profile(sess).id, id) else UnknownTodo(id)
 
 
 @app.post("/todos/{id}/move")
-async def todos_move(sess, id: int, by: int = 0):
-    """Move a todo `by` places (negative is up) and renumber the profile's list."""
+def todos_move(sess, id: int, by: int = 0):
+    """Move a todo `by` places (negative is up) and show the page it lands on."""
     profile_id = current_profile(sess).id
-    order = [t.id for t in todos_of(profile_id)]
-    if id not in order:
-        return TodoList(profile_id, UNKNOWN_TODO)
-    position = order.index(id) + by
-    order.remove(id)
-    order.insert(max(0, min(len(order), position)), id)
-    for priority, todo_id in enumerate(order):
-        todos.update(id=todo_id, priority=priority)
-    return TodoList(profile_id)
+    if not (todo := move_todo(profile_id, id, by)):
+        return TodoPage(profile_id, error=UNKNOWN_TODO)
+    return TodoPage(profile_id, page_of(todo))
 
 
 @app.post("/tasks/count-words")

@@ -1,14 +1,15 @@
-# Sourced, not run: keeps .venv in step with the interpreter and requirements.txt,
-# then activates it.
+# Sourced, not run: makes .venv hold exactly the lock, then activates it.
 #   source scripts/venv.sh [PYTHON]    (PYTHON defaults to python3 on PATH)
+# Callers that are scripts name it, or source would hand the script's own arguments on.
 # The Nix shellHook passes its own Python; scripts/run without Nix uses the host's.
+# uv installs uv.lock (uv sync removes what the lock does not list); pip, and a machine
+# without uv, install requirements.txt, the same lock exported with hashes, into a fresh .venv.
 #
 # A warm entry starts no python, pip or uv: .venv/.installed records what the last
-# successful install saw (interpreter, installer, requirements.txt, numpy importing if required)
-# and is compared in plain bash.
+# successful install used (interpreter, installer, lock file) and is checked in plain bash.
 
 _venv_sync() {
-  local root venv python stamp want reason error
+  local root venv python stamp installer lock want file reason error
   case ${BASH_SOURCE[0]} in
     */*) root=${BASH_SOURCE[0]%/*}/.. ;;
     *) root=.. ;;
@@ -16,25 +17,59 @@ _venv_sync() {
   root=$(cd "$root" && pwd) || return
   venv="$root/.venv"
   stamp="$venv/.installed"
-  python=${1:-$(command -v python3)}
+  python=$(command -v "${1:-python3}")
+  # Inside the activated .venv, python3 is the venv's own: keep the interpreter it was built with.
+  if [[ $python == "$venv"/* && -f $venv/.interpreter ]]; then
+    python=$(<"$venv/.interpreter")
+    python=${python% *}
+  fi
 
   if [ -z "$python" ] || [ ! -x "$python" ]; then
-    echo "venv.sh: no python3 found; enter the Nix shell (nix develop) or install Python 3" >&2
-    return 1
-  fi
-  if [ ! -f "$root/requirements.txt" ]; then
-    echo "venv.sh: requirements.txt is missing; restore it with git checkout requirements.txt" >&2
+    echo "venv.sh: no ${1:-python3} found; enter the Nix shell (nix develop) or install Python 3" >&2
     return 1
   fi
   installer=uv
-  # The Nix shell always has uv; a bare machine may not, and pip builds the same .venv, only slower.
+  # The Nix shell always has uv; a bare machine may not, and pip installs the same lock, only slower.
   if ! command -v uv >/dev/null; then
     echo "venv.sh: uv is not on PATH; using pip (pip install uv, or nix develop, for faster installs)" >&2
     installer=pip
   fi
+  if [ "$installer" = uv ]; then lock=uv.lock; else lock=requirements.txt; fi
+  for file in pyproject.toml "$lock"; do
+    if [ ! -f "$root/$file" ]; then
+      echo "venv.sh: $file is missing; restore it with git checkout $file" >&2
+      return 1
+    fi
+  done
 
-  # uv installs into a venv without pip of its own; pip needs one, so the installer is part of the identity.
-  if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.interpreter" ] || [ "$(<"$venv/.interpreter")" != "$python $installer" ]; then
+  want="interpreter: $python
+installer: $installer
+lock: $lock"
+  # The lock is compared by age, not read: git, deps and editors all leave a changed file newer
+  # than the stamp. uv also checks that the lock still matches pyproject.toml; pip cannot.
+  if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(<"$stamp")" = "$want" ] &&
+    [ ! "$root/$lock" -nt "$stamp" ] && { [ "$installer" = pip ] || [ ! "$root/pyproject.toml" -nt "$stamp" ]; }; then
+    source "$venv/bin/activate"
+    return
+  fi
+
+  for file in pyproject.toml "$lock"; do
+    case $'\n'$(<"$root/$file") in
+      *$'\n<<<<<<< '*|*$'\n>>>>>>> '*)
+        if [ "$file" = pyproject.toml ]; then
+          echo "venv.sh: pyproject.toml has merge conflict markers; resolve them, then relock with: deps lock" >&2
+        else
+          echo "venv.sh: $file has merge conflict markers; relock it from pyproject.toml with: deps lock" >&2
+        fi
+        return 1 ;;
+    esac
+  done
+
+  rm -f "$stamp"
+  # pip cannot remove what the lock dropped, so it always starts from an empty .venv.
+  # uv installs without a pip of its own; pip needs one, so the installer is part of the identity.
+  if [ "$installer" = pip ] || [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.interpreter" ] ||
+    [ "$(<"$venv/.interpreter")" != "$python $installer" ]; then
     echo "venv.sh: creating .venv with $python" >&2
     rm -rf "$venv"
     if ! "$python" -m venv $([ "$installer" = uv ] && echo --without-pip) "$venv"; then
@@ -45,40 +80,31 @@ _venv_sync() {
     printf '%s' "$python $installer" >"$venv/.interpreter"
   fi
 
-  want="interpreter: $python
-installer: $installer
-numpy: checked
-requirements.txt:
-$(<"$root/requirements.txt")"
-  if [ -f "$stamp" ] && [ "$(<"$stamp")" = "$want" ]; then
-    source "$venv/bin/activate"
-    return
-  fi
-
-  rm -f "$stamp"
-  echo "venv.sh: installing requirements.txt into .venv" >&2
+  echo "venv.sh: installing $lock into .venv" >&2
   if [ "$installer" = uv ]; then
-    uv pip install --quiet --python "$venv/bin/python" -r "$root/requirements.txt"
+    UV_PROJECT_ENVIRONMENT=$venv uv sync --locked --quiet --project "$root" --python "$venv/bin/python"
   else
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/requirements.txt"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$root/$lock"
   fi
   if [ $? -ne 0 ]; then
-    echo "venv.sh: installing requirements.txt failed (see above); fix it and enter the shell again" >&2
+    echo "venv.sh: installing $lock failed (see above); after editing pyproject.toml, relock with: deps lock" >&2
     return 1
   fi
-  if grep -Eiq '^[[:space:]]*numpy([^A-Za-z0-9_.-]|$)' "$root/requirements.txt" &&
-    ! error=$("$venv/bin/python" -c 'import numpy' 2>&1); then
-    case "$error" in
-      *"No module named 'numpy'"*)
-        reason="requirements.txt names numpy but it did not install; check that line" ;;
-      *libstdc++*|*libz.so*|*"cannot open shared object"*)
-        reason="enter the shell with nix develop, which puts libstdc++ and zlib on LD_LIBRARY_PATH" ;;
-      *)
-        reason="run rm -rf .venv and enter the shell again" ;;
-    esac
-    echo "venv.sh: numpy does not import in .venv (${error##*$'\n'}); $reason" >&2
-    return 1
-  fi
+  case $'\n'$(<"$root/$lock") in
+    *$'\nname = "numpy"\n'*|*$'\nnumpy=='*)
+      if ! error=$("$venv/bin/python" -c 'import numpy' 2>&1); then
+        case "$error" in
+          *"No module named 'numpy'"*)
+            reason="$lock lists numpy for another platform only; check its markers" ;;
+          *libstdc++*|*libz.so*|*"cannot open shared object"*)
+            reason="enter the shell with nix develop, which puts libstdc++ and zlib on LD_LIBRARY_PATH" ;;
+          *)
+            reason="run rm -rf .venv and enter the shell again" ;;
+        esac
+        echo "venv.sh: numpy does not import in .venv (${error##*$'\n'}); $reason" >&2
+        return 1
+      fi ;;
+  esac
   printf '%s' "$want" >"$stamp.tmp" && mv "$stamp.tmp" "$stamp"
   source "$venv/bin/activate"
 }

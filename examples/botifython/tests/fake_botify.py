@@ -2,13 +2,20 @@
 
 Real HTTP in a thread, so botify.py's httpx client, retries and pagination run
 unchanged. Tests script failures with ``fail(path, *statuses)``: the next
-requests for that path (query string included) get those statuses in order.
+requests for that path (query string included) get those statuses in order. A
+status is an HTTP code or one of BREAKS, a connection that fails mid-answer.
+``reshape`` rewrites every listing page, as a broken or hostile API might.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import struct
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -16,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 VALID_TOKEN = "0123456789abcdef0123456789abcdef0123f00d"
 USERNAME = "jdoe"
 PAGE_SIZE = 3
+STALL_SECONDS = 3.0
 
 
 def make_projects(count: int) -> list[dict]:
@@ -43,22 +51,26 @@ def make_analyses(project: str, count: int) -> list[dict]:
 
 @dataclass
 class FakeBotify:
-    """The API's state: projects, analyses per project slug, scripted failures and every request seen.
+    """The API's state: profile, projects, analyses per project slug, scripted failures and every request seen.
 
     ``next_base`` makes pagination links point at another origin, as a hostile or broken API might.
+    ``reshape(page)`` returns what to send instead of each listing page: any JSON value, or bytes sent as they are.
     """
 
+    profile: dict = field(default_factory=lambda: {
+        "data": {"username": USERNAME, "email": "jdoe@example.com", "first_name": "J"}})
     projects: list[dict] = field(default_factory=lambda: make_projects(7))
     analyses: dict[str, list[dict]] = field(default_factory=dict)
-    failures: dict[str, list[tuple[int, str | None]]] = field(default_factory=lambda: defaultdict(list))
-    requests: list[tuple[str, int]] = field(default_factory=list)
+    failures: dict[str, list[tuple[int | str, str | None]]] = field(default_factory=lambda: defaultdict(list))
+    requests: list[tuple[str, int | str]] = field(default_factory=list)
     base: str = ""
     next_base: str = ""
+    reshape: Callable[[dict], object] | None = None
 
-    def fail(self, path: str, *statuses: int, retry_after: str | None = None) -> None:
+    def fail(self, path: str, *statuses: int | str, retry_after: str | None = None) -> None:
         self.failures[path].extend((status, retry_after) for status in statuses)
 
-    def answer(self, target: str, authorization: str | None) -> tuple[int, dict, dict]:
+    def answer(self, target: str, authorization: str | None) -> tuple[int | str, object, dict]:
         scripted = self.failures.get(target)
         if scripted:
             status, retry_after = scripted.pop(0)
@@ -71,17 +83,17 @@ class FakeBotify:
         page = int(parse_qs(url.query).get("page", ["1"])[0])
         match parts:
             case ["v1", "authentication", "profile"]:
-                return 200, {"data": {"username": USERNAME, "email": "jdoe@example.com", "first_name": "J"}}, {}
+                return 200, self.profile, {}
             case ["v1", "projects", user] if user == USERNAME:
                 return 200, self.paginated(url.path, self.projects, page), {}
             case ["v1", "analyses", user, project, "light"] if user == USERNAME and project in self.analyses:
                 return 200, self.paginated(url.path, self.analyses[project], page), {}
         return 404, {"detail": "Not found."}, {}
 
-    def paginated(self, path: str, items: list[dict], page: int) -> dict:
+    def paginated(self, path: str, items: list[dict], page: int) -> object:
         start = (page - 1) * PAGE_SIZE
         last = start + PAGE_SIZE >= len(items)
-        return {
+        answer = {
             "count": len(items),
             "next": None if last else f"{self.next_base or self.base}{path}?page={page + 1}",
             "previous": None if page == 1 else f"{self.base}{path}?page={page - 1}",
@@ -89,6 +101,38 @@ class FakeBotify:
             "size": PAGE_SIZE,
             "results": items[start : start + PAGE_SIZE],
         }
+        return self.reshape(answer) if self.reshape else answer
+
+
+def reset(handler: BaseHTTPRequestHandler) -> None:
+    """Drop the connection with a TCP reset, as a crashed proxy does."""
+    handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    handler.connection.close()
+
+
+def hang_up(handler: BaseHTTPRequestHandler) -> None:
+    with contextlib.suppress(OSError):  # the client may have given up already
+        handler.connection.shutdown(socket.SHUT_RDWR)
+
+
+def truncate(handler: BaseHTTPRequestHandler) -> None:
+    """Promise a body and send only its start."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", "1000")
+    handler.end_headers()
+    handler.wfile.write(b'{"count": 11, "res')
+    handler.wfile.flush()
+    handler.connection.shutdown(socket.SHUT_RDWR)
+
+
+def stall(handler: BaseHTTPRequestHandler) -> None:
+    """Answer nothing for STALL_SECONDS, longer than the tests' read timeout."""
+    time.sleep(STALL_SECONDS)
+    hang_up(handler)
+
+
+BREAKS = {"reset": reset, "hang up": hang_up, "truncate": truncate, "stall": stall}
 
 
 def serve() -> tuple[FakeBotify, ThreadingHTTPServer]:
@@ -99,7 +143,11 @@ def serve() -> tuple[FakeBotify, ThreadingHTTPServer]:
         def do_GET(self) -> None:
             status, body, headers = fake.answer(self.path, self.headers.get("Authorization"))
             fake.requests.append((self.path, status))
-            payload = json.dumps(body).encode()
+            if isinstance(status, str):
+                self.close_connection = True
+                BREAKS[status](self)
+                return
+            payload = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
@@ -113,5 +161,5 @@ def serve() -> tuple[FakeBotify, ThreadingHTTPServer]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     fake.base = f"http://127.0.0.1:{server.server_port}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     return fake, server

@@ -20,8 +20,12 @@ APP_TITLE = json.loads(r'''"Botifython"''')
 CHUNK = re.compile(r'<span hx-swap-oob="beforeend:#(reply-\w+)">(.*?)</span>', re.S)
 
 
+def todos_of(server, profile_id: int) -> list:
+    return server.todos(where="profile_id = ?", where_args=[profile_id], order_by="priority, id")
+
+
 def todo_titles(server, profile_id: int) -> list[str]:
-    return [t.title for t in server.todos_of(profile_id)]
+    return [t.title for t in todos_of(server, profile_id)]
 
 
 def profile_id(server, name: str) -> int:
@@ -76,7 +80,7 @@ def test_todo_add_toggle_rename_move_delete(client, server):
     me = server.current_profile({}).id
     for title in ("one", "two", "three"):
         assert f'value="{title}"' in client.post("/todos", data={"title": title}, headers=headers).text
-    ids = [t.id for t in server.todos_of(me)]
+    ids = [t.id for t in todos_of(server, me)]
     assert 'checked' in client.post(f"/todos/{ids[0]}/toggle", headers=headers).text
     assert server.todos[ids[0]].done
     client.post(f"/todos/{ids[1]}/rename", data={"title": "  TWO  "}, headers=headers)
@@ -196,7 +200,7 @@ def test_page_loads_every_asset_from_this_server(client, server):
     links = re.findall(r'\b(?:src|href)="([^"]*)"', page)
     assert "://" not in page and all(link.startswith("/static/") for link in links), links
     kinds = {".js": "javascript", ".css": "text/css"}
-    assert {link.rpartition("/")[2] for link in links} == {"htmx.min.js", "ws.js", "pico.min.css", "app.css"}
+    assert {link.rpartition("/")[2] for link in links} == {"htmx.min.js", "ws.js", "app.js", "pico.min.css", "app.css"}
     for link in links:
         response = client.get(link)
         assert response.status_code == 200 and kinds[link[link.rindex("."):]] in response.headers["content-type"]

@@ -1,20 +1,42 @@
-"""The environment this repo promises: its own .venv, every requirement installed
-and importable, and numpy working on this machine."""
+"""The environment this repo promises: its own .venv holding exactly the lock, every
+declared dependency importable, and numpy working on this machine."""
 import importlib
 import importlib.metadata
 import os
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def requirements() -> list[Requirement]:
-    lines = (ROOT / "requirements.txt").read_text().splitlines()
-    return [Requirement(line) for line in (raw.split("#")[0].strip() for raw in lines) if line]
+def declared() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    groups = project.get("dependency-groups", {}).values()
+    return [Requirement(line) for line in project["project"]["dependencies"] + [r for group in groups for r in group]]
+
+
+def locked() -> dict[str, str]:
+    """Name and version of every package the lock installs on this machine.
+
+    requirements.txt is uv.lock exported: one pin per package, with markers saying where it applies."""
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().replace("\\\n", " ").splitlines():
+        pin = line.split(" --hash=")[0].strip()
+        if pin and not pin.startswith("#"):
+            requirement = Requirement(pin)
+            if requirement.marker is None or requirement.marker.evaluate():
+                (specifier,) = requirement.specifier
+                pins[canonicalize_name(requirement.name)] = specifier.version
+    return pins
+
+
+def installer() -> str:
+    return (ROOT / ".venv" / ".interpreter").read_text().split()[-1]
 
 
 def test_interpreter_is_the_repo_venv():
@@ -27,7 +49,7 @@ def test_python_is_the_version_the_flake_asks_for():
     assert "%d.%d" % sys.version_info[:2] == "3.12"
 
 
-@pytest.mark.parametrize("requirement", requirements(), ids=str)
+@pytest.mark.parametrize("requirement", declared(), ids=str)
 def test_requirement_is_installed_and_imports(requirement: Requirement):
     installed = importlib.metadata.version(requirement.name)
     assert requirement.specifier.contains(installed, prereleases=True), f"{requirement.name} {installed} does not satisfy {requirement}"
@@ -49,7 +71,15 @@ def test_numpy_computes():
     assert numpy.arange(6).reshape(2, 3).sum(axis=0).tolist() == [3, 5, 7]
 
 
-def test_venv_was_installed_from_this_requirements_txt():
-    stamp = (ROOT / ".venv" / ".installed").read_text()
-    recorded = stamp.split("requirements.txt:\n", 1)[1]
-    assert recorded == (ROOT / "requirements.txt").read_text().rstrip("\n"), "requirements.txt changed: enter the shell again to install it"
+def test_venv_holds_exactly_the_lock():
+    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
+    # A pip-built .venv carries pip itself (and setuptools before Python 3.12): the installer, not the lock.
+    tools = {"pip", "setuptools"} - locked().keys() if installer() == "pip" else set()
+    assert {name: version for name, version in installed.items() if name not in tools} == locked()
+
+
+def test_venv_was_installed_from_this_lock():
+    lock = ROOT / ("uv.lock" if installer() == "uv" else "requirements.txt")
+    stamp = ROOT / ".venv" / ".installed"
+    assert f"\nlock: {lock.name}" in stamp.read_text()
+    assert stamp.stat().st_mtime_ns >= lock.stat().st_mtime_ns, f"{lock.name} changed: enter the shell again to install it"

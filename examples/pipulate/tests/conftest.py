@@ -111,12 +111,15 @@ def free_port() -> int:
 
 @pytest.fixture
 def live_server(app_dir: Path, fake_ollama: FakeOllama):
-    """Factory: a context manager running `python server.py` from the app copy; yields its base URL."""
+    """Factory: a context manager running `python server.py` from the app copy; yields its base URL.
+
+    Keyword arguments are extra environment variables, such as HOST="::1".
+    """
     @contextlib.contextmanager
-    def run():
+    def run(**extra_env: str):
         port = free_port()
-        env = dict(os.environ, HOST="127.0.0.1", PORT=str(port), OLLAMA_HOST=fake_ollama.url,
-                   **{f"{ENV_PREFIX}_ENV": "prod"})
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "OLLAMA_HOST": fake_ollama.url,
+               f"{ENV_PREFIX}_ENV": "prod", **extra_env}
         log = app_dir / "server.log"
         with log.open("ab") as out:
             process = subprocess.Popen([sys.executable, "server.py"], cwd=app_dir, env=env, stdout=out, stderr=out)
@@ -124,11 +127,11 @@ def live_server(app_dir: Path, fake_ollama: FakeOllama):
             deadline = time.monotonic() + 30
             while True:
                 assert process.poll() is None, log.read_text()
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                with contextlib.suppress(OSError), socket.create_connection((env["HOST"], port), timeout=1):
                     break
                 assert time.monotonic() < deadline, "server did not start within 30 s"
                 time.sleep(0.1)
-            yield f"http://127.0.0.1:{port}"
+            yield f"http://{'[::1]' if env['HOST'] == '::1' else env['HOST']}:{port}"
         finally:
             process.terminate()
             try:
