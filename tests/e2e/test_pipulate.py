@@ -6,9 +6,12 @@ Every assertion reads what the page shows.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import shutil
+
+import apsw
 
 import pytest
 from playwright.sync_api import expect
@@ -192,7 +195,7 @@ def test_todos_and_profiles(page):
     title.press("Tab")  # htmx posts the rename on the input's change event
     expect_todos(page, [("Buy milk", True), ("Write the report", False), ("Call Sam", False)])
 
-    row(page, "Call Sam").get_by_role("button", name="✕").click()
+    row(page, "Call Sam").get_by_role("button", name="Delete").click()
     expect_todos(page, [("Buy milk", True), ("Write the report", False)])
 
     create_profile(page, beta)
@@ -211,6 +214,42 @@ def test_todos_and_profiles(page):
     expect_todos(page, alpha_todos)
     assert "/live-reload" not in page.content(), "production mode must not carry the live-reload script"
     screenshot(page, "pipulate-todos")
+
+
+def test_a_long_list_shows_pages_and_moves_across_them(context, server, project):
+    tab = context.new_page()
+    violations = []
+    tab.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text
+           else None)
+    tab.goto(server.url + "/")
+    wait_for_socket(tab)
+    name = f"Long {secrets.token_hex(3)}"
+    create_profile(tab, name)
+    with contextlib.closing(apsw.Connection(str(next((project / "data").glob("*.db"))))) as db:
+        profile = db.execute("SELECT id FROM profiles WHERE name = ?", (name,)).fetchone()[0]
+        with db:
+            db.executemany("INSERT INTO todos (profile_id, title, done, priority) VALUES (?, ?, 0, ?)",
+                           [(profile, f"Item {i}", float(i)) for i in range(1, 121)])
+    tab.reload()
+    wait_for_socket(tab)
+    expect(tab.locator("#todo-list > li")).to_have_count(50)
+    expect(tab.locator(".pager")).to_contain_text("1–50 of 120")
+    tab.get_by_role("button", name="Next page").click()
+    expect(tab.locator(".pager")).to_contain_text("51–100 of 120")
+    expect(tab.locator("#todo-list > li").first.locator("input[name=title]")).to_have_value("Item 51")
+    htmx_idle(tab)
+    tab.get_by_role("button", name="Last page").click()
+    expect(tab.locator(".pager")).to_contain_text("101–120 of 120")
+    htmx_idle(tab)
+    row(tab, "Item 101").get_by_role("button", name="Move up").click()
+    expect(tab.locator(".pager")).to_contain_text("51–100 of 120")  # the page it moved to
+    expect(tab.locator("#todo-list > li input[name=title]").nth(49)).to_have_value("Item 101")
+    htmx_idle(tab)
+    add_todo(tab, "Item 121")
+    expect(tab.locator(".pager")).to_contain_text("101–121 of 121")
+    htmx_idle(tab)
+    screenshot(tab, "pipulate-todo-pages")
+    assert violations == [], violations
 
 
 # --- scenario 2: chat --------------------------------------------------------------------------------------
