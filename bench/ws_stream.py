@@ -14,7 +14,9 @@ reaching the page), since the app may carry several in one frame; frames/s is pr
   paced   one report per --interval per task: delivery latency p50/p99 under load, app vs bare. The default
           (10 reports/s per task) stays under the app's 20 progress frames/s per task, so this is latency,
           not coalescing
-Each app side also prints the median time its POSTs took to start the N tasks (all at once, like N tabs).
+Each app side also prints the median time its POSTs took to start the N tasks (all at once, like N tabs), and
+the latency of another user's POSTs (POST /profiles/switch every 100 ms from a separate process) while the N
+tasks stream.
 The shipped demo task (count words of M-1 files under data/) runs too, for its real-work throughput.
 
 Chat. The rendered fake Ollama streams stamped tokens; their latency read straight from it vs through the
@@ -74,6 +76,24 @@ async def bench_start(req, count: int, at: float, interval: float):
     return start_task(req, title="bench", fn=stamped, params=dict(count=count, at=at, interval=interval))
 '''
 
+# Another user's clicks while the tabs stream: one POST every 100 ms from its own process (the bench's own
+# process is busy driving the tabs), each latency printed on a line.
+PROBE = '''
+import sys
+import time
+
+import httpx
+
+with httpx.Client(base_url=sys.argv[1], timeout=120) as http:
+    http.get("/")
+    time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+    while True:
+        started = time.perf_counter()
+        http.post("/profiles/switch", data={"id": "1"})
+        print(time.perf_counter() - started, flush=True)
+        time.sleep(0.1)
+'''
+
 BARE_APP = '''
 import asyncio
 import json
@@ -115,7 +135,8 @@ class Server:
 def uvicorn(app: str, cwd: Path, env: dict | None = None):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--timeout-keep-alive", "120"],
         cwd=cwd, env={**os.environ, **(env or {})})
     try:
         deadline = time.monotonic() + 30
@@ -143,6 +164,7 @@ class Seen:
     frames: int = 0
     latencies_ns: list[int] = field(default_factory=list)
     posts: list[float] = field(default_factory=list)
+    probes: list[float] = field(default_factory=list)
     first: int = sys.maxsize
     last: int = 0
 
@@ -183,7 +205,10 @@ class Runs:
         latency = (f"p50 {self.percentile_ms(0.5):7.2f} ms  p99 {self.percentile_ms(0.99):7.2f} ms"
                    if self.runs[0].latencies_ns else " " * 32)
         posts = [post for run in self.runs for post in run.posts]
-        post = f"  POST p50 {statistics.median(posts) * 1000:6.0f} ms" if posts else ""
+        probes = [probe for run in self.runs for probe in run.probes]
+        post = f"\n    {'':<34} start POSTs p50 {statistics.median(posts) * 1000:6.0f} ms" if posts else ""
+        post += f"; another user's POST while they stream p50 {statistics.median(probes) * 1000:6.1f} ms" \
+                f" p99 {sorted(probes)[int(len(probes) * 0.99)] * 1000:6.1f} ms ({len(probes)})" if probes else ""
         print(f"  {self.name:<34} {latency}  {self.rate():8.0f} reports/s (median of {len(self.runs)}),"
               f" {self.frame_rate():7.0f} frames/s  server CPU {self.cpu / messages * 1e6:4.0f} us/report{post}")
 
@@ -209,9 +234,16 @@ async def bare_client(server: Server, load: dict, seen: Seen) -> None:
             seen.frame(frame)
 
 
-async def run(runs: Runs, server: Server, clients, count: int) -> None:
+async def run(runs: Runs, server: Server, clients, count: int, probe_at: float = 0.0) -> None:
+    """One run of `count` clients; with probe_at, another user's POSTs from that time until the clients finish."""
     seen, cpu = Seen(), server.cpu_seconds()
+    if probe_at:
+        probe = await asyncio.create_subprocess_exec(sys.executable, "-c", PROBE, f"http://{server.host}",
+                                                     str(probe_at), stdout=asyncio.subprocess.PIPE)
     await asyncio.gather(*(clients(i, seen) for i in range(count)))
+    if probe_at:
+        probe.terminate()
+        seen.probes = [float(line) for line in (await probe.communicate())[0].split()]
     runs.cpu += server.cpu_seconds() - cpu
     runs.runs.append(seen)
 
@@ -236,7 +268,7 @@ async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespa
                         at = time.time() + SETUP_SECONDS * clients / 100
                         start = f"/bench/start?count={args.messages}&at={at}&interval={interval}"
                         await run(in_apps[name], app, lambda i, seen, app=app, name=name, start=start: app_client(
-                            app, https[name], f"{name}-{phase}{clients}-{repeat}-{i}", start, seen), clients)
+                            app, https[name], f"{name}-{phase}{clients}-{repeat}-{i}", start, seen), clients, at)
                     load = dict(count=args.messages, at=time.time() + SETUP_SECONDS * clients / 100,
                                 interval=interval)
                     await run(in_bare, bare, lambda i, seen: bare_client(bare, load, seen), clients)
