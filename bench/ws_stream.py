@@ -1,14 +1,22 @@
-"""Websocket streaming bench: a rendered Pipulate against a bare Starlette websocket, side by side in one run.
+"""Websocket streaming bench: a rendered Pipulate now and before (--before, a git ref of this repo), against
+a bare Starlette websocket, side by side in one run.
 
-    python bench/ws_stream.py [--clients 100] [--messages 200] [--interval 0.01] [--repeats 5] [--rounds 5]
+    python bench/ws_stream.py [--clients 100 500] [--messages 200] [--interval 0.1] [--repeats 3] [--rounds 5]
+                              [--before d4b4253]
 
 Task progress. N clients each open a tab socket and start a task that reports M times, through the real
 path: POST -> start_task -> report() -> `tasks` table -> push to that tab. Each log line carries its send
 time, so clients measure delivery latency. The same load runs against a bare Starlette endpoint that only
-sends. All streams begin together once every client is connected; app and bare runs alternate, --repeats
-times each, and the median throughput is compared. Two phases:
-  burst   reports back to back: delivery throughput (msgs/s), app vs bare
-  paced   one report per --interval per task: delivery latency p50/p99 under load, app vs bare
+sends, one frame per report. All streams begin together once every client is connected; the sides alternate,
+--repeats times each, and the median throughput is compared. Throughput counts reports delivered (log lines
+reaching the page), since the app may carry several in one frame; frames/s is printed beside it. Two phases:
+  burst   reports back to back: delivery throughput (reports/s), app vs bare
+  paced   one report per --interval per task: delivery latency p50/p99 under load, app vs bare. The default
+          (10 reports/s per task) stays under the app's 20 progress frames/s per task, so this is latency,
+          not coalescing
+Each app side also prints the median time its POSTs took to start the N tasks (all at once, like N tabs), and
+the latency of another user's POSTs (POST /profiles/switch every 100 ms from a separate process) while the N
+tasks stream.
 The shipped demo task (count words of M-1 files under data/) runs too, for its real-work throughput.
 
 Chat. The rendered fake Ollama streams stamped tokens; their latency read straight from it vs through the
@@ -33,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import copier
 import httpx
 from websockets.asyncio.client import connect
 
@@ -42,6 +51,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import free_port, render_variant  # noqa: E402
 
 STAMP = re.compile(r"(\d{19}) ")
+LOG_LINES = re.compile(r'hx-swap-oob="beforeend">(.*?)</pre>', re.S)
 TASK_ID = re.compile(r'id="task-(\d+)"')
 SETUP_SECONDS = 3.0  # every client connects and starts its task within this, then all streams begin
 
@@ -64,6 +74,28 @@ async def stamped(report, count: int, at: float, interval: float):
 @app.post("/bench/start")
 async def bench_start(req, count: int, at: float, interval: float):
     return start_task(req, title="bench", fn=stamped, params=dict(count=count, at=at, interval=interval))
+'''
+
+# Another user's clicks while the tabs stream: one POST every 100 ms from its own process (the bench's own
+# process is busy driving the tabs), each latency printed on a line.
+PROBE = '''
+import sys
+import time
+
+import httpx
+
+with httpx.Client(base_url=sys.argv[1], timeout=120) as http:
+    http.get("/")
+    time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+    while True:
+        started = time.perf_counter()
+        try:
+            http.post("/profiles/switch", data={"id": "1"})
+        except httpx.TransportError:  # the server's accept queue is full: that click did not get through
+            print("inf", flush=True)
+        else:
+            print(time.perf_counter() - started, flush=True)
+        time.sleep(0.1)
 '''
 
 BARE_APP = '''
@@ -107,7 +139,8 @@ class Server:
 def uvicorn(app: str, cwd: Path, env: dict | None = None):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--timeout-keep-alive", "120"],
         cwd=cwd, env={**os.environ, **(env or {})})
     try:
         deadline = time.monotonic() + 30
@@ -120,26 +153,38 @@ def uvicorn(app: str, cwd: Path, env: dict | None = None):
         yield Server(f"127.0.0.1:{port}", process.pid)
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:  # a server stuck on a request that never ends
+            process.kill()
+            process.wait()
 
 
 @dataclass
 class Seen:
-    """Frames received by all clients of one run: count, stamped latencies, first and last arrival."""
+    """What all clients of one run received: frames, stamped reports and their latencies, first and last
+    arrival, and how long each client's POST took to start its task."""
     count: int = 0
+    frames: int = 0
     latencies_ns: list[int] = field(default_factory=list)
+    posts: list[float] = field(default_factory=list)
+    probes: list[float] = field(default_factory=list)
     first: int = sys.maxsize
     last: int = 0
 
     def frame(self, text: str) -> None:
         now = time.time_ns()
-        self.count += 1
+        self.frames += 1
         self.first, self.last = min(self.first, now), now
-        if match := STAMP.search(text):
-            self.latencies_ns.append(now - int(match[1]))
+        stamps = STAMP.findall(text)
+        self.count += len(stamps) or sum(lines.count("\n") for lines in LOG_LINES.findall(text))
+        self.latencies_ns += (now - int(stamp) for stamp in stamps)
+
+    def seconds(self) -> float:
+        return (self.last - self.first) / 1e9
 
     def rate(self) -> float:
-        return self.count / ((self.last - self.first) / 1e9)
+        return self.count / self.seconds()
 
 
 @dataclass
@@ -152,6 +197,9 @@ class Runs:
     def rate(self) -> float:
         return statistics.median(run.rate() for run in self.runs)
 
+    def frame_rate(self) -> float:
+        return statistics.median(run.frames / run.seconds() for run in self.runs)
+
     def percentile_ms(self, q: float) -> float:
         pooled = sorted(x for run in self.runs for x in run.latencies_ns)
         return pooled[min(len(pooled) - 1, int(len(pooled) * q))] / 1e6
@@ -160,13 +208,20 @@ class Runs:
         messages = sum(run.count for run in self.runs)
         latency = (f"p50 {self.percentile_ms(0.5):7.2f} ms  p99 {self.percentile_ms(0.99):7.2f} ms"
                    if self.runs[0].latencies_ns else " " * 32)
-        print(f"  {self.name:<34} {latency}  {self.rate():8.0f} msgs/s (median of {len(self.runs)})"
-              f"  server CPU {self.cpu / messages * 1e6:4.0f} us/msg")
+        posts = [post for run in self.runs for post in run.posts]
+        probes = [probe for run in self.runs for probe in run.probes]
+        post = f"\n    {'':<34} start POSTs p50 {statistics.median(posts) * 1000:6.0f} ms" if posts else ""
+        post += f"; another user's POST while they stream p50 {statistics.median(probes) * 1000:6.1f} ms" \
+                f" p99 {sorted(probes)[int(len(probes) * 0.99)] * 1000:6.1f} ms ({len(probes)})" if probes else ""
+        print(f"  {self.name:<34} {latency}  {self.rate():8.0f} reports/s (median of {len(self.runs)}),"
+              f" {self.frame_rate():7.0f} frames/s  server CPU {self.cpu / messages * 1e6:4.0f} us/report{post}")
 
 
 async def app_client(server: Server, http: httpx.AsyncClient, tab: str, start: str, seen: Seen) -> None:
-    async with connect(f"ws://{server.host}/ws?tab={tab}") as ws:
+    async with connect(f"ws://{server.host}/ws?tab={tab}", max_size=None, ping_interval=None) as ws:
+        posted = time.perf_counter()
         row = (await http.post(start, headers={"X-Tab": tab, "HX-Request": "true"})).text
+        seen.posts.append(time.perf_counter() - posted)
         done = f'id="task-{TASK_ID.search(row)[1]}" class="task done"'
         async for frame in ws:
             if done in frame:
@@ -175,7 +230,7 @@ async def app_client(server: Server, http: httpx.AsyncClient, tab: str, start: s
 
 
 async def bare_client(server: Server, load: dict, seen: Seen) -> None:
-    async with connect(f"ws://{server.host}/ws") as ws:
+    async with connect(f"ws://{server.host}/ws", ping_interval=None) as ws:
         await ws.send(json.dumps(load))
         async for frame in ws:
             if frame == "done":
@@ -183,38 +238,57 @@ async def bare_client(server: Server, load: dict, seen: Seen) -> None:
             seen.frame(frame)
 
 
-async def run(runs: Runs, server: Server, clients, count: int) -> None:
+async def run(runs: Runs, server: Server, clients, count: int, probe_at: float = 0.0) -> None:
+    """One run of `count` clients; with probe_at, another user's POSTs from that time until the clients finish."""
     seen, cpu = Seen(), server.cpu_seconds()
+    if probe_at:
+        probe = await asyncio.create_subprocess_exec(sys.executable, "-c", PROBE, f"http://{server.host}",
+                                                     str(probe_at), stdout=asyncio.subprocess.PIPE)
     await asyncio.gather(*(clients(i, seen) for i in range(count)))
+    if probe_at:
+        probe.terminate()
+        seen.probes = [float(line) for line in (await probe.communicate())[0].split()]
     runs.cpu += server.cpu_seconds() - cpu
     runs.runs.append(seen)
 
 
-async def progress(app: Server, bare: Server, args: argparse.Namespace) -> None:
-    limits = httpx.Limits(max_connections=args.clients)
-    async with httpx.AsyncClient(base_url=f"http://{app.host}", limits=limits, timeout=60) as http:
-        await http.get("/")  # one session cookie, shared like the tabs of one browser
-        for phase, interval in (("burst", 0.0), ("paced", args.interval)):
-            rate = "back to back" if not interval else f"one per {interval * 1000:.0f} ms per task"
-            print(f"task progress, {phase}: {args.clients} clients x {args.messages} reports, {rate}, "
-                  f"{args.repeats} runs each side, alternating")
-            in_app, in_bare = Runs("app (start_task -> report -> tab)"), Runs("bare Starlette websocket")
-            for repeat in range(args.repeats):
-                at = time.time() + SETUP_SECONDS
-                start = f"/bench/start?count={args.messages}&at={at}&interval={interval}"
-                await run(in_app, app, lambda i, seen: app_client(
-                    app, http, f"{phase}{repeat}-{i}", start, seen), args.clients)
-                load = dict(count=args.messages, at=time.time() + SETUP_SECONDS, interval=interval)
-                await run(in_bare, bare, lambda i, seen: bare_client(bare, load, seen), args.clients)
-            in_app.print()
-            in_bare.print()
-            print(f"  app/bare throughput {in_app.rate() / in_bare.rate():.2f} (target >= 0.5)   "
-                  f"app p99 {in_app.percentile_ms(0.99):.1f} ms (target < 50 ms)")
-        print(f"demo task: {args.clients} clients each count the words of {args.messages - 1} files")
-        demo = Runs("app demo task (count words)")
-        await run(demo, app, lambda i, seen: app_client(app, http, f"demo{i}", "/tasks/count-words", seen),
-                  args.clients)
-        demo.print()
+async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespace) -> None:
+    limits = httpx.Limits(max_connections=max(args.clients))
+    async with contextlib.AsyncExitStack() as stack:
+        https = {}
+        for name, app in apps.items():
+            https[name] = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=f"http://{app.host}", limits=limits, timeout=120))
+            await https[name].get("/")  # one session cookie, shared like the tabs of one browser
+        for clients in args.clients:
+            for phase, interval in (("burst", 0.0), ("paced", args.interval)):
+                rate = "back to back" if not interval else f"one per {interval * 1000:.0f} ms per task"
+                print(f"task progress, {phase}: {clients} clients x {args.messages} reports, {rate}, "
+                      f"{args.repeats} runs each side, alternating", flush=True)
+                in_apps = {name: Runs(f"{name} (start_task -> report -> tab)") for name in apps}
+                in_bare = Runs("bare Starlette websocket")
+                for repeat in range(args.repeats):
+                    for name, app in apps.items():
+                        at = time.time() + SETUP_SECONDS * clients / 100
+                        start = f"/bench/start?count={args.messages}&at={at}&interval={interval}"
+                        await run(in_apps[name], app, lambda i, seen, app=app, name=name, start=start: app_client(
+                            app, https[name], f"{name}-{phase}{clients}-{repeat}-{i}", start, seen), clients, at)
+                    load = dict(count=args.messages, at=time.time() + SETUP_SECONDS * clients / 100,
+                                interval=interval)
+                    await run(in_bare, bare, lambda i, seen: bare_client(bare, load, seen), clients)
+                for runs in (*in_apps.values(), in_bare):
+                    runs.print()
+                for name, runs in in_apps.items():
+                    print(f"  {name}/bare: throughput {runs.rate() / in_bare.rate():.2f} (target >= 0.8), "
+                          f"p99 {runs.percentile_ms(0.99) / in_bare.percentile_ms(0.99):.2f} (paced target <= 1.2)",
+                          flush=True)
+        clients = args.clients[0]
+        print(f"demo task: {clients} clients each count the words of {args.messages - 1} files")
+        for name, app in apps.items():
+            demo = Runs(f"{name} demo task (count words)")
+            await run(demo, app, lambda i, seen: app_client(
+                app, https[name], f"{name}-demo{i}", "/tasks/count-words", seen), clients)
+            demo.print()
 
 
 async def chat_direct(fake_url: str, rounds: int, seen: Seen) -> None:
@@ -238,45 +312,65 @@ async def chat_via_app(app: Server, rounds: int, chunks: int, seen: Seen) -> Non
             await asyncio.sleep(0.05)  # the stream's closing line, before the next message starts
 
 
-async def chat(app: Server, fake, rounds: int) -> None:
+async def chat(apps: dict[str, Server], fake, rounds: int) -> None:
     print(f"chat: {rounds} replies x {len(fake.tokens)} chunks, {fake.delay * 1000:.0f} ms apart")
-    direct, via_app = Runs("fake Ollama read directly"), Runs("through the app websocket")
+    direct = Runs("fake Ollama read directly")
     direct.runs.append(Seen())
     await chat_direct(fake.url, rounds, direct.runs[0])
-    await run(via_app, app, lambda i, seen: chat_via_app(app, rounds, len(fake.tokens), seen), 1)
     direct.print()
-    via_app.print()
-    added = via_app.percentile_ms(0.5) - direct.percentile_ms(0.5)
-    print(f"  forwarding adds {added:.2f} ms median per chunk (target < 2 ms)")
+    for name, app in apps.items():
+        via_app = Runs(f"through the {name} app websocket")
+        await run(via_app, app, lambda i, seen: chat_via_app(app, rounds, len(fake.tokens), seen), 1)
+        via_app.print()
+        added = via_app.percentile_ms(0.5) - direct.percentile_ms(0.5)
+        print(f"  {name}: forwarding adds {added:.2f} ms median per chunk (target < 2 ms)")
+
+
+def render_at(ref: str, dest: Path, variant: str = "pipulate") -> Path:
+    """Render the template as it was at a git ref of this repo: the 'before' of a side-by-side run."""
+    with tempfile.TemporaryDirectory(prefix="flakewright-before-") as source:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", source], input=archive, check=True)
+        copier.run_copy(source, str(dest), data={"variant": variant}, defaults=True, overwrite=True, quiet=True)
+    return dest
+
+
+def prepare(render: Path, messages: int) -> None:
+    (render / "bench_app.py").write_text(BENCH_APP)
+    docs = render / "data" / "docs"
+    docs.mkdir(parents=True)
+    for i in range(messages - 1):
+        (docs / f"doc{i}.txt").write_text("lorem ipsum dolor sit amet " * (i % 50 + 1))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--clients", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--messages", type=int, default=200)
-    parser.add_argument("--interval", type=float, default=0.01, help="seconds between reports when paced")
+    parser.add_argument("--interval", type=float, default=0.1, help="seconds between reports when paced")
     parser.add_argument("--chunks", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5, help="chat replies")
-    parser.add_argument("--repeats", type=int, default=5, help="runs per side of each progress phase")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per side of each progress phase")
+    parser.add_argument("--before", default="d4b4253", help="git ref to compare against ('' for none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flakewright-bench-") as tmp:
-        render = Path(tmp) / "app"
-        render_variant(render, "pipulate")
-        (render / "bench_app.py").write_text(BENCH_APP)
-        (render / "bare_app.py").write_text(BARE_APP)
-        docs = render / "data" / "docs"
-        docs.mkdir(parents=True)
-        for i in range(args.messages - 1):
-            (docs / f"doc{i}.txt").write_text("lorem ipsum dolor sit amet " * (i % 50 + 1))
-        sys.path.insert(0, str(render / "tests"))
+        renders = {"now": render_variant(Path(tmp) / "now", "pipulate")}
+        if args.before:
+            renders["before"] = render_at(args.before, Path(tmp) / "before")
+        for render in renders.values():
+            prepare(render, args.messages)
+        (Path(tmp) / "bare_app.py").write_text(BARE_APP)
+        sys.path.insert(0, str(renders["now"] / "tests"))
         from fake_ollama import FakeOllama
 
-        with FakeOllama() as fake:
+        with FakeOllama() as fake, contextlib.ExitStack() as stack:
             fake.stamp, fake.delay, fake.tokens = True, 0.005, ["t"] * args.chunks
             env = {"PIPULATE_ENV": "prod", "OLLAMA_HOST": fake.url}
-            with uvicorn("bench_app:app", render, env) as app, uvicorn("bare_app:app", render) as bare:
-                asyncio.run(progress(app, bare, args))
-                asyncio.run(chat(app, fake, args.rounds))
+            apps = {name: stack.enter_context(uvicorn("bench_app:app", render, env))
+                    for name, render in renders.items()}
+            bare = stack.enter_context(uvicorn("bare_app:app", Path(tmp)))
+            asyncio.run(progress(apps, bare, args))
+            asyncio.run(chat(apps, fake, args.rounds))
 
 
 if __name__ == "__main__":
