@@ -5,6 +5,7 @@ Importing this module opens the database under data/ and starts nothing: a noteb
 task functions directly.
 """
 import asyncio
+import fcntl
 import html
 import json
 import logging
@@ -15,11 +16,12 @@ import sys
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import anyio
 import apsw
 import httpx
 import ollama
@@ -75,6 +77,10 @@ MAX_FRAME = 64 * 1024
 CHAT_TURNS = 20
 TASK_LOG_LINES = 50
 SAVE_EVERY = 0.5
+PUSH_EVERY = 0.05  # progress frames per task and tab: 20 a second at most, the latest bar wins
+REPORT_SLICE = 0.005  # a task that reports in a tight loop holds the event loop this long at most
+OUTBOX_FRAMES = 256  # chat and task frames a page may fall behind by before its socket is closed
+TAB_LOG_BACKLOG = 1_000_000  # characters of log waiting for a page that fell behind; older lines are skipped
 TEXT_SUFFIXES = {".txt", ".md", ".csv", ".json", ".html", ".py", ".yml", ".yaml", ".toml", ".log"}
 
 log = logging.getLogger(__name__)
@@ -200,7 +206,7 @@ profiles, Profile = table("profiles", id=int, name=str)
 todos, Todo = table("todos", id=int, profile_id=int, title=str, done=bool, priority=float)
 db.execute("CREATE INDEX IF NOT EXISTS todos_in_order ON todos (profile_id, priority, id)")
 tasks, Task = table("tasks", id=int, profile_id=int, tab=str, title=str, status=str, done=int, total=int, log=str,
-                    result=str)
+                    result=str, kind=str, params=str)
 
 
 def current_profile(sess: dict) -> Profile:
@@ -439,17 +445,21 @@ def NewTodo(draft: str = "", error: str = ""):
 
 
 def TaskRow(task: Task):
-    """A task's progress, log and result. Running rows poll: pushes reach only the tab that started the task,
-    and a fast task can push its last update before that tab has shown the row."""
+    """A task's progress, newest log lines and result. Running rows poll: pushes reach only the tab that started
+    the task, and a fast task can push its last update before that tab has shown the row."""
     running, row = task.status == "running", f"task-{task.id}"
     swap = dict(hx_target=f"#{row}", hx_swap="outerHTML")
     poll = dict(hx_get=f"/tasks/{task.id}", hx_trigger="every 2s", **swap) if running else {}
     count = Span(f"{task.done}/{task.total}", id=f"{row}-count")
+    again = Button("Run again", hx_post=f"/tasks/{task.id}/again", hx_target="#task-list", hx_swap="afterbegin",
+                   cls="outline") if not running and task.kind in TASK_FUNCTIONS else ""
+    full_log = A("Full log", href=f"/tasks/{task.id}/log", target="_blank") if not running and task.log else ""
     return Article(
         Header(Strong(task.title), " ", Small(f"{task.status} · ", count),
-               Button("Cancel", hx_post=f"/tasks/{task.id}/cancel", cls="secondary", **swap) if running else ""),
+               Button("Cancel", hx_post=f"/tasks/{task.id}/cancel", cls="secondary", **swap) if running else again),
         Progress(value=task.done, max=task.total or 1, id=f"{row}-bar"),
         Pre(task.log, id=f"{row}-log"),
+        full_log,
         Div(NotStr(task.result), cls="result") if task.result else "",
         id=row, cls=f"task {task.status}", **poll)
 
@@ -458,17 +468,21 @@ def UnknownTask(task_id: int):
     return Article(Error("That task does not exist.", id=f"task-{task_id}-error"), id=f"task-{task_id}")
 
 
-def ProgressUpdate(task_id: int, done: int, total: int, line: str) -> Safe:
-    """The bar, count and log line one report() sends. A string template, not FT: it goes out once per
-    report, and building the three elements would cost more than sending them."""
-    log_line = f'<pre id="task-{task_id}-log" hx-swap-oob="beforeend">{html.escape(line)}\n</pre>' if line else ""
+def ProgressUpdate(task_id: int, done: int, total: int, lines: list[str], skipped: int = 0) -> Safe:
+    """The bar, count and new log lines of one progress frame. A string template, not FT: it goes out many
+    times a second, and building the three elements would cost more than sending them."""
+    gap = f"… {skipped:,} lines not shown here: the full log has them\n" if skipped else ""
+    text = gap + "".join(f"{html.escape(line)}\n" for line in lines)
+    log_line = f'<pre id="task-{task_id}-log" hx-swap-oob="beforeend">{text}</pre>' if text else ""
     return Safe(f'<progress id="task-{task_id}-bar" value="{int(done)}" max="{int(total) or 1}" hx-swap-oob="true">'
                 f'</progress><span id="task-{task_id}-count" hx-swap-oob="true">{int(done)}/{int(total)}</span>'
                 f'{log_line}')
 
 
 def TaskPanel(profile_id: int):
-    recent = tasks(where="profile_id = ?", where_args=[profile_id], order_by="id desc", limit=20)
+    """The newest tasks, running ones as they stand in memory: a running task is saved only every SAVE_EVERY."""
+    saved = tasks(where="profile_id = ?", where_args=[profile_id], order_by="id desc", limit=20)
+    recent = [run.current if (run := RUNS.get(task.id)) else task for task in saved]
     return Section(
         H2("Tasks"),
         Button("Count words in data/", hx_post="/tasks/count-words", hx_target="#task-list", hx_swap="afterbegin"),
@@ -528,8 +542,28 @@ def session_secret(path: Path) -> str:
     return key
 
 
-def mark_interrupted():
-    db.execute("UPDATE tasks SET status = 'interrupted' WHERE status = 'running'")
+DATA_LOCK: list[int] = []  # the descriptor holding data/server.lock, once this process owns data/
+INTERRUPTED = "Interrupted: the server stopped while this task was running. Run it again to start over."
+
+
+def data_owner() -> bool:
+    """Whether this process owns data/: the lock is held until the process exits, so a second server on the same
+    folder, or a start that fails because the port is taken, knows the tasks marked running are not its own."""
+    if not DATA_LOCK:
+        fd = os.open(DATA / "server.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        DATA_LOCK.append(fd)
+    return True
+
+
+def mark_interrupted() -> None:
+    """At start-up, the tasks a stopped server left running are interrupted: only the owner of data/ says so."""
+    if data_owner():
+        db.execute("UPDATE tasks SET status = 'interrupted', result = ? WHERE status = 'running'", [INTERRUPTED])
 
 
 class SameOrigin:
@@ -656,13 +690,32 @@ def database_busy(request, error) -> HTMLResponse:
     return notice(BUSY, 503, **{"Retry-After": "1"})
 
 
+class DirectSockets:
+    """Hands websocket connections straight to their handler in SOCKETS.
+
+    The session and exception middlewares after this one wrap the `send` of every frame, and a socket uses
+    neither: it names its tab in the URL and handles its own errors. Host and Origin are checked before this.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket" and (handler := SOCKETS.get(scope["path"])):
+            return await handler(WebSocket(scope, receive, send))
+        await self.app(scope, receive, send)
+
+
+SOCKETS = {}  # websocket handlers by path
+
 # FastHTML() rather than fast_app(): fast_app's static route follows ../ out of the app folder.
 # No default headers: they load htmx and helper scripts from a CDN; HEAD has what the page uses, served locally.
 # Not FastHTMLWithLiveReload: it puts its script inline; static/live-reload.js is the same few lines.
 app = FastHTML(
     title=TITLE, default_hdrs=False, hdrs=HEAD, canonical=False, secret_key=session_secret(DATA / ".sesskey"),
     on_startup=[mark_interrupted], exception_handlers={apsw.BusyError: database_busy},
-    middleware=[Middleware(SecurityHeaders), Middleware(KnownHost), Middleware(SameOrigin), Middleware(BodyLimit)])
+    middleware=[Middleware(SecurityHeaders), Middleware(KnownHost), Middleware(SameOrigin), Middleware(BodyLimit),
+                Middleware(DirectSockets)])
 rt = app.route
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 if DEV:
@@ -748,58 +801,112 @@ def todos_move(sess, id: int, by: int = 0):
     return TodoPage(profile_id, page_of(todo))
 
 
-@app.post("/tasks/count-words")
-async def tasks_count_words(req):
-    return start_task(req, title="Count words in data/", fn=count_words, params={})
-
-
-def task_of(sess: dict, task_id: int) -> Task | None:
-    """The task as it stands now, if it is this profile's."""
-    task = RUNS[task_id].current if task_id in RUNS else row(tasks, task_id)
-    return task if task and task.profile_id == current_profile(sess).id else None
-
-
-@app.get("/tasks/{id}")
-async def tasks_row(sess, id: int):
-    task = task_of(sess, id)
-    return TaskRow(task) if task else UnknownTask(id)
-
-
-@app.post("/tasks/{id}/cancel")
-async def tasks_cancel(sess, id: int):
-    if not task_of(sess, id):
-        return UnknownTask(id)
-    if run := RUNS.get(id):
-        run.job.cancel()
-        await asyncio.wait([run.job])
-    return TaskRow(tasks[id])
-
-
 # --- websocket -------------------------------------------------------------------------------------------
 
 
-@dataclass
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def scrub(text: str) -> str:
+    """The text with lone surrogates (valid in JSON, not in UTF-8) replaced, so it can be sent and stored."""
+    return text if text.isascii() else LONE_SURROGATE.sub("\ufffd", text)
+
+
+@dataclass(eq=False)
+class Pending:
+    """A task's progress on its way to a tab: the latest bar, and the log lines since the last frame, bounded."""
+    done: int = 0
+    total: int = 0
+    lines: deque = field(default_factory=deque)
+    size: int = 0
+    skipped: int = 0
+
+    def add(self, done: int, total: int, lines: list[str]) -> None:
+        self.done, self.total = done, total
+        self.lines.extend(lines)
+        self.size += sum(map(len, lines))
+        while self.size > TAB_LOG_BACKLOG:
+            self.size -= len(self.lines.popleft())
+            self.skipped += 1
+
+    def frame(self, task_id: int) -> str:
+        return ProgressUpdate(task_id, self.done, self.total, self.lines, self.skipped)
+
+
+@dataclass(eq=False)
 class Tab:
-    """One open page: its socket, its bounded chat history and the reply streaming into it."""
+    """One open page: its socket, bounded chat history, the reply streaming into it and the frames on their way.
+
+    Nothing waits for the page to read: send() queues a frame and one writer per socket sends them. Progress
+    waits per task, so a page that falls behind gets the latest bar and the log lines it missed in one frame;
+    a page that falls OUTBOX_FRAMES other frames behind is closed.
+    """
     socket: WebSocket
     history: deque = field(default_factory=lambda: deque(maxlen=2 * CHAT_TURNS))
     reply: asyncio.Task | None = None
     llm: ollama.AsyncClient | None = None  # made on the first message: building a client takes ~20 ms
+    outbox: deque = field(default_factory=deque)
+    progress: dict = field(default_factory=dict)  # task id -> Pending
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    writer: asyncio.Task | None = None
+    open: bool = True
 
-    async def send(self, *parts) -> None:
-        try:
-            await self.socket.send_text(to_xml(*parts, indent=False))
-        except (WebSocketDisconnect, RuntimeError):
-            pass  # the page closed mid-send; the task or reply that sent this carries on or ends on its own
+    def send(self, *parts) -> None:
+        if not self.open:
+            return
+        if len(self.outbox) >= OUTBOX_FRAMES:
+            return self.drop()
+        self.outbox.append(to_xml(*parts, indent=False))
+        self.ready.set()
+
+    def report(self, task_id: int, done: int, total: int, lines: list[str]) -> None:
+        pending = self.progress.setdefault(task_id, Pending())
+        pending.add(done, total, lines)
+        self.ready.set()
+
+    def finish(self, task_id: int, *parts) -> None:
+        """The task's last frames, in order: the progress not sent yet, then its row."""
+        if pending := self.progress.pop(task_id, None):
+            self.outbox.append(pending.frame(task_id))
+        self.send(*parts)
+
+    async def write(self) -> None:
+        with suppress(WebSocketDisconnect, RuntimeError):  # the page has gone: nothing left to send
+            while True:
+                await self.ready.wait()
+                self.ready.clear()
+                while self.outbox or self.progress:
+                    if self.outbox:
+                        text = self.outbox.popleft()
+                    else:
+                        task_id, pending = self.progress.popitem()
+                        text = pending.frame(task_id)
+                    try:
+                        await self.socket.send_text(text)
+                    except UnicodeEncodeError:
+                        await self.socket.send_text(scrub(text))
+
+    def drop(self) -> None:
+        """Close a page that stopped reading: its frames would pile up without bound."""
+        log.warning("closing a tab that fell %s frames behind", len(self.outbox))
+        self.close()
+        self.outbox.clear()
+        self.progress.clear()
+        self.writer = asyncio.create_task(self.hang_up())
+
+    async def hang_up(self) -> None:
+        with suppress(WebSocketDisconnect, RuntimeError):
+            await self.socket.close(code=1013, reason="This page fell behind: reload it.")
+
+    def close(self) -> None:
+        self.open = False
+        for job in (self.writer, self.reply):
+            if job:
+                job.cancel()
 
 
 TABS: dict[str, Tab] = {}  # open pages by tab id; empty again once every page has closed
 TAB_ID = re.compile(r"[\w-]{1,64}")
-
-
-async def push(tab_id: str, *parts) -> None:
-    if tab := TABS.get(tab_id):
-        await tab.send(*parts)
 
 
 async def ws(socket: WebSocket):
@@ -808,43 +915,44 @@ async def ws(socket: WebSocket):
     if not TAB_ID.fullmatch(tab_id):
         return await socket.close(code=1008, reason="Connect to /ws?tab=<the tab id of the page>.")
     tab = TABS[tab_id] = Tab(socket)
+    tab.writer = asyncio.create_task(tab.write())
     try:
         while (message := await socket.receive())["type"] == "websocket.receive":
-            await ws_frame(tab, message.get("text"))
+            ws_frame(tab, message.get("text"))
     finally:
-        if tab.reply:
-            tab.reply.cancel()
+        tab.close()
         if tab.llm:
             await tab.llm.close()
         if TABS.get(tab_id) is tab:
             del TABS[tab_id]
 
 
-app.router.add_websocket_route("/ws", ws)
+SOCKETS["/ws"] = ws
 
 
-async def ws_frame(tab: Tab, text: str | None) -> None:
+def ws_frame(tab: Tab, text: str | None) -> None:
     """Handle one frame from the page: {"type": "chat", "msg": ...} or {"type": "stop"}."""
-    if text is None or len(text.encode()) > MAX_FRAME:
-        return await tab.send(ChatNote(f"Send JSON text frames of at most {MAX_FRAME // 1024} KiB."))
+    if text is None or len(text.encode(errors="surrogatepass")) > MAX_FRAME:
+        return tab.send(ChatNote(f"Send JSON text frames of at most {MAX_FRAME // 1024} KiB."))
     try:
         frame = json.loads(text)
     except (ValueError, RecursionError):
-        return await tab.send(ChatNote("That frame was not JSON: send {\"type\": \"chat\", \"msg\": \"...\"}."))
+        return tab.send(ChatNote("That frame was not JSON: send {\"type\": \"chat\", \"msg\": \"...\"}."))
     kind = frame.get("type") if isinstance(frame, dict) else None
     if kind == "chat":
         prompt = frame.get("msg")
-        if not isinstance(prompt, str) or not (prompt := prompt.strip()):
-            return await tab.send(ChatNote("Type a message first."))
+        if not isinstance(prompt, str) or not (prompt := scrub(prompt).strip()):
+            return tab.send(ChatNote("Type a message first."))
         if tab.reply:
-            return await tab.send(ChatNote("A reply is still streaming: wait for it or press Stop."))
+            return tab.send(ChatNote("A reply is still streaming: wait for it or press Stop."))
         tab.reply = asyncio.create_task(reply(tab, prompt))
     elif kind == "stop":
         if not tab.reply:
-            return await tab.send(ChatNote("Nothing to stop."))
+            return tab.send(ChatNote("Nothing to stop."))
         tab.reply.cancel()
     else:
-        await tab.send(ChatNote(f"Unknown frame type {kind!r}: use \"chat\" or \"stop\"."))
+        named = f" {scrub(kind)[:40]!r}" if isinstance(kind, str) else ""
+        tab.send(ChatNote(f"Unknown frame type{named}: use \"chat\" or \"stop\"."))
 
 
 async def best_model(client: ollama.AsyncClient) -> str:
@@ -873,27 +981,30 @@ def ollama_problem(error: Exception, model: str) -> str:
 async def reply(tab: Tab, prompt: str) -> None:
     """Stream the model's answer into the tab chunk by chunk, as Ollama produces it."""
     reply_id = f"reply-{secrets.token_hex(6)}"
-    await tab.send(ChatAppend(ChatMessage("you", prompt), ChatMessage("assistant", id=reply_id)))
-    tab.history.append({"role": "user", "content": prompt})
     chunks, model = [], OLLAMA_MODEL
-    client = tab.llm = tab.llm or ollama.AsyncClient(host=OLLAMA_HOST)
     try:
+        tab.send(ChatAppend(ChatMessage("you", prompt), ChatMessage("assistant", id=reply_id)))
+        tab.history.append({"role": "user", "content": prompt})
+        client = tab.llm = tab.llm or ollama.AsyncClient(host=OLLAMA_HOST)
         model = model or await best_model(client)
         if not model:
-            return await tab.send(ChatNote("Ollama has no model yet: run `ollama pull llama3.2`, then send again."))
+            return tab.send(ChatNote("Ollama has no model yet: run `ollama pull llama3.2`, then send again."))
         finished = False
         async for part in await client.chat(model=model, messages=list(tab.history), stream=True):
-            if part.message.content:
-                chunks.append(part.message.content)
-                await tab.send(Span(part.message.content, hx_swap_oob=f"beforeend:#{reply_id}"))
+            if content := scrub(part.message.content or ""):
+                chunks.append(content)
+                tab.send(Span(content, hx_swap_oob=f"beforeend:#{reply_id}"))
             finished = part.done
         if not finished:
             raise httpx.RemoteProtocolError("the stream ended before Ollama said it was done")
     except asyncio.CancelledError:
-        await tab.send(ChatNote("Stopped."))
+        tab.send(ChatNote("Stopped."))
         raise
     except (ConnectionError, httpx.HTTPError, ollama.ResponseError, ValueError) as error:
-        await tab.send(ChatNote(ollama_problem(error, model)))
+        tab.send(ChatNote(ollama_problem(error, model)))
+    except Exception:
+        log.exception("chat reply failed")
+        tab.send(ChatNote("The reply failed: the server's log says why. Send again."))
     finally:
         if chunks:
             tab.history.append({"role": "assistant", "content": "".join(chunks)})
@@ -903,65 +1014,235 @@ async def reply(tab: Tab, prompt: str) -> None:
 # --- tasks -----------------------------------------------------------------------------------------------
 # The task contract, for add-on modules and notebooks:
 #   async def fn(report, **params) -> str | FT
-#     `await report(done, total, line="")` stores progress in the `tasks` table and pushes a progress bar and
-#     the log line to the tab that started the task, if that tab is still open. fn may raise: the task fails
-#     and the page shows the exception's message, never a traceback. Cancel arrives as asyncio.CancelledError.
-#     A returned FT is stored as its HTML; a returned str as escaped text.
+#     `await report(done, total, line="")` records progress: every line and the last done/total reach the
+#     `tasks` table and the page of the tab that started the task, if it is still open (a few times a second,
+#     however often fn reports). fn may raise: the task fails and the page shows the exception's message,
+#     never a traceback. Cancel arrives as asyncio.CancelledError. A returned FT is stored as its HTML; a
+#     returned str as escaped text.
 #   start_task(req, *, title, fn, params) -> FT
-#     Starts fn(report, **params) for the request's tab (X-Tab header) and profile and returns the task-panel
-#     row for HTMX to insert. Call it from an `async def` handler: the task runs on the server's event loop.
+#     Starts fn(report, **params) on the server's event loop for the request's tab (X-Tab header) and profile,
+#     and returns the task-panel row for HTMX to insert. Call it from any handler, plain `def` or `async def`.
+#   @runnable registers fn by name: its rows offer "Run again" with the same params (JSON), after a restart too.
 #   DATA is the folder for files a task reads or writes.
 
+TASK_FUNCTIONS: dict = {}  # the task functions a row can run again, by name
+task_lines, TaskLine = table("task_lines", pk=("task_id", "n"), task_id=int, n=int, line=str)
+
+
+def runnable(fn):
+    """Register a task function under its name, so its tasks can run again; use it as a decorator."""
+    TASK_FUNCTIONS[fn.__name__] = fn
+    return fn
+
+
 def start_task(req, *, title: str, fn, params: dict):
-    task = tasks.insert(profile_id=current_profile(req.session).id, tab=req.headers.get("x-tab", ""), title=title,
-                        status="running", done=0, total=0, log="", result="")
-    run = RUNS[task.id] = Run(task)
-    run.job = asyncio.create_task(run.execute(fn, params))
+    kind = fn.__name__ if TASK_FUNCTIONS.get(getattr(fn, "__name__", "")) is fn else ""
+    task = tasks.insert(profile_id=current_profile(req.session).id, tab=req.headers.get("x-tab", ""),
+                        title=scrub(title), status="running", done=0, total=0, log="", result="", kind=kind,
+                        params=json.dumps(params) if kind else "")
+    launch(task, fn, params)
     return TaskRow(task)
 
 
-@dataclass
+def launch(task: Task, fn, params: dict) -> None:
+    """Run the task on the event loop, whether the handler runs there or in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.from_thread.run_sync(launch, task, fn, params)
+    run = RUNS[task.id] = Run(task)
+    run.job = asyncio.create_task(run.execute(fn, params))
+
+
+def save_tasks(batch: list[tuple[Task, int, list[str]]]) -> None:
+    """Write each task's row and its new log lines, numbered from the given first one, in one transaction; runs
+    in a worker thread."""
+    with transaction():
+        for task, first, lines in batch:
+            db.execute("INSERT OR IGNORE INTO task_lines (task_id, n, line) SELECT ?, ? + key, value FROM json_each(?)",
+                       [task.id, first, json.dumps(lines)])
+            # A plain UPDATE: fastlite's update re-reads the table schema on every call.
+            db.execute("UPDATE tasks SET status = ?, done = ?, total = ?, log = ?, result = ? WHERE id = ?",
+                       [task.status, task.done, task.total, task.log, task.result, task.id])
+
+
+class Saver:
+    """Writes running tasks to the database: every SAVE_EVERY seconds all their progress in one transaction (one
+    thread hop and one commit however many tasks run), and a task's final row as soon as it ends. One write at a
+    time, in order; a write refused as busy puts its rows back for the next one."""
+
+    def __init__(self):
+        self.unsaved: dict = {}  # runs with progress not written yet, in order (a dict used as a set)
+        self.writing: asyncio.Future | None = None
+        self.ticking: asyncio.Task | None = None
+
+    def mark(self, run) -> None:
+        self.unsaved[run] = None
+        if not self.ticking:
+            self.ticking = asyncio.create_task(self.tick())
+
+    async def tick(self) -> None:
+        while self.unsaved:
+            await asyncio.sleep(SAVE_EVERY)
+            await self.write(list(self.unsaved))
+        self.ticking = None
+
+    async def write(self, runs: list, **outcome) -> bool:
+        """Write these runs' rows as they stand, with an outcome for a run that ended; whether it landed."""
+        while self.writing and not self.writing.done():
+            await asyncio.wait([self.writing])
+        batch = [(run, run.snapshot(**outcome)) for run in runs]
+        for run in runs:
+            self.unsaved.pop(run, None)
+        writing = self.writing = asyncio.ensure_future(asyncio.to_thread(save_tasks, [rows for _, rows in batch]))
+        writing.add_done_callback(lambda done: self.written(batch, done))
+        await asyncio.wait([writing])
+        return writing.exception() is None
+
+    def written(self, batch: list, done: asyncio.Future) -> None:
+        if (error := done.exception()) is None:
+            return
+        if isinstance(error, apsw.BusyError):
+            log.warning("the database is busy: the progress of %s task(s) waits for the next save", len(batch))
+        else:
+            log.error("saving task progress failed", exc_info=error)
+        for run, (_, first, lines) in batch:
+            run.unsaved[:0], run.lines_saved = lines, first
+            self.mark(run)
+
+
+SAVER = Saver()
+
+
+@dataclass(eq=False)
 class Run:
-    """A running task's row, kept current in memory and saved at most every SAVE_EVERY seconds and at the end."""
+    """A running task's row, kept current in memory, pushed to its tab at most every PUSH_EVERY seconds and saved
+    with every other running task's every SAVE_EVERY seconds; both again at the end."""
     task: Task
-    lines: deque = field(default_factory=lambda: deque(maxlen=TASK_LOG_LINES))
-    saved: float = 0.0
+    tail: deque = field(default_factory=lambda: deque(maxlen=TASK_LOG_LINES))
+    unsent: list = field(default_factory=list)
+    unsaved: list = field(default_factory=list)
+    lines_saved: int = 0
+    pushed: float = 0.0
+    yielded: float = 0.0
+    timer: asyncio.TimerHandle | None = None
     job: asyncio.Task | None = None
+    cancelled: bool = False  # by its Cancel button; a server that stops cancels the rest, which are interrupted
 
     @property
     def current(self) -> Task:
-        return replace(self.task, log="".join(self.lines))
+        return replace(self.task, log="".join(self.tail))
 
     async def report(self, done: int, total: int, line: str = "") -> None:
         self.task.done, self.task.total = done, total
         if line:
-            self.lines.append(line + "\n")
-        if time.monotonic() - self.saved >= SAVE_EVERY:
-            self.save()
-        await push(self.task.tab, ProgressUpdate(self.task.id, done, total, line))
+            line = scrub(line)
+            self.tail.append(line + "\n")
+            self.unsent.append(line)
+            self.unsaved.append(line)
+        if not self.timer:
+            if (wait := self.pushed + PUSH_EVERY - time.monotonic()) <= 0:
+                self.push()
+            else:
+                self.timer = asyncio.get_running_loop().call_later(wait, self.push)
+        SAVER.mark(self)
+        if time.monotonic() - self.yielded >= REPORT_SLICE:  # every other tab runs between slices
+            await asyncio.sleep(0)
+            self.yielded = time.monotonic()
 
-    def save(self, **outcome) -> Task:
-        task = self.task = replace(self.task, log="".join(self.lines), **outcome)
-        # A plain UPDATE: fastlite's update re-reads the table schema on every call.
-        db.execute("UPDATE tasks SET status = ?, done = ?, total = ?, log = ?, result = ? WHERE id = ?",
-                   [task.status, task.done, task.total, task.log, task.result, task.id])
-        self.saved = time.monotonic()
-        return task
+    def push(self) -> None:
+        """Send the tab the latest bar and the log lines since the last push."""
+        self.timer, self.pushed = None, time.monotonic()
+        lines, self.unsent = self.unsent, []
+        if tab := TABS.get(self.task.tab):
+            tab.report(self.task.id, self.task.done, self.task.total, lines)
+
+    def snapshot(self, **outcome) -> tuple[Task, int, list[str]]:
+        """The row as it stands, the log lines not saved yet and the number of the first, for a write."""
+        lines, first, self.unsaved = self.unsaved, self.lines_saved, []
+        self.lines_saved += len(lines)
+        self.task = replace(self.task, log="".join(self.tail), **outcome)
+        return self.task, first, lines
 
     async def execute(self, fn, params: dict) -> None:
         try:
             result = await fn(self.report, **params)
-            outcome = dict(status="done", result=html.escape(result) if isinstance(result, str) else to_xml(result))
+            result = scrub(html.escape(result) if isinstance(result, str) else to_xml(result))
+            outcome = dict(status="done", result=result)
         except asyncio.CancelledError:
-            outcome = dict(status="cancelled", result="Cancelled.")
+            outcome = dict(status="cancelled", result="Cancelled.") if self.cancelled else \
+                dict(status="interrupted", result=INTERRUPTED)
         except Exception as error:
             log.exception("task %s (%s) failed", self.task.id, getattr(fn, "__name__", fn))
-            outcome = dict(status="failed", result=html.escape(f"Failed: {error or type(error).__name__}"))
+            outcome = dict(status="failed", result=scrub(html.escape(f"Failed: {error or type(error).__name__}")))
+        if self.timer:
+            self.timer.cancel()
+        self.push()
+        self.task = replace(self.task, **outcome)  # what a poll or the Cancel answer shows while it is saved
+        while not await SAVER.write([self], **outcome):
+            await asyncio.sleep(SAVE_EVERY)
         RUNS.pop(self.task.id)
-        await push(self.task.tab, TaskRow(self.save(**outcome))(hx_swap_oob="true"))
+        if tab := TABS.get(self.task.tab):
+            tab.finish(self.task.id, TaskRow(self.task)(hx_swap_oob="true"))
 
 
 RUNS: dict[int, Run] = {}  # tasks running now, by id
+
+
+@app.on_event("shutdown")
+async def interrupt_runs() -> None:
+    """A server that stops saves its running tasks as interrupted, with their progress, before it exits."""
+    if jobs := [run.job for run in RUNS.values()]:
+        for job in jobs:
+            job.cancel()
+        await asyncio.wait(jobs, timeout=BUSY_TIMEOUT)
+
+
+def task_of(sess: dict, task_id: int) -> Task | None:
+    """The task as it stands now, if it is this profile's."""
+    task = run.current if (run := RUNS.get(task_id)) else row(tasks, task_id)
+    return task if task and task.profile_id == current_profile(sess).id else None
+
+
+@app.get("/tasks/{id}")
+def tasks_row(sess, id: int):
+    task = task_of(sess, id)
+    return TaskRow(task) if task else UnknownTask(id)
+
+
+@app.get("/tasks/{id}/log")
+def tasks_log(sess, id: int):
+    if not task_of(sess, id):
+        return UnknownTask(id)
+    lines = db.execute("SELECT line FROM task_lines WHERE task_id = ? ORDER BY n", [id]).fetchall()
+    return Response("".join(f"{line}\n" for line, in lines), media_type="text/plain")
+
+
+@app.post("/tasks/{id}/cancel")
+async def tasks_cancel(sess, id: int):
+    """Cancel and answer with the row as it ends; a task that ignores the cancel for a second keeps polling."""
+    if not await asyncio.to_thread(task_of, sess, id):
+        return UnknownTask(id)
+    if run := RUNS.get(id):
+        run.cancelled = True
+        run.job.cancel()
+        await asyncio.wait([run.job], timeout=1)
+        return TaskRow(run.current)
+    return TaskRow(await asyncio.to_thread(tasks.get, id))
+
+
+@app.post("/tasks/{id}/again")
+def tasks_again(req, id: int):
+    task = task_of(req.session, id)
+    if not task:
+        return UnknownTask(id)
+    if task.status == "running" or task.kind not in TASK_FUNCTIONS:
+        return Article(Error("That task cannot run again.", id=f"task-{id}-error"))
+    return start_task(req, title=task.title, fn=TASK_FUNCTIONS[task.kind], params=json.loads(task.params))
+
+
+def text_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES and p.is_file())
 
 
 def word_count(path: Path) -> int:
@@ -969,10 +1250,11 @@ def word_count(path: Path) -> int:
         return sum(len(line.split()) for line in f)
 
 
+@runnable
 async def count_words(report, folder: Path = DATA):
     """Demo task: count the words of every text file under `folder`, one file per step."""
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES and p.is_file())
+    files = await asyncio.to_thread(text_files, folder)
     await report(0, len(files), f"{len(files)} text files under {folder.name}/")
     counts = {}
     for done, path in enumerate(files, 1):
@@ -983,6 +1265,11 @@ async def count_words(report, folder: Path = DATA):
     top = sorted(counts.items(), key=lambda item: -item[1])[:10]
     return Div(P(f"{sum(counts.values()):,} words in {len(files)} files."),
                Table(*(Tr(Td(str(name)), Td(f"{words:,}")) for name, words in top)))
+
+
+@app.post("/tasks/count-words")
+def tasks_count_words(req):
+    return start_task(req, title="Count words in data/", fn=count_words, params={})
 
 
 # --- serve -----------------------------------------------------------------------------------------------
