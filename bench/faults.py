@@ -28,7 +28,8 @@ from websockets.sync.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from todos_scaling import app_server, fresh_copy, render_before, render_variant, seed  # noqa: E402
+from baseline import BEFORE, render_at  # noqa: E402
+from todos_scaling import app_server, fresh_copy, render_variant, seed  # noqa: E402
 
 HOLD = """
 import sys, time, apsw
@@ -110,7 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
         work = Path(tmp)
-        renders = {"before": render_before(work / "render-before"),
+        renders = {"before": render_at(BEFORE, work / "render-before"),
                    "after": render_variant(work / "render-after", "pipulate")}
         locks = {name: [] for name in renders}
         loads = {name: [] for name in renders}

@@ -15,19 +15,16 @@ and unpinned interleaved. Warm: after one untimed entry, all three interleaved. 
 from __future__ import annotations
 
 import argparse
-import io
 import shutil
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-import copier
 
 REPO = Path(__file__).resolve().parent.parent
+from baseline import BEFORE, render_at  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import render_variant  # noqa: E402
@@ -49,17 +46,6 @@ def cold_entry(repo: Path) -> float:
     return timed_entry(repo)
 
 
-def render_before(ref: str, tmp: Path) -> Path:
-    """A Darwinix rendered from the template as it was at ``ref`` (git archive, no history needed)."""
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], capture_output=True, check=True).stdout
-    source = tmp / "before-template"
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(source, filter="data")
-    copier.run_copy(str(source), str(tmp / "before-render"), data={"variant": "darwinix", "python_version": "3.11"},
-                    defaults=True, overwrite=True, quiet=True)
-    return tmp / "before-render"
-
-
 def report(label: str, samples: list[float]) -> float:
     median = statistics.median(samples)
     print(f"  {label:9} median {median:.3f} s  (min {min(samples):.3f}, max {max(samples):.3f}, n={len(samples)})")
@@ -70,14 +56,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=15, help="timed warm entries per flake (default 15)")
     parser.add_argument("--cold-reps", type=int, default=5, help="timed cold entries per flake (default 5)")
-    parser.add_argument("--before", default="d4b4253", help="template commit without the lock (default d4b4253)")
+    parser.add_argument("--before", default=BEFORE, help=f"template commit without the lock (default {BEFORE})")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="flakewright-bench-") as tmp:
         tmp = Path(tmp)
         flakes = {
             "lock": git_checkout(render_variant(tmp / "render", "darwinix", python_version="3.11"), tmp / "lock"),
-            "unpinned": git_checkout(render_before(args.before, tmp), tmp / "unpinned"),
+            "unpinned": git_checkout(render_at(args.before, tmp / "before-render", "darwinix", python_version="3.11"),
+                                     tmp / "unpinned"),
             "seed": git_checkout(REPO / "bench" / "seed", tmp / "seed"),
         }
         for name, repo in flakes.items():

@@ -31,7 +31,8 @@ import httpx
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ws_stream import REPO, render_at, uvicorn  # noqa: E402
+from baseline import BEFORE, render_at  # noqa: E402
+from ws_stream import REPO, uvicorn  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))
 from conftest import render_variant  # noqa: E402
@@ -208,7 +209,7 @@ async def measure(servers: dict, args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", default="d4b4253", help="git ref to compare against ('' for none)")
+    parser.add_argument("--before", default=BEFORE, help="git ref to compare against ('' for none)")
     parser.add_argument("--reports", type=int, default=100_000)
     parser.add_argument("--tabs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)

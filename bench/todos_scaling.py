@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import math
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,26 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import apsw
-import copier
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+from baseline import BEFORE, render_at  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import free_port, render_variant  # noqa: E402
 
-BEFORE = "d4b4253"
 HTMX = {"HX-Request": "true"}
-
-
-def render_before(dest: Path) -> Path:
-    """Pipulate as rendered from the template at BEFORE."""
-    source = dest.parent / "template-before"
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", BEFORE], capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(source, filter="data")
-    copier.run_copy(str(source), str(dest), data={"variant": "pipulate"}, defaults=True, quiet=True)
-    return dest
 
 
 def fresh_copy(render: Path, into: Path) -> Path:
@@ -249,7 +236,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="todos-scaling-") as tmp:
         work = Path(tmp)
-        renders = {"before": render_before(work / "render-before"),
+        renders = {"before": render_at(BEFORE, work / "render-before"),
                    "after": render_variant(work / "render-after", "pipulate")}
         scaling(renders, work, args)
         throughput_and_startup(renders, work, args)

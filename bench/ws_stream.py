@@ -41,11 +41,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import copier
 import httpx
 from websockets.asyncio.client import connect
 
 REPO = Path(__file__).resolve().parent.parent
+from baseline import BEFORE, render_at  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import free_port, render_variant  # noqa: E402
@@ -326,15 +326,6 @@ async def chat(apps: dict[str, Server], fake, rounds: int) -> None:
         print(f"  {name}: forwarding adds {added:.2f} ms median per chunk (target < 2 ms)")
 
 
-def render_at(ref: str, dest: Path, variant: str = "pipulate") -> Path:
-    """Render the template as it was at a git ref of this repo: the 'before' of a side-by-side run."""
-    with tempfile.TemporaryDirectory(prefix="flakewright-before-") as source:
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", source], input=archive, check=True)
-        copier.run_copy(source, str(dest), data={"variant": variant}, defaults=True, overwrite=True, quiet=True)
-    return dest
-
-
 def prepare(render: Path, messages: int) -> None:
     (render / "bench_app.py").write_text(BENCH_APP)
     docs = render / "data" / "docs"
@@ -351,7 +342,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5, help="chat replies")
     parser.add_argument("--repeats", type=int, default=3, help="runs per side of each progress phase")
-    parser.add_argument("--before", default="d4b4253", help="git ref to compare against ('' for none)")
+    parser.add_argument("--before", default=BEFORE, help="git ref to compare against ('' for none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flakewright-bench-") as tmp:
         renders = {"now": render_variant(Path(tmp) / "now", "pipulate")}

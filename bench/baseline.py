@@ -1,0 +1,21 @@
+"""The 'before' side of a side-by-side bench: the template as it was at a git ref of this repo, rendered."""
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import copier
+
+REPO = Path(__file__).resolve().parent.parent
+BEFORE = "d4b4253"  # the last commit before the template locked its .venv and took database work off the loop
+
+
+def render_at(ref: str, dest: Path, variant: str = "pipulate", **data: object) -> Path:
+    """Render ``variant`` from the template at ``ref`` (git archive: no checkout, no history needed)."""
+    with tempfile.TemporaryDirectory(prefix="flakewright-before-") as source:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", source], input=archive, check=True)
+        copier.run_copy(source, str(dest), data={"variant": variant, **data}, defaults=True, overwrite=True,
+                        quiet=True)
+    return dest
