@@ -12,7 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
+
 STANDIN = REPO / "tests" / "nixpkgs-standin"
 NIX_CONFIG = "\n".join(
     [

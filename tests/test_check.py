@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from test_update import TemplateRepo, commit_all, flakewright, git, render
+from helpers import TemplateRepo, commit_all, flakewright, git, render_tagged
 
 UP_TO_DATE, UPDATE_AVAILABLE, DRIFT, BOTH = 0, 10, 20, 30
 
@@ -13,7 +13,7 @@ UP_TO_DATE, UPDATE_AVAILABLE, DRIFT, BOTH = 0, 10, 20, 30
 @pytest.fixture
 def rendered(tmp_path: Path) -> tuple[TemplateRepo, Path]:
     template = TemplateRepo.create(tmp_path / "template")
-    return template, render(template, tmp_path / "app", "pipulate")
+    return template, render_tagged(template, tmp_path / "app", "pipulate")
 
 
 def test_clean_repo_is_up_to_date(rendered: tuple[TemplateRepo, Path]) -> None:

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import VARIANTS
-from test_update import ANSWERS, TemplateRepo, assert_same_tree, flakewright, flakewright_process, tree_files
+from helpers import ANSWERS, VARIANTS, TemplateRepo, assert_same_tree, flakewright, flakewright_process, tree_files
 
 
 def one_line_error(result) -> str:

@@ -20,7 +20,7 @@ import pytest
 
 from packaging.utils import canonicalize_name
 
-from conftest import free_port, need
+from helpers import free_port, need
 from nixenv import OVERRIDE, current_system, eval_raw, flake_check, flake_ref, flake_show, git_checkout, run, shell
 from uvlock import installs, venv_python
 

@@ -23,8 +23,7 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
-from conftest import VARIANTS
-from test_update import TemplateRepo, commit_all, conflict_marked, flakewright, git, render as render_release
+from helpers import MARKUP_TITLES, VARIANTS, TemplateRepo, commit_all, conflict_marked, flakewright, git, render_tagged as render_release
 
 IGNORED_DIRS = {"data", "__pycache__", ".ipynb_checkpoints"}
 
@@ -102,21 +101,6 @@ def test_starter_notebook_runs_and_writes_only_data(render, variant, tmp_path):
         assert f"{words:,} words in 3 files." in text
         assert "profile 'Default': 1 todos, 1 done" in text
         assert "Written by the app" in text
-
-
-# Titles full of what Markdown, GitHub and MathJax would read as markup, and what JSON must escape.
-MARKUP_TITLES = [
-    "Cost $x$ and $$y$$",
-    "Price: $5 or $6",
-    "back\\slash \\$ \\*",
-    "*bold* and _italic_ and __both__",
-    "<b>tag</b> &amp; &copy;",
-    "`code` span",
-    "Issue #1 #",
-    "[link](http://example.com) ![img](x.png)",
-    "~~struck~~ a|b",
-    'Quote "q" \\ é 😀 it\'s',
-]
 
 
 def heading_text(markdown: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VARIANTS
+from helpers import VARIANTS
 
 # These assert that pytest runs inside the render's own .venv, which only the Nix/venv tests build;
 # every other test of the rendered suite must pass with this interpreter.
