@@ -211,3 +211,19 @@ def assert_same_tree(left: Path, right: Path, *, ignore: tuple[str, ...] = (ANSW
 
 def conflict_marked(root: Path) -> list[str]:
     return [f for f in tree_files(root) if re.search(r"^<<<<<<< |^>>>>>>> ", (root / f).read_text(errors="replace"), re.M)]
+
+
+def listed(stdout: str, label: str) -> list[str]:
+    """The paths `flakewright update` lists under ``label (n):``; [] when it prints no such section."""
+    lines = stdout.splitlines()
+    heads = [i for i, line in enumerate(lines) if re.fullmatch(rf"{re.escape(label)} \(\d+\):", line)]
+    if not heads:
+        return []
+    assert len(heads) == 1, stdout
+    paths = []
+    for line in lines[heads[0] + 1:]:
+        if not line.startswith("  "):
+            break
+        paths.append(line.strip())
+    assert f"{label} ({len(paths)}):" == lines[heads[0]], stdout
+    return paths

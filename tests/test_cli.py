@@ -108,7 +108,7 @@ def test_unsafe_template_needs_trust(tmp_path: Path) -> None:
 
 def test_unreachable_template_is_one_line(tmp_path: Path) -> None:
     message = one_line_error(flakewright("new", "darwinix", tmp_path / "x", "-t", tmp_path / "missing", "--defaults"))
-    assert "new failed" in message
+    assert message == "flakewright: error: new failed: Local template must be a directory."
     assert not (tmp_path / "x").exists()
 
 

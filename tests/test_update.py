@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from helpers import (ANSWERS, TemplateRepo, assert_same_tree, commit_all, conflict_marked, flakewright,
-                     git, insert_after, literal_line, render_tagged)
+                     git, insert_after, listed, literal_line, render_tagged)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,8 @@ def test_update_merges_template_changes_with_user_edits(tmp_path: Path, scenario
     # exactly the overlapping edit conflicts, and the report says so
     assert conflict_marked(dest) == ["pyproject.toml"]
     assert re.search(r"conflicts \(1\):\s+pyproject\.toml", result.stdout), result.stdout
-    assert "merged with your edits" in result.stdout and scenario.user_appends_to in result.stdout
+    assert listed(result.stdout, "new") == ["CONTRIBUTING.md"], result.stdout
+    assert listed(result.stdout, "merged with your edits") == [scenario.user_appends_to], result.stdout
     answers = yaml.safe_load((dest / ANSWERS).read_text())
     assert answers["_commit"] == "v2.0.0"
 
@@ -108,7 +109,9 @@ def test_update_without_user_edits_equals_fresh_render(tmp_path: Path, variant: 
     fresh = tmp_path / "fresh" / "app"
     assert flakewright("new", variant, fresh, "--template", template.path, "--defaults").returncode == 0
     assert_same_tree(dest, fresh)
-    assert "CONTRIBUTING.md" in result.stdout and "README.md" in result.stdout
+    assert listed(result.stdout, "new") == ["CONTRIBUTING.md"], result.stdout
+    assert listed(result.stdout, "changed") == ["README.md"], result.stdout
+    assert listed(result.stdout, "merged with your edits") == listed(result.stdout, "conflicts") == [], result.stdout
 
 
 def test_update_can_turn_jupyter_off_and_rename_app_title(tmp_path: Path) -> None:
