@@ -26,6 +26,7 @@ from flakewright._variants import VARIANTS as VARIANT_TABLE
 
 REPO = Path(__file__).resolve().parent.parent
 VARIANTS = tuple(VARIANT_TABLE)
+WEB = tuple(name for name, v in VARIANT_TABLE.items() if v.flags["web"])
 REQUIRE_ALL = os.environ.get("FLAKEWRIGHT_REQUIRE_ALL") == "1"
 # Titles full of what Markdown, GitHub and MathJax would read as markup, and what JSON must escape.
 MARKUP_TITLES = [
@@ -46,6 +47,14 @@ GIT_ENV = {
     "GIT_COMMITTER_NAME": "flakewright tests",
     "GIT_COMMITTER_EMAIL": "tests@flakewright.invalid",
 }
+
+
+def flags(answers: dict) -> dict[str, bool]:
+    """The feature flags a render with ``answers`` gets: the variant's, with a jupyter answer winning."""
+    derived = dict(VARIANT_TABLE[answers["variant"]].flags)
+    if "jupyter" in answers:
+        derived["jupyter"] = bool(answers["jupyter"])
+    return derived
 
 
 def need(tool: str, *, why: str = "") -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from helpers import REPO, VARIANTS, TemplateRepo, commit_all, copy_template, flakewright, git, need, render_tagged
+from helpers import REPO, VARIANTS, WEB, TemplateRepo, commit_all, copy_template, flakewright, git, need, render_tagged
 from nixenv import shell
 from uvlock import installs, venv_python
 
@@ -69,14 +69,14 @@ def test_an_edited_export_is_reported_stale(tmp_path: Path):
 @pytest.mark.parametrize("jupyter", [False, True], ids=["lab-off", "lab-on"])
 def test_render_ships_the_lock_for_its_flags(render, variant: str, jupyter: bool):
     repo = render(variant, jupyter=jupyter)
-    key = ("base" if variant == "darwinix" else "web") + ("-jupyter" if jupyter else "")
+    key = ("web" if variant in WEB else "base") + ("-jupyter" if jupyter else "")
     for name in ("uv.lock", "requirements.txt"):
         assert (repo / name).read_bytes() == (LOCKS / key / name).read_bytes(), name
     assert not (repo / "_locks").exists()
     locked = installs(repo / "uv.lock", platform.python_version())
     assert {"numpy", "pandas", "requests", "pytest"} <= locked.keys()
     assert ("jupyterlab" in locked) == jupyter
-    assert ("python-fasthtml" in locked) == (variant != "darwinix")
+    assert ("python-fasthtml" in locked) == (variant in WEB)
 
 
 def locked_requests(repo: Path) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import (ANSWERS, TemplateRepo, assert_same_tree, commit_all, conflict_marked, flakewright,
+from helpers import (ANSWERS, VARIANTS, TemplateRepo, assert_same_tree, commit_all, conflict_marked, flakewright,
                      git, insert_after, listed, literal_line, render_tagged)
 
 
@@ -94,7 +94,7 @@ def test_update_merges_template_changes_with_user_edits(tmp_path: Path, scenario
     assert answers["_commit"] == "v2.0.0"
 
 
-@pytest.mark.parametrize("variant", ["darwinix", "pipulate", "botifython"])
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_update_without_user_edits_equals_fresh_render(tmp_path: Path, variant: str) -> None:
     template = TemplateRepo.create(tmp_path / "template")
     dest = render_tagged(template, tmp_path / "app", variant)
