@@ -5,9 +5,12 @@ tools (nix, chromium) call ``helpers.need(tool)``.
 """
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
-from helpers import render_variant
+from helpers import ANSWERS, TemplateRepo, git, render_tagged, render_variant
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +29,40 @@ def render(tmp_path_factory: pytest.TempPathFactory):
         return cache[key]
 
     return _render
+
+
+@pytest.fixture(scope="session")
+def first_releases(tmp_path_factory: pytest.TempPathFactory):
+    """Factory ``(variant, extra) -> folder`` holding template/ (tagged v1.0.0) and app/ rendered from it, built once."""
+    cache: dict[tuple, Path] = {}
+
+    def build(variant: str, extra: tuple[str, ...]) -> Path:
+        if (variant, extra) not in cache:
+            root = tmp_path_factory.mktemp(f"release-{variant}")
+            render_tagged(TemplateRepo.create(root / "template"), root / "app", variant, *extra)
+            cache[variant, extra] = root
+        return cache[variant, extra]
+
+    return build
+
+
+@pytest.fixture
+def released(first_releases, tmp_path: Path):
+    """Factory ``released(variant, *extra) -> (template, dest)`` for a test to edit freely.
+
+    The same as ``TemplateRepo.create(tmp_path / "template")`` then ``render_tagged(template, tmp_path / "app",
+    variant, *extra)``, copied from a session cache: the render's answers point at this test's template.
+    """
+    def make(variant: str, *extra: str) -> tuple[TemplateRepo, Path]:
+        root = first_releases(variant, extra)
+        template = TemplateRepo(shutil.copytree(root / "template", tmp_path / "template", symlinks=True))
+        dest = shutil.copytree(root / "app", tmp_path / "app", symlinks=True)
+        answers = dest / ANSWERS
+        text = answers.read_text()
+        cached, copied = f"_src_path: {(root / 'template').resolve()}\n", f"_src_path: {template.path.resolve()}\n"
+        assert cached in text, text
+        answers.write_text(text.replace(cached, copied))
+        git(dest, "commit", "-q", "--amend", "-a", "--no-edit")
+        return template, dest
+
+    return make

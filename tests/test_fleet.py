@@ -90,9 +90,8 @@ def test_dry_run_says_per_file_what_would_happen_and_writes_nothing(fleet) -> No
     assert table_row(result.stdout, clean)[-1] == "would update"
 
 
-def test_dry_run_lists_merged_and_deleted(tmp_path: Path) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render_tagged(template, tmp_path / "app", "pipulate", "-d", "jupyter=true")
+def test_dry_run_lists_merged_and_deleted(released, tmp_path: Path) -> None:
+    template, dest = released("pipulate", "-d", "jupyter=true")
     readme = dest / "README.md"
     readme.write_text("User's own first line.\n" + readme.read_text())
     commit_all(dest, "user readme line")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import (ANSWERS, VARIANTS, TemplateRepo, assert_same_tree, commit_all, conflict_marked, flakewright,
-                     git, insert_after, listed, literal_line, render_tagged)
+from helpers import (ANSWERS, REPO, VARIANTS, TemplateRepo, assert_same_tree, commit_all, conflict_marked, flakewright,
+                     git, insert_after, listed, literal_line, render_tagged, tree_files)
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,8 @@ SCENARIOS = [
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.variant)
-def test_update_merges_template_changes_with_user_edits(tmp_path: Path, scenario: Scenario) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render_tagged(template, tmp_path / "app", scenario.variant)
+def test_update_merges_template_changes_with_user_edits(released, tmp_path: Path, scenario: Scenario) -> None:
+    template, dest = released(scenario.variant)
 
     # The user's edits: an appended block, a changed requirement, a new file.
     user_file = dest / scenario.user_appends_to
@@ -95,9 +94,8 @@ def test_update_merges_template_changes_with_user_edits(tmp_path: Path, scenario
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_update_without_user_edits_equals_fresh_render(tmp_path: Path, variant: str) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render_tagged(template, tmp_path / "app", variant)
+def test_update_without_user_edits_equals_fresh_render(released, tmp_path: Path, variant: str) -> None:
+    template, dest = released(variant)
     readme = template.source("README.md")
     readme.write_text(readme.read_text() + "\nTemplate v2 adds this paragraph.\n")
     (template.path / "template" / "CONTRIBUTING.md").write_text("How to contribute\n")
@@ -114,9 +112,8 @@ def test_update_without_user_edits_equals_fresh_render(tmp_path: Path, variant: 
     assert listed(result.stdout, "merged with your edits") == listed(result.stdout, "conflicts") == [], result.stdout
 
 
-def test_update_can_turn_jupyter_off_and_rename_app_title(tmp_path: Path) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render_tagged(template, tmp_path / "app", "pipulate", "-d", "jupyter=true")
+def test_update_can_turn_jupyter_off_and_rename_app_title(released, tmp_path: Path) -> None:
+    template, dest = released("pipulate", "-d", "jupyter=true")
     assert (dest / "notebooks").is_dir()
 
     refused = flakewright("update", dest, "-d", "jupyter=false", "-d", "app_title=Renamed Console")
@@ -139,15 +136,13 @@ def test_update_can_turn_jupyter_off_and_rename_app_title(tmp_path: Path) -> Non
     assert_same_tree(dest, fresh)
     removed = sorted(set(before) - set(tree_files(fresh)))
     assert removed and any(p.startswith("notebooks/") for p in removed)
-    listed = off.stdout.split(f"deleted ({len(removed)}):", 1)[1].split()[: len(removed)]
-    assert listed == removed, off.stdout
+    assert listed(off.stdout, "deleted") == removed, off.stdout
     answers = yaml.safe_load((dest / ANSWERS).read_text())
     assert answers["jupyter"] is False and answers["app_title"] == "Renamed Console"
 
 
-def test_update_refuses_a_dirty_tree(tmp_path: Path) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render_tagged(template, tmp_path / "app", "darwinix")
+def test_update_refuses_a_dirty_tree(released, tmp_path: Path) -> None:
+    template, dest = released("darwinix")
     (dest / "requirements.txt").write_text("edited but not committed\n")
 
     result = flakewright("update", dest)
@@ -220,9 +215,8 @@ def test_without_the_migration_copier_would_drop_the_user_edits(tmp_path: Path) 
     assert "line 15 edited" not in (dest / "docs" / "handbook.md").read_text()
 
 
-def test_conflicts_as_rej_files(tmp_path: Path) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render_tagged(template, tmp_path / "app", "darwinix")
+def test_conflicts_as_rej_files(released, tmp_path: Path) -> None:
+    template, dest = released("darwinix")
     requirement = literal_line(template.source("pyproject.toml"), dest / "pyproject.toml")
     text = (dest / "pyproject.toml").read_text()
     (dest / "pyproject.toml").write_text(text.replace(f"{requirement}\n", f"{requirement}  # user\n", 1))
@@ -242,9 +236,8 @@ def test_conflicts_as_rej_files(tmp_path: Path) -> None:
     assert re.search(r"conflicts \(1\):\s+pyproject\.toml", result.stdout), result.stdout
 
 
-def test_update_at_the_current_release_has_nothing_to_do(tmp_path: Path) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render_tagged(template, tmp_path / "app", "pipulate")
+def test_update_at_the_current_release_has_nothing_to_do(released, tmp_path: Path) -> None:
+    template, dest = released("pipulate")
     head = git(dest, "rev-parse", "HEAD")
 
     result = flakewright("update", dest)
@@ -255,9 +248,8 @@ def test_update_at_the_current_release_has_nothing_to_do(tmp_path: Path) -> None
     assert git(dest, "rev-parse", "HEAD") == head
 
 
-def test_variant_change_that_removes_files_asks_for_force(tmp_path: Path) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render_tagged(template, tmp_path / "app", "pipulate")
+def test_variant_change_that_removes_files_asks_for_force(released, tmp_path: Path) -> None:
+    template, dest = released("pipulate")
 
     refused = flakewright("update", dest, "-d", "variant=darwinix")
 
@@ -280,11 +272,10 @@ def test_variant_change_that_removes_files_asks_for_force(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("answer", ["n", "y"])
-def test_variant_change_on_a_terminal_asks_before_removing_files(answer: str, tmp_path: Path) -> None:
+def test_variant_change_on_a_terminal_asks_before_removing_files(released, answer: str, tmp_path: Path) -> None:
     from terminal import Terminal
 
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render_tagged(template, tmp_path / "app", "pipulate")
+    template, dest = released("pipulate")
     with Terminal("flakewright", "update", dest, "-d", "variant=darwinix", width=100) as term:
         asked = term.wait_for("Remove them? [y/N]")
         assert "The new answers remove" in asked and "  server.py" in asked, asked
