@@ -33,30 +33,30 @@ def render(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def first_releases(tmp_path_factory: pytest.TempPathFactory):
-    """Factory ``(variant, extra) -> folder`` holding template/ (tagged v1.0.0) and app/ rendered from it, built once."""
+    """Factory ``(variant, extra, name) -> folder`` holding template/ (tagged v1.0.0) and <name>/ rendered from it, built once."""
     cache: dict[tuple, Path] = {}
 
-    def build(variant: str, extra: tuple[str, ...]) -> Path:
-        if (variant, extra) not in cache:
+    def build(variant: str, extra: tuple[str, ...], name: str) -> Path:
+        if (variant, extra, name) not in cache:
             root = tmp_path_factory.mktemp(f"release-{variant}")
-            render_tagged(TemplateRepo.create(root / "template"), root / "app", variant, *extra)
-            cache[variant, extra] = root
-        return cache[variant, extra]
+            render_tagged(TemplateRepo.create(root / "template"), root / name, variant, *extra)
+            cache[variant, extra, name] = root
+        return cache[variant, extra, name]
 
     return build
 
 
 @pytest.fixture
 def released(first_releases, tmp_path: Path):
-    """Factory ``released(variant, *extra) -> (template, dest)`` for a test to edit freely.
+    """Factory ``released(variant, *extra, name="app") -> (template, dest)`` for a test to edit freely.
 
-    The same as ``TemplateRepo.create(tmp_path / "template")`` then ``render_tagged(template, tmp_path / "app",
+    The same as ``TemplateRepo.create(tmp_path / "template")`` then ``render_tagged(template, tmp_path / name,
     variant, *extra)``, copied from a session cache: the render's answers point at this test's template.
     """
-    def make(variant: str, *extra: str) -> tuple[TemplateRepo, Path]:
-        root = first_releases(variant, extra)
+    def make(variant: str, *extra: str, name: str = "app") -> tuple[TemplateRepo, Path]:
+        root = first_releases(variant, extra, name)
         template = TemplateRepo(shutil.copytree(root / "template", tmp_path / "template", symlinks=True))
-        dest = shutil.copytree(root / "app", tmp_path / "app", symlinks=True)
+        dest = shutil.copytree(root / name, tmp_path / name, symlinks=True)
         answers = dest / ANSWERS
         text = answers.read_text()
         cached, copied = f"_src_path: {(root / 'template').resolve()}\n", f"_src_path: {template.path.resolve()}\n"
