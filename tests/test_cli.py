@@ -224,7 +224,7 @@ def test_the_prompt_toolkit_shape_the_wrap_patch_relies_on() -> None:
     from prompt_toolkit.layout import Window
     from prompt_toolkit.widgets.toolbars import ValidationToolbar
 
-    from flakewright._copier import wrap_validation_messages
+    from flakewright._console import wrap_validation_messages
 
     wrap_validation_messages()
     toolbar = ValidationToolbar()
