@@ -8,7 +8,10 @@
       systems = [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ];
       forEachSystem = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
 
-      template = variant: description: next: {
+      # One entry per variant, shared with the CLI and the tests: generator/flakewright/variants.toml.
+      table = builtins.fromTOML (builtins.readFile ./generator/flakewright/variants.toml);
+
+      template = variant: { description, next, ... }: {
         path = ./examples/${variant};
         inherit description;
         # nix renders this as Markdown: the blank line after "Next:" makes the steps a list.
@@ -26,14 +29,8 @@
       };
     in
     {
-      templates = {
-        darwinix = template "darwinix" "Nix dev shell: Python .venv from requirements.txt, CUDA check, JupyterLab in tmux"
-          "`start` / `stop` (JupyterLab on 127.0.0.1)";
-        pipulate = template "pipulate" "darwinix + a FastHTML app: SQLite, profiles, todos, Ollama chat, streamed tasks"
-          "`run` (the app on http://127.0.0.1:5001)";
-        botifython = template "botifython" "pipulate + Botify API tools: token, paginated API task to CSV"
-          "`run` (the app on http://127.0.0.1:5001)";
-        default = self.templates.pipulate;
+      templates = builtins.mapAttrs template table.variants // {
+        default = self.templates.${table.default};
       };
 
       # Working on flakewright itself: Python, uv and the tools the tests drive.

@@ -16,34 +16,30 @@ import filecmp
 import shutil
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
-import copier
+import flakewright
+from flakewright._answers import ANSWERS_FILE
+from flakewright._pristine import differing_files
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
-VARIANTS = ("darwinix", "pipulate", "botifython")
+VARIANTS = tuple(flakewright.VARIANTS)
 PUBLIC_SRC = "https://github.com/flakewright/flakewright.git"
-ANSWERS = ".copier-answers.yml"
 
 
 def release_tag() -> str:
-    """The release these examples belong to: v + pyproject's version."""
-    for line in (REPO / "pyproject.toml").read_text().splitlines():
-        if line.startswith("version = "):
-            return "v" + line.split("=", 1)[1].strip().strip('"')
-    raise SystemExit("pyproject.toml has no version line")
+    """The release these examples belong to: v + the flakewright version."""
+    return f"v{flakewright.__version__}"
 
 
 def render_example(variant: str, dest: Path) -> Path:
-    """Render ``variant`` with default answers into ``dest`` (must not exist)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        copier.run_copy(
-            str(REPO), str(dest), data={"variant": variant}, defaults=True, quiet=True, vcs_ref="HEAD"
-        )
-    answers = dest / ANSWERS
+    """Render ``variant`` with default answers into ``dest`` (must not exist), as `flakewright new` does.
+
+    DEST's folder name is the default project_name, so ``dest`` should be named after the variant.
+    """
+    flakewright.new(variant=variant, dest=dest, defaults=True, template=str(REPO), vcs_ref="HEAD")
+    answers = dest / ANSWERS_FILE
     lines = [
         f"_commit: {release_tag()}" if line.startswith("_commit:")
         else f"_src_path: {PUBLIC_SRC}" if line.startswith("_src_path:")
@@ -56,12 +52,12 @@ def render_example(variant: str, dest: Path) -> Path:
 
 def stale_files(expected: Path, actual: Path) -> list[str]:
     """Relative paths that differ between two trees (missing on either side included)."""
-    def files(root: Path) -> set[str]:
-        return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} if root.is_dir() else set()
-
-    left, right = files(expected), files(actual)
-    differ = {f for f in left & right if not filecmp.cmp(expected / f, actual / f, shallow=False)}
-    return sorted(differ | (left ^ right))
+    if not actual.is_dir():
+        return differing_files(expected, actual) + [ANSWERS_FILE]
+    differ = set(differing_files(expected, actual)) | set(differing_files(actual, expected))
+    if not (actual / ANSWERS_FILE).is_file() or not filecmp.cmp(expected / ANSWERS_FILE, actual / ANSWERS_FILE, shallow=False):
+        differ.add(ANSWERS_FILE)
+    return sorted(differ)
 
 
 def main() -> int:

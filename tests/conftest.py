@@ -1,54 +1,16 @@
 """Shared fixtures: render each variant once per session and reuse the render.
 
-Tests that need external tools (nix, chromium) call ``need(tool)``. Locally a
-missing tool skips the test with the reason; with FLAKEWRIGHT_REQUIRE_ALL=1
-(set by .ci/run) the same situation fails, so CI can never go green by skipping.
+Helpers shared between test modules live in helpers.py; tests that need external
+tools (nix, chromium) call ``helpers.need(tool)``.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 from pathlib import Path
 
-import copier
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-VARIANTS = ("darwinix", "pipulate", "botifython")
-REQUIRE_ALL = os.environ.get("FLAKEWRIGHT_REQUIRE_ALL") == "1"
-
-
-def need(tool: str, *, why: str = "") -> str:
-    """Return the path of ``tool`` or skip (fail under FLAKEWRIGHT_REQUIRE_ALL)."""
-    found = shutil.which(tool) or (tool if os.path.isabs(tool) and os.access(tool, os.X_OK) else None)
-    if found:
-        return found
-    message = f"{tool} is not installed{': ' + why if why else ''}"
-    if REQUIRE_ALL:
-        pytest.fail(f"{message} (FLAKEWRIGHT_REQUIRE_ALL=1 forbids skipping)")
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    """A port nothing on 127.0.0.1 listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def render_variant(dest: Path, variant: str, **data: object) -> Path:
-    """Render the working-tree template into ``dest`` with default answers."""
-    copier.run_copy(
-        str(REPO),
-        str(dest),
-        data={"variant": variant, "project_name": variant, **data},  # as examples/<variant>/ gets from its folder
-        defaults=True,
-        overwrite=True,
-        quiet=True,
-        vcs_ref="HEAD",  # the working tree, dirty changes included; tags would pick a release
-    )
-    return dest
+from helpers import ANSWERS, TemplateRepo, git, render_tagged, render_variant
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +29,40 @@ def render(tmp_path_factory: pytest.TempPathFactory):
         return cache[key]
 
     return _render
+
+
+@pytest.fixture(scope="session")
+def first_releases(tmp_path_factory: pytest.TempPathFactory):
+    """Factory ``(variant, extra, name) -> folder`` holding template/ (tagged v1.0.0) and <name>/ rendered from it, built once."""
+    cache: dict[tuple, Path] = {}
+
+    def build(variant: str, extra: tuple[str, ...], name: str) -> Path:
+        if (variant, extra, name) not in cache:
+            root = tmp_path_factory.mktemp(f"release-{variant}")
+            render_tagged(TemplateRepo.create(root / "template"), root / name, variant, *extra)
+            cache[variant, extra, name] = root
+        return cache[variant, extra, name]
+
+    return build
+
+
+@pytest.fixture
+def released(first_releases, tmp_path: Path):
+    """Factory ``released(variant, *extra, name="app") -> (template, dest)`` for a test to edit freely.
+
+    The same as ``TemplateRepo.create(tmp_path / "template")`` then ``render_tagged(template, tmp_path / name,
+    variant, *extra)``, copied from a session cache: the render's answers point at this test's template.
+    """
+    def make(variant: str, *extra: str, name: str = "app") -> tuple[TemplateRepo, Path]:
+        root = first_releases(variant, extra, name)
+        template = TemplateRepo(shutil.copytree(root / "template", tmp_path / "template", symlinks=True))
+        dest = shutil.copytree(root / name, tmp_path / name, symlinks=True)
+        answers = dest / ANSWERS
+        text = answers.read_text()
+        cached, copied = f"_src_path: {(root / 'template').resolve()}\n", f"_src_path: {template.path.resolve()}\n"
+        assert cached in text, text
+        answers.write_text(text.replace(cached, copied))
+        git(dest, "commit", "-q", "--amend", "-a", "--no-edit")
+        return template, dest
+
+    return make

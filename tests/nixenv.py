@@ -12,7 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
+
 STANDIN = REPO / "tests" / "nixpkgs-standin"
 NIX_CONFIG = "\n".join(
     [
@@ -24,6 +25,14 @@ NIX_CONFIG = "\n".join(
     ]
 )
 OVERRIDE = ["--no-write-lock-file", "--override-input", "nixpkgs", f"path:{STANDIN}"]
+# The renders test_nix.py enters (and whose own suites it runs in their shells); test_rendered_suites.py
+# runs the suites of the default renders these do not cover.
+CASES = {
+    "darwinix": {"variant": "darwinix"},
+    "darwinix-pip": {"variant": "darwinix", "installer": "pip", "jupyter": False},
+    "pipulate": {"variant": "pipulate"},
+    "botifython": {"variant": "botifython", "jupyter": True},
+}
 GIT_ID = ["-c", "user.name=flakewright tests", "-c", "user.email=tests@flakewright.invalid"]
 
 

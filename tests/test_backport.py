@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from test_update import TemplateRepo, commit_all, flakewright, git, render
+from helpers import commit_all, flakewright, git, render_tagged
 
 SERVER = "server.py"
 
@@ -25,15 +25,13 @@ def literal_index(template_file: Path, rendered: list[str], *, after: int = 0) -
 
 
 @pytest.fixture
-def setup(tmp_path: Path):
-    template = TemplateRepo.create(tmp_path / "template")
-    pip = render(template, tmp_path / "pip", "pipulate")
-    return template, pip
+def setup(released):
+    return released("pipulate", name="pip")
 
 
 def test_backport_applies_literal_edits_and_they_reach_other_variants(setup, tmp_path: Path) -> None:
     template, pip = setup
-    other = render(template, tmp_path / "other", "botifython")
+    other = render_tagged(template, tmp_path / "other", "botifython")
     source = template.source(SERVER)
     lines = rendered_lines(pip / SERVER)
 

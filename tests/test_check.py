@@ -5,15 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from test_update import TemplateRepo, commit_all, flakewright, git, render
+from helpers import TemplateRepo, commit_all, flakewright, git
 
 UP_TO_DATE, UPDATE_AVAILABLE, DRIFT, BOTH = 0, 10, 20, 30
 
 
 @pytest.fixture
-def rendered(tmp_path: Path) -> tuple[TemplateRepo, Path]:
-    template = TemplateRepo.create(tmp_path / "template")
-    return template, render(template, tmp_path / "app", "pipulate")
+def rendered(released) -> tuple[TemplateRepo, Path]:
+    return released("pipulate")
 
 
 def test_clean_repo_is_up_to_date(rendered: tuple[TemplateRepo, Path]) -> None:

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import VARIANTS
-from test_update import ANSWERS, TemplateRepo, assert_same_tree, flakewright, flakewright_process, tree_files
+from helpers import ANSWERS, VARIANTS, TemplateRepo, assert_same_tree, flakewright, flakewright_process, tree_files
 
 
 def one_line_error(result) -> str:
@@ -109,7 +108,7 @@ def test_unsafe_template_needs_trust(tmp_path: Path) -> None:
 
 def test_unreachable_template_is_one_line(tmp_path: Path) -> None:
     message = one_line_error(flakewright("new", "darwinix", tmp_path / "x", "-t", tmp_path / "missing", "--defaults"))
-    assert "new failed" in message
+    assert message == "flakewright: error: new failed: Local template must be a directory."
     assert not (tmp_path / "x").exists()
 
 
@@ -225,7 +224,7 @@ def test_the_prompt_toolkit_shape_the_wrap_patch_relies_on() -> None:
     from prompt_toolkit.layout import Window
     from prompt_toolkit.widgets.toolbars import ValidationToolbar
 
-    from flakewright._copier import wrap_validation_messages
+    from flakewright._console import wrap_validation_messages
 
     wrap_validation_messages()
     toolbar = ValidationToolbar()

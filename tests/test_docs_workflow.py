@@ -4,11 +4,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from pathlib import Path
 
-from test_update import GIT_ENV, TemplateRepo, flakewright, git, render
+from helpers import GIT_ENV, REPO, flakewright, git
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def documented_commit_line() -> str:
@@ -18,9 +16,8 @@ def documented_commit_line() -> str:
     return line
 
 
-def test_documented_commit_keeps_the_files_an_update_adds(tmp_path):
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render(template, tmp_path / "app", "darwinix")
+def test_documented_commit_keeps_the_files_an_update_adds(released, tmp_path):
+    template, dest = released("darwinix")
     (template.path / "template" / "CONTRIBUTING.md").write_text("How to contribute (template v2)\n")
     template.release("v2.0.0")
     assert flakewright("update", dest).returncode == 0

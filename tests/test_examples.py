@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_update import ANSWERS, TemplateRepo, commit_all, flakewright, git
+from helpers import ANSWERS, REPO, TemplateRepo, commit_all, flakewright, git
 
-REPO = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("regenerate", REPO / "examples" / "regenerate.py")
 regenerate = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(regenerate)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from test_update import TemplateRepo, commit_all, flakewright, git, literal_line, render
+from helpers import REPO, TemplateRepo, commit_all, flakewright, git, literal_line, render_tagged
 
 
 def table_row(stdout: str, repo: Path) -> list[str]:
@@ -19,9 +19,9 @@ def table_row(stdout: str, repo: Path) -> list[str]:
 def fleet(tmp_path: Path):
     """A v2 template and three darwinix repos made from v1: clean, conflicting, dirty."""
     template = TemplateRepo.create(tmp_path / "template")
-    clean = render(template, tmp_path / "clean", "darwinix")
-    conflicting = render(template, tmp_path / "conflicting", "darwinix")
-    dirty = render(template, tmp_path / "dirty", "darwinix")
+    clean = render_tagged(template, tmp_path / "clean", "darwinix")
+    conflicting = render_tagged(template, tmp_path / "conflicting", "darwinix")
+    dirty = render_tagged(template, tmp_path / "dirty", "darwinix")
     requirement = literal_line(template.source("pyproject.toml"), clean / "pyproject.toml")
     text = (conflicting / "pyproject.toml").read_text()
     (conflicting / "pyproject.toml").write_text(text.replace(f"{requirement}\n", f"{requirement}  # user pin\n", 1))
@@ -56,8 +56,8 @@ def test_update_many_repos_reports_each_and_goes_on_past_a_refused_one(fleet) ->
 def test_update_many_exits_1_on_conflicts_and_0_when_all_clean(fleet, tmp_path: Path) -> None:
     template, clean, conflicting, _ = fleet
     assert flakewright("update", clean, conflicting).returncode == 1
-    second = render(template, tmp_path / "second", "darwinix")
-    other = render(template, tmp_path / "other", "pipulate")
+    second = render_tagged(template, tmp_path / "second", "darwinix")
+    other = render_tagged(template, tmp_path / "other", "pipulate")
     template.source("README.md").write_text(template.source("README.md").read_text() + "\nv3\n")
     template.release("v3.0.0")
     result = flakewright("update", second, other)
@@ -90,9 +90,8 @@ def test_dry_run_says_per_file_what_would_happen_and_writes_nothing(fleet) -> No
     assert table_row(result.stdout, clean)[-1] == "would update"
 
 
-def test_dry_run_lists_merged_and_deleted(tmp_path: Path) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render(template, tmp_path / "app", "pipulate", "-d", "jupyter=true")
+def test_dry_run_lists_merged_and_deleted(released, tmp_path: Path) -> None:
+    template, dest = released("pipulate", "-d", "jupyter=true")
     readme = dest / "README.md"
     readme.write_text("User's own first line.\n" + readme.read_text())
     commit_all(dest, "user readme line")

@@ -17,8 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from conftest import REPO, need
-from test_update import flakewright
+from helpers import REPO, flakewright, need
 
 URL = re.compile(r"JupyterLab: http://127\.0\.0\.1:(\d+)/lab\?token=(\S+)")
 SESSION = re.compile(r"\(tmux session (\S+);")

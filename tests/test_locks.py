@@ -12,12 +12,10 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from conftest import VARIANTS, need
+from helpers import REPO, VARIANTS, WEB, TemplateRepo, commit_all, copy_template, flakewright, git, need, render_tagged
 from nixenv import shell
-from test_update import TemplateRepo, commit_all, flakewright, git, render
 from uvlock import installs, venv_python
 
-REPO = Path(__file__).resolve().parent.parent
 LOCKS = REPO / "template" / "_locks"
 RELOCK = REPO / "scripts" / "relock.py"
 
@@ -29,9 +27,7 @@ def relock_check(repo: Path) -> subprocess.CompletedProcess[str]:
 
 def template_copy(path: Path) -> Path:
     """This repo's template and relock script in a git repo of their own, for a test to edit."""
-    path.mkdir()
-    shutil.copy2(REPO / "copier.yml", path / "copier.yml")
-    shutil.copytree(REPO / "template", path / "template", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    copy_template(path)
     (path / "scripts").mkdir()
     shutil.copy2(RELOCK, path / "scripts" / "relock.py")
     git(path, "init", "-q")
@@ -73,14 +69,14 @@ def test_an_edited_export_is_reported_stale(tmp_path: Path):
 @pytest.mark.parametrize("jupyter", [False, True], ids=["lab-off", "lab-on"])
 def test_render_ships_the_lock_for_its_flags(render, variant: str, jupyter: bool):
     repo = render(variant, jupyter=jupyter)
-    key = ("base" if variant == "darwinix" else "web") + ("-jupyter" if jupyter else "")
+    key = ("web" if variant in WEB else "base") + ("-jupyter" if jupyter else "")
     for name in ("uv.lock", "requirements.txt"):
         assert (repo / name).read_bytes() == (LOCKS / key / name).read_bytes(), name
     assert not (repo / "_locks").exists()
     locked = installs(repo / "uv.lock", platform.python_version())
     assert {"numpy", "pandas", "requests", "pytest"} <= locked.keys()
     assert ("jupyterlab" in locked) == jupyter
-    assert ("python-fasthtml" in locked) == (variant != "darwinix")
+    assert ("python-fasthtml" in locked) == (variant in WEB)
 
 
 def locked_requests(repo: Path) -> str:
@@ -100,7 +96,7 @@ def test_update_to_a_release_with_a_bumped_lock_reinstalls_on_next_entry(tmp_pat
     template = TemplateRepo.create(tmp_path / "template", tag="v0.0.0")
     base = template.path / "template" / "_locks" / "base"
     today = {name: (base / name).read_text() for name in ("uv.lock", "requirements.txt")}
-    scratch = render(template, tmp_path / "scratch", "darwinix", "-d", "jupyter=false")
+    scratch = render_tagged(template, tmp_path / "scratch", "darwinix", "-d", "jupyter=false")
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | {"UV_PYTHON": sys.executable}
     for step in (["lock", "--upgrade-package", "requests==2.31.0"], ["export", "--frozen", "--quiet", "--output-file", "requirements.txt"]):
         subprocess.run(["uv", *step], cwd=scratch, env=env, check=True, capture_output=True, timeout=300)
@@ -111,7 +107,7 @@ def test_update_to_a_release_with_a_bumped_lock_reinstalls_on_next_entry(tmp_pat
         (base / name).write_text(text)
     template.release("v2.0.0")
 
-    dest = render(template, tmp_path / "app", "darwinix", "-d", "jupyter=false", "--vcs-ref", "v1.0.0")
+    dest = render_tagged(template, tmp_path / "app", "darwinix", "-d", "jupyter=false", "--vcs-ref", "v1.0.0")
     shell(dest, "true")
     assert locked_requests(dest) == "2.31.0" == venv_versions(dest)["requests"]
 
@@ -131,7 +127,7 @@ def test_a_conflicted_lock_says_how_to_relock(tmp_path: Path):
     need("nix")
     need("uv")
     template = TemplateRepo.create(tmp_path / "template", tag="v1.0.0")
-    dest = render(template, tmp_path / "app", "darwinix", "-d", "jupyter=false")
+    dest = render_tagged(template, tmp_path / "app", "darwinix", "-d", "jupyter=false")
     lock = dest / "uv.lock"
     lock.write_text(lock.read_text().replace('version = "', 'version = "0!', 1))
     commit_all(dest, "user relocks")

@@ -20,20 +20,14 @@ import pytest
 
 from packaging.utils import canonicalize_name
 
-from conftest import free_port, need
-from nixenv import OVERRIDE, current_system, eval_raw, flake_check, flake_ref, flake_show, git_checkout, run, shell
+from helpers import flags, free_port, need
+from nixenv import CASES, OVERRIDE, current_system, eval_raw, flake_check, flake_ref, flake_show, git_checkout, run, shell
 from uvlock import installs, venv_python
 
 TITLE = 'My "App" ${x} \\ é'
 SYSTEMS = {"x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin"}
 # A pip-built .venv carries pip itself (and setuptools before Python 3.12): the installer, not the lock.
 INSTALLER_OWN = {"pip", "setuptools"}
-CASES = {
-    "darwinix": {"variant": "darwinix"},
-    "darwinix-pip": {"variant": "darwinix", "installer": "pip", "jupyter": False},
-    "pipulate": {"variant": "pipulate"},
-    "botifython": {"variant": "botifython", "jupyter": True},
-}
 
 
 @dataclass(frozen=True)
@@ -171,9 +165,9 @@ def test_rendered_repo_own_test_suite_passes(entered):
 def test_scripts_keep_their_executable_bits(entered):
     scripts = entered.render / "scripts"
     expected = {"venv.sh", "deps"}
-    if entered.answers.get("jupyter", entered.answers["variant"] == "darwinix"):
+    if flags(entered.answers)["jupyter"]:
         expected |= {"start", "stop"}
-    if entered.answers["variant"] != "darwinix":
+    if flags(entered.answers)["web"]:
         expected |= {"run"}
     assert {p.name for p in scripts.iterdir()} == expected
     for name in expected - {"venv.sh"}:
@@ -190,7 +184,7 @@ def status(port: int, token: str | None) -> int:
 
 
 def test_jupyter_start_and_stop(entered, tmp_path):
-    if not entered.answers.get("jupyter", entered.answers["variant"] == "darwinix"):
+    if not flags(entered.answers)["jupyter"]:
         offered = shell(entered.repo, "command -v start stop", check=False)
         assert offered.returncode != 0 and not offered.stdout.strip(), "jupyter is off, yet start/stop are on PATH"
         return
@@ -232,7 +226,7 @@ def test_jupyter_start_and_stop(entered, tmp_path):
 def test_starter_notebook_runs_in_the_venv(entered):
     """The notebook-to-app bridge, executed headless by nbclient with the shell's own .venv kernel."""
     notebook = entered.repo / "notebooks" / "starter.ipynb"
-    if not entered.answers.get("jupyter", entered.answers["variant"] == "darwinix"):
+    if not flags(entered.answers)["jupyter"]:
         assert not notebook.exists(), "jupyter is off, yet a starter notebook was rendered"
         return
     result = shell(entered.repo, "jupyter execute --kernel_name=python3 notebooks/starter.ipynb", check=False, timeout=600)

@@ -23,8 +23,7 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
-from conftest import VARIANTS
-from test_update import TemplateRepo, commit_all, conflict_marked, flakewright, git, render as render_release
+from helpers import MARKUP_TITLES, VARIANTS, commit_all, conflict_marked, flakewright, git
 
 IGNORED_DIRS = {"data", "__pycache__", ".ipynb_checkpoints"}
 
@@ -104,21 +103,6 @@ def test_starter_notebook_runs_and_writes_only_data(render, variant, tmp_path):
         assert "Written by the app" in text
 
 
-# Titles full of what Markdown, GitHub and MathJax would read as markup, and what JSON must escape.
-MARKUP_TITLES = [
-    "Cost $x$ and $$y$$",
-    "Price: $5 or $6",
-    "back\\slash \\$ \\*",
-    "*bold* and _italic_ and __both__",
-    "<b>tag</b> &amp; &copy;",
-    "`code` span",
-    "Issue #1 #",
-    "[link](http://example.com) ![img](x.png)",
-    "~~struck~~ a|b",
-    'Quote "q" \\ é 😀 it\'s',
-]
-
-
 def heading_text(markdown: str) -> str:
     """The first line of ``markdown`` rendered with GitHub-style math and strikethrough, as plain text."""
     rendered = mistune.create_markdown(plugins=["math", "strikethrough"])(markdown.splitlines()[0]).strip()
@@ -184,9 +168,8 @@ CELL_EDITS = {
 
 @pytest.mark.parametrize("tool", ["flakewright", "copier"])
 @pytest.mark.parametrize("edit", CELL_EDITS, ids=list(CELL_EDITS))
-def test_template_change_merges_into_a_notebook_the_user_ran_and_saved(tmp_path, edit, tool):
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render_release(template, tmp_path / "app", "darwinix")
+def test_template_change_merges_into_a_notebook_the_user_ran_and_saved(released, tmp_path, edit, tool):
+    template, dest = released("darwinix")
     notebook_path = dest / "notebooks" / "starter.ipynb"
     saved = run_and_save(notebook_path)
     user_outputs = [cell.outputs for cell in saved.cells if cell.cell_type == "code"]
@@ -210,9 +193,8 @@ def test_template_change_merges_into_a_notebook_the_user_ran_and_saved(tmp_path,
 
 
 @pytest.mark.parametrize("tool", ["flakewright", "copier"])
-def test_a_deleted_starter_notebook_stays_deleted_across_updates(tmp_path, tool):
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render_release(template, tmp_path / "app", "darwinix")
+def test_a_deleted_starter_notebook_stays_deleted_across_updates(released, tmp_path, tool):
+    template, dest = released("darwinix")
     git(dest, "rm", "-q", "notebooks/starter.ipynb")
     commit_all(dest, "the user does not want the starter notebook")
     notebook_src = template.source("notebooks/starter.ipynb")
@@ -231,10 +213,9 @@ def test_a_deleted_starter_notebook_stays_deleted_across_updates(tmp_path, tool)
         commit_all(dest, f"update to {release}")
 
 
-def test_the_starter_notebook_is_not_in_skip_if_exists(tmp_path):
+def test_the_starter_notebook_is_not_in_skip_if_exists(released, tmp_path):
     """Copier re-creates deleted files that match _skip_if_exists, so the notebook must never be listed."""
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render_release(template, tmp_path / "app", "darwinix")
+    template, dest = released("darwinix")
     git(dest, "rm", "-q", "notebooks/starter.ipynb")
     commit_all(dest, "the user does not want the starter notebook")
     readme_src = template.source("README.md")

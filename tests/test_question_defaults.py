@@ -10,8 +10,7 @@ import pexpect  # installed with ipykernel (IPython's dependency on POSIX)
 import pytest
 import yaml
 
-from conftest import REPO
-from test_update import flakewright
+from helpers import REPO, flakewright
 
 FOLDERS = {
     "my-lab": "my-lab",

@@ -16,10 +16,9 @@ import pytest
 
 from packaging.utils import canonicalize_name
 
-from conftest import free_port
+from helpers import REPO, free_port
 from uvlock import installs, venv_python
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def venv_packages(venv: Path, *, ignore: set[str]) -> dict[str, str]:

@@ -8,7 +8,7 @@ import yaml
 
 from flakewright._releases import Releases
 from flakewright._version import __version__
-from test_update import ANSWERS, REPO, TemplateRepo, commit_all, flakewright, flakewright_process, git, render
+from helpers import ANSWERS, REPO, TemplateRepo, commit_all, flakewright, flakewright_process, git, render_tagged
 
 
 def changelog(*releases: str) -> str:
@@ -28,7 +28,7 @@ def untagged_template(path: Path) -> TemplateRepo:
 
 def test_untagged_clone_reports_the_changelog_release_and_updates_by_name(tmp_path: Path) -> None:
     template = untagged_template(tmp_path / "template")
-    dest = render(template, tmp_path / "app", "darwinix")
+    dest = render_tagged(template, tmp_path / "app", "darwinix")
 
     check = flakewright("check", dest)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -70,7 +70,7 @@ def test_untagged_clone_reports_the_changelog_release_and_updates_by_name(tmp_pa
 
 def test_unknown_release_name_is_one_line(tmp_path: Path) -> None:
     template = untagged_template(tmp_path / "template")
-    dest = render(template, tmp_path / "app", "darwinix")
+    dest = render_tagged(template, tmp_path / "app", "darwinix")
     result = flakewright("update", dest, "--to", "9.9.9")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
@@ -103,7 +103,7 @@ def test_repo_recording_a_tag_updates_from_a_clone_without_tags(tmp_path: Path) 
     (template.path / "CHANGELOG.md").write_text(changelog("1.0.0"))
     commit_all(template.path, "changelog")
     git(template.path, "tag", "-f", "v1.0.0")
-    dest = render(template, tmp_path / "app", "darwinix")
+    dest = render_tagged(template, tmp_path / "app", "darwinix")
     assert yaml.safe_load((dest / ANSWERS).read_text())["_commit"] == "v1.0.0"
     mirror = tmp_path / "mirror"
     git(tmp_path, "clone", "-q", "--no-tags", str(template.path), str(mirror))

@@ -1,4 +1,10 @@
-"""Each rendered variant's own test suite passes, run with this interpreter from inside the render."""
+"""Each render's own test suite, run once per CI run.
+
+With nix installed, test_nix.py runs the suite of each of its cases inside the render's dev shell and
+.venv (which also runs the environment tests deselected here). This module runs, with this interpreter,
+the default render of every variant that no Nix case covers with the same flags and installer; without
+nix, every variant's default render, so a local run without nix still runs each variant's suite.
+"""
 from __future__ import annotations
 
 import shutil
@@ -8,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VARIANTS
+from helpers import VARIANTS, flags
+from nixenv import CASES as NIX_CASES
 
 # These assert that pytest runs inside the render's own .venv, which only the Nix/venv tests build;
 # every other test of the rendered suite must pass with this interpreter.
@@ -17,7 +24,16 @@ NEEDS_REPO_VENV = ("tests/test_environment.py::test_interpreter_is_the_repo_venv
                    "tests/test_environment.py::test_venv_was_installed_from_this_lock")
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+def suite_key(answers: dict) -> tuple[str, bool, str]:
+    """What decides which tests a render's suite holds and how its .venv is made."""
+    return answers["variant"], flags(answers)["jupyter"], answers.get("installer", "uv")
+
+
+IN_NIX = {suite_key(answers) for answers in NIX_CASES.values()} if shutil.which("nix") else set()
+ON_HOST = [variant for variant in VARIANTS if suite_key({"variant": variant}) not in IN_NIX]
+
+
+@pytest.mark.parametrize("variant", ON_HOST)
 def test_rendered_suite_passes(render, variant: str, tmp_path: Path) -> None:
     repo = shutil.copytree(render(variant), tmp_path / variant)  # running the suite writes data/ and caches
     result = subprocess.run(

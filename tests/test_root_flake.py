@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VARIANTS, need
-from nixenv import GIT_ID, OVERRIDE, REPO, STANDIN, flake_check, flake_show, run, shell
+from helpers import REPO, VARIANTS, need
+from nixenv import GIT_ID, OVERRIDE, STANDIN, flake_check, flake_show, run, shell
 
 _spec = importlib.util.spec_from_file_location("regenerate", REPO / "examples" / "regenerate.py")
 regenerate = importlib.util.module_from_spec(_spec)

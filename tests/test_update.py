@@ -8,157 +8,15 @@ tests depend on the shape of the files, not on their content.
 """
 from __future__ import annotations
 
-import filecmp
-import io
-import os
 import re
-import shutil
-import subprocess
-import sys
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from unittest.mock import patch
 
 import pytest
 import yaml
 
-from flakewright._cli import main as cli_main
-
-REPO = Path(__file__).resolve().parent.parent
-ANSWERS = ".copier-answers.yml"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "flakewright tests",
-    "GIT_AUTHOR_EMAIL": "tests@flakewright.invalid",
-    "GIT_COMMITTER_NAME": "flakewright tests",
-    "GIT_COMMITTER_EMAIL": "tests@flakewright.invalid",
-}
-
-
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **GIT_ENV},
-    )
-    assert result.returncode == 0, f"git {' '.join(args)} failed: {result.stderr}"
-    return result.stdout
-
-
-def commit_all(cwd: Path, message: str) -> None:
-    git(cwd, "add", "-A")
-    git(cwd, "commit", "-q", "--allow-empty", "-m", message)
-
-
-def flakewright(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI's entry point in-process (fast), as a user would call it."""
-    argv = ["flakewright", *map(str, args)]
-    stdout, stderr = io.StringIO(), io.StringIO()
-    previous = Path.cwd()
-    code: int | str | None = 0
-    try:
-        if cwd:
-            os.chdir(cwd)
-        with redirect_stdout(stdout), redirect_stderr(stderr), patch.object(sys, "argv", argv):
-            try:
-                cli_main()
-            except SystemExit as exc:
-                code = exc.code
-    finally:
-        os.chdir(previous)
-    returncode = code if isinstance(code, int) else (0 if code is None else 1)
-    return subprocess.CompletedProcess(argv, returncode, stdout.getvalue(), stderr.getvalue())
-
-
-def flakewright_process(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run the real console script in a subprocess (for what in-process cannot show)."""
-    return subprocess.run(
-        [sys.executable, "-m", "flakewright", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **GIT_ENV},
-    )
-
-
-def plain_name(part: str) -> str:
-    """The name a template path part renders to when its condition holds."""
-    return re.sub(r"\{%.*?%\}", "", part).removesuffix(".jinja")
-
-
-@dataclass
-class TemplateRepo:
-    """A git copy of this repo's template that a test can edit and tag."""
-
-    path: Path
-
-    @classmethod
-    def create(cls, path: Path, *, tag: str = "v1.0.0") -> TemplateRepo:
-        path.mkdir()
-        shutil.copy2(REPO / "copier.yml", path / "copier.yml")
-        shutil.copytree(REPO / "template", path / "template", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        git(path, "init", "-q")
-        repo = cls(path)
-        repo.release(tag)
-        return repo
-
-    def release(self, tag: str) -> None:
-        commit_all(self.path, f"template {tag}")
-        git(self.path, "tag", tag)
-
-    def source(self, rendered: str) -> Path:
-        """The template file that renders to ``rendered`` (e.g. server.py)."""
-        for candidate in (self.path / "template").rglob("*"):
-            relative = candidate.relative_to(self.path / "template")
-            if candidate.is_file() and "/".join(plain_name(p) for p in relative.parts) == rendered:
-                return candidate
-        raise AssertionError(f"no template file renders {rendered}")
-
-
-def insert_after(path: Path, index: int, line: str) -> None:
-    lines = path.read_text().splitlines(keepends=True)
-    lines.insert(index + 1, line + "\n")
-    path.write_text("".join(lines))
-
-
-def literal_line(template_file: Path, rendered_file: Path, *, from_end: bool = False) -> str:
-    """A line the template holds verbatim (no Jinja) and the render contains."""
-    rendered = rendered_file.read_text().splitlines()
-    source = template_file.read_text().splitlines()
-    ordered = reversed(source) if from_end else source
-    for line in ordered:
-        if line.strip() and "{" not in line and "%" not in line and rendered.count(line) == 1:
-            return line
-    raise AssertionError(f"{template_file.name} has no literal line to anchor on")
-
-
-def render(template: TemplateRepo, dest: Path, variant: str, *extra: str) -> Path:
-    result = flakewright("new", variant, dest, "--template", template.path, "--defaults", *extra)
-    assert result.returncode == 0, result.stderr
-    git(dest, "init", "-q")
-    commit_all(dest, "render")
-    return dest
-
-
-def tree_files(root: Path) -> list[str]:
-    return sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and ".git" not in p.relative_to(root).parts
-    )
-
-
-def assert_same_tree(left: Path, right: Path, *, ignore: tuple[str, ...] = (ANSWERS,)) -> None:
-    left_files = [f for f in tree_files(left) if f not in ignore]
-    right_files = [f for f in tree_files(right) if f not in ignore]
-    assert left_files == right_files
-    differ = [f for f in left_files if not filecmp.cmp(left / f, right / f, shallow=False)]
-    assert differ == [], f"files differ: {differ}"
-
-
-def conflict_marked(root: Path) -> list[str]:
-    return [f for f in tree_files(root) if re.search(r"^<<<<<<< |^>>>>>>> ", (root / f).read_text(errors="replace"), re.M)]
+from helpers import (ANSWERS, REPO, VARIANTS, TemplateRepo, assert_same_tree, commit_all, conflict_marked, flakewright,
+                     git, insert_after, listed, literal_line, render_tagged, tree_files)
 
 
 @dataclass(frozen=True)
@@ -178,9 +36,8 @@ SCENARIOS = [
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.variant)
-def test_update_merges_template_changes_with_user_edits(tmp_path: Path, scenario: Scenario) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render(template, tmp_path / "app", scenario.variant)
+def test_update_merges_template_changes_with_user_edits(released, tmp_path: Path, scenario: Scenario) -> None:
+    template, dest = released(scenario.variant)
 
     # The user's edits: an appended block, a changed requirement, a new file.
     user_file = dest / scenario.user_appends_to
@@ -230,15 +87,15 @@ def test_update_merges_template_changes_with_user_edits(tmp_path: Path, scenario
     # exactly the overlapping edit conflicts, and the report says so
     assert conflict_marked(dest) == ["pyproject.toml"]
     assert re.search(r"conflicts \(1\):\s+pyproject\.toml", result.stdout), result.stdout
-    assert "merged with your edits" in result.stdout and scenario.user_appends_to in result.stdout
+    assert listed(result.stdout, "new") == ["CONTRIBUTING.md"], result.stdout
+    assert listed(result.stdout, "merged with your edits") == [scenario.user_appends_to], result.stdout
     answers = yaml.safe_load((dest / ANSWERS).read_text())
     assert answers["_commit"] == "v2.0.0"
 
 
-@pytest.mark.parametrize("variant", ["darwinix", "pipulate", "botifython"])
-def test_update_without_user_edits_equals_fresh_render(tmp_path: Path, variant: str) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render(template, tmp_path / "app", variant)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_update_without_user_edits_equals_fresh_render(released, tmp_path: Path, variant: str) -> None:
+    template, dest = released(variant)
     readme = template.source("README.md")
     readme.write_text(readme.read_text() + "\nTemplate v2 adds this paragraph.\n")
     (template.path / "template" / "CONTRIBUTING.md").write_text("How to contribute\n")
@@ -250,12 +107,13 @@ def test_update_without_user_edits_equals_fresh_render(tmp_path: Path, variant: 
     fresh = tmp_path / "fresh" / "app"
     assert flakewright("new", variant, fresh, "--template", template.path, "--defaults").returncode == 0
     assert_same_tree(dest, fresh)
-    assert "CONTRIBUTING.md" in result.stdout and "README.md" in result.stdout
+    assert listed(result.stdout, "new") == ["CONTRIBUTING.md"], result.stdout
+    assert listed(result.stdout, "changed") == ["README.md"], result.stdout
+    assert listed(result.stdout, "merged with your edits") == listed(result.stdout, "conflicts") == [], result.stdout
 
 
-def test_update_can_turn_jupyter_off_and_rename_app_title(tmp_path: Path) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render(template, tmp_path / "app", "pipulate", "-d", "jupyter=true")
+def test_update_can_turn_jupyter_off_and_rename_app_title(released, tmp_path: Path) -> None:
+    template, dest = released("pipulate", "-d", "jupyter=true")
     assert (dest / "notebooks").is_dir()
 
     refused = flakewright("update", dest, "-d", "jupyter=false", "-d", "app_title=Renamed Console")
@@ -278,15 +136,13 @@ def test_update_can_turn_jupyter_off_and_rename_app_title(tmp_path: Path) -> Non
     assert_same_tree(dest, fresh)
     removed = sorted(set(before) - set(tree_files(fresh)))
     assert removed and any(p.startswith("notebooks/") for p in removed)
-    listed = off.stdout.split(f"deleted ({len(removed)}):", 1)[1].split()[: len(removed)]
-    assert listed == removed, off.stdout
+    assert listed(off.stdout, "deleted") == removed, off.stdout
     answers = yaml.safe_load((dest / ANSWERS).read_text())
     assert answers["jupyter"] is False and answers["app_title"] == "Renamed Console"
 
 
-def test_update_refuses_a_dirty_tree(tmp_path: Path) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render(template, tmp_path / "app", "darwinix")
+def test_update_refuses_a_dirty_tree(released, tmp_path: Path) -> None:
+    template, dest = released("darwinix")
     (dest / "requirements.txt").write_text("edited but not committed\n")
 
     result = flakewright("update", dest)
@@ -311,7 +167,7 @@ def released_with_guide(tmp_path: Path) -> tuple[TemplateRepo, Path]:
     guide.parent.mkdir()
     guide.write_text("".join(f"guide line {n}\n" for n in range(1, 31)))
     template.release("v1.1.0")
-    return template, render(template, tmp_path / "app", "darwinix")
+    return template, render_tagged(template, tmp_path / "app", "darwinix")
 
 
 def test_migration_carries_a_moved_file_with_user_edits(tmp_path: Path) -> None:
@@ -359,9 +215,8 @@ def test_without_the_migration_copier_would_drop_the_user_edits(tmp_path: Path) 
     assert "line 15 edited" not in (dest / "docs" / "handbook.md").read_text()
 
 
-def test_conflicts_as_rej_files(tmp_path: Path) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render(template, tmp_path / "app", "darwinix")
+def test_conflicts_as_rej_files(released, tmp_path: Path) -> None:
+    template, dest = released("darwinix")
     requirement = literal_line(template.source("pyproject.toml"), dest / "pyproject.toml")
     text = (dest / "pyproject.toml").read_text()
     (dest / "pyproject.toml").write_text(text.replace(f"{requirement}\n", f"{requirement}  # user\n", 1))
@@ -381,9 +236,8 @@ def test_conflicts_as_rej_files(tmp_path: Path) -> None:
     assert re.search(r"conflicts \(1\):\s+pyproject\.toml", result.stdout), result.stdout
 
 
-def test_update_at_the_current_release_has_nothing_to_do(tmp_path: Path) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render(template, tmp_path / "app", "pipulate")
+def test_update_at_the_current_release_has_nothing_to_do(released, tmp_path: Path) -> None:
+    template, dest = released("pipulate")
     head = git(dest, "rev-parse", "HEAD")
 
     result = flakewright("update", dest)
@@ -394,9 +248,8 @@ def test_update_at_the_current_release_has_nothing_to_do(tmp_path: Path) -> None
     assert git(dest, "rev-parse", "HEAD") == head
 
 
-def test_variant_change_that_removes_files_asks_for_force(tmp_path: Path) -> None:
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render(template, tmp_path / "app", "pipulate")
+def test_variant_change_that_removes_files_asks_for_force(released, tmp_path: Path) -> None:
+    template, dest = released("pipulate")
 
     refused = flakewright("update", dest, "-d", "variant=darwinix")
 
@@ -419,11 +272,10 @@ def test_variant_change_that_removes_files_asks_for_force(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("answer", ["n", "y"])
-def test_variant_change_on_a_terminal_asks_before_removing_files(answer: str, tmp_path: Path) -> None:
+def test_variant_change_on_a_terminal_asks_before_removing_files(released, answer: str, tmp_path: Path) -> None:
     from terminal import Terminal
 
-    template = TemplateRepo.create(tmp_path / "template")
-    dest = render(template, tmp_path / "app", "pipulate")
+    template, dest = released("pipulate")
     with Terminal("flakewright", "update", dest, "-d", "variant=darwinix", width=100) as term:
         asked = term.wait_for("Remove them? [y/N]")
         assert "The new answers remove" in asked and "  server.py" in asked, asked

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import VARIANTS, WEB, flags
+
 BOTIFY_FILES = ("botify.py", "tests/test_botify.py", "tests/fake_botify.py")
 TITLE = 'Acme "Q&A" \\ Tools <β> 😀 ${x}'
 # sha256 of the files in the npm packages (`npm pack`): htmx.org@2.0.7 dist/htmx.min.js,
@@ -38,16 +40,16 @@ def rendered_files(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("variant", ["darwinix", "pipulate"])
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if not flags({"variant": v})["botify"]])
 def test_other_variants_ship_nothing_of_botifython(render, variant):
     files = rendered_files(render(variant))
     assert not [name for name in BOTIFY_FILES if name in files]
     assert not [name for name, text in files.items() if "botify" in name.lower() or "botify" in text.lower()]
 
 
-@pytest.mark.parametrize("variant, assets", [("darwinix", {}), ("pipulate", UPSTREAM_ASSETS),
-                                             ("botifython", UPSTREAM_ASSETS)])
-def test_web_variants_ship_the_upstream_browser_assets_byte_for_byte(render, variant, assets):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_web_variants_ship_the_upstream_browser_assets_byte_for_byte(render, variant):
+    assets = UPSTREAM_ASSETS if variant in WEB else {}
     static = render(variant) / "static"
     shipped = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in static.glob("*")}
     own = ("app.css", "app.js", "live-reload.js")  # the page's own stylesheet and scripts, beside the upstream files

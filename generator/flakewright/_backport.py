@@ -26,8 +26,9 @@ from typing import Literal
 import copier
 
 from ._answers import read_answers
-from ._copier import copier_errors, git, status
-from ._errors import FlakewrightError
+from ._console import status
+from ._errors import FlakewrightError, copier_errors
+from ._git import git
 from ._pristine import differing_files
 from ._releases import Releases
 from ._source import is_local

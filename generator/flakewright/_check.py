@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._answers import read_answers
-from ._copier import copier_errors, status, update_data
-from ._errors import ExitCode
+from ._console import status
+from ._copier import update_data
+from ._errors import ExitCode, copier_errors
 from ._pristine import differing_files, pristine_render
 from ._source import redirected_source
 from ._update import repo_root, template_releases

@@ -8,7 +8,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from ._answers import ANSWERS_FILE
-from ._copier import copier_errors
+from ._errors import copier_errors
 
 @contextmanager
 def pristine_render(dest: Path, *, answers: dict[str, object], ref: str | None = None) -> Iterator[Path]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from ._copier import git
+from ._git import git
 from ._errors import FlakewrightError
 
 CHANGELOG = "CHANGELOG.md"

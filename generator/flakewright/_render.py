@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from tempfile import mkdtemp
 
-from ._copier import copier_errors, status, wrap_validation_messages
-from ._errors import FlakewrightError
+from ._console import status, wrap_validation_messages
+from ._errors import FlakewrightError, copier_errors
 from ._source import default_template, is_local
 from ._variants import get_variant
 

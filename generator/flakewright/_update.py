@@ -11,8 +11,9 @@ import yaml
 from packaging.version import InvalidVersion, Version
 
 from ._answers import ANSWERS_FILE, read_answers
-from ._copier import copier_errors, git, status
-from ._errors import ExitCode, FlakewrightError
+from ._console import status
+from ._errors import ExitCode, FlakewrightError, copier_errors
+from ._git import git
 from ._releases import Releases
 from ._source import is_local, redirected_source
 

@@ -1,9 +1,13 @@
-"""The three variants: what each renders and which answers select it."""
+"""The variants, read from variants.toml: what each renders and which answers select it."""
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 from ._errors import FlakewrightError
+
+TABLE_FILE = Path(__file__).with_name("variants.toml")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -11,8 +15,12 @@ class Variant:
     """One kind of repo the template renders."""
 
     name: str
+    label: str
+    description: str
     extends: str | None
     adds: tuple[str, ...]
+    flags: dict[str, bool]
+    next: str
 
     @property
     def answers(self) -> dict[str, object]:
@@ -20,37 +28,24 @@ class Variant:
         return {"variant": self.name}
 
 
-DARWINIX = Variant(
-    name="darwinix",
-    extends=None,
-    adds=(
-        "Nix flake dev shell with Python",
-        ".venv filled from requirements.txt",
-        "numpy import check, CUDA detection at runtime",
-        "JupyterLab start/stop in tmux",
-    ),
-)
-PIPULATE = Variant(
-    name="pipulate",
-    extends="darwinix",
-    adds=(
-        "FastHTML server.py on 127.0.0.1",
-        "SQLite via fastlite: profiles, todos",
-        "HTMX partials, WebSocket chat from local Ollama",
-        "long-running tasks streaming progress",
-    ),
-)
-BOTIFYTHON = Variant(
-    name="botifython",
-    extends="pipulate",
-    adds=(
-        "internal-tools layer (botify.py)",
-        "Botify API token stored in data/ (0600)",
-        "paginated API export task -> CSV",
-    ),
-)
+def _load(path: Path) -> tuple[dict[str, Variant], str]:
+    table = tomllib.loads(path.read_text(encoding="utf-8"))
+    variants = {
+        name: Variant(
+            name=name,
+            label=entry["label"],
+            description=entry["description"],
+            extends=entry["extends"] or None,
+            adds=tuple(entry["adds"]),
+            flags=dict(entry["flags"]),
+            next=entry["next"],
+        )
+        for name, entry in table["variants"].items()
+    }
+    return variants, table["default"]
 
-VARIANTS: dict[str, Variant] = {v.name: v for v in (DARWINIX, PIPULATE, BOTIFYTHON)}
+
+VARIANTS, DEFAULT_VARIANT = _load(TABLE_FILE)
 
 
 def get_variant(name: str) -> Variant:

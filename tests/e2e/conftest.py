@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import sync_playwright
 
-from conftest import need
+from helpers import need
 
 from .harness import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, offsite_router
 

@@ -14,7 +14,7 @@ from types import ModuleType
 
 import httpx
 
-from conftest import free_port
+from helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"

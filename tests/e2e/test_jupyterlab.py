@@ -14,8 +14,7 @@ import httpx
 import nbformat
 import pytest
 
-from conftest import render_variant
-from test_notebooks import MARKUP_TITLES
+from helpers import MARKUP_TITLES, render_variant
 
 from .harness import free_port, screenshot, wait_until
 
