@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 from baseline import BEFORE, render_at  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import render_variant  # noqa: E402
+from helpers import render_variant  # noqa: E402
 from nixenv import develop, git_checkout  # noqa: E402
 
 WARM_TARGET_SECONDS = 0.05

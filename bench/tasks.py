@@ -35,7 +35,7 @@ from baseline import BEFORE, render_at  # noqa: E402
 from ws_stream import REPO, uvicorn  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import render_variant  # noqa: E402
+from helpers import render_variant  # noqa: E402
 
 BENCH_TASKS = '''
 import asyncio

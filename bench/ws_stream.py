@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 from baseline import BEFORE, render_at  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import free_port, render_variant  # noqa: E402
+from helpers import free_port, render_variant  # noqa: E402
 
 STAMP = re.compile(r"(\d{19}) ")
 LOG_LINES = re.compile(r'hx-swap-oob="beforeend">(.*?)</pre>', re.S)
