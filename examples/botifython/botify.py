@@ -583,8 +583,7 @@ async def botify_projects() -> Any:
     return project_picker(projects)
 
 
-# async so start_task runs on the event-loop thread, where server.py keeps its database connection.
-async def botify_export(req, project: str = "") -> Any:
+def botify_export(req, project: str = "") -> Any:
     project = project.strip()
     if problem := export_problem(project):
         return message(problem, alert=True), *HtmxResponseHeaders(retarget="#botify-export-message", reswap="innerHTML")
