@@ -19,3 +19,13 @@ def render_at(ref: str, dest: Path, variant: str = "pipulate", **data: object) -
         copier.run_copy(source, str(dest), data={"variant": variant, **data}, defaults=True, overwrite=True,
                         quiet=True)
     return dest
+
+
+def renders(tmp: Path, before: str, variant: str = "pipulate") -> dict[str, Path]:
+    """This template's render as "now" and, unless ``before`` is empty, the one at that ref as "before"."""
+    from helpers import render_variant  # tests/helpers.py, on the path of the bench that imports this
+
+    found = {"now": render_variant(tmp / "now", variant)}
+    if before:
+        found["before"] = render_at(before, tmp / "before", variant)
+    return found

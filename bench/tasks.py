@@ -31,11 +31,11 @@ import httpx
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baseline import BEFORE, render_at  # noqa: E402
+from baseline import BEFORE  # noqa: E402
+from baseline import renders as now_and_before  # noqa: E402
 from ws_stream import REPO, uvicorn  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))
-from helpers import render_variant  # noqa: E402
 
 BENCH_TASKS = '''
 import asyncio
@@ -216,9 +216,7 @@ def main() -> None:
     parser.add_argument("--cap", type=float, default=10.0, help="seconds to wait for a cancel")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flakewright-bench-") as tmp:
-        renders = {"now": render_variant(Path(tmp) / "now", "pipulate")}
-        if args.before:
-            renders["before"] = render_at(args.before, Path(tmp) / "before")
+        renders = now_and_before(Path(tmp), args.before)
         for render in renders.values():
             (render / "bench_tasks.py").write_text(BENCH_TASKS)
         env = {"PIPULATE_ENV": "prod", "OLLAMA_HOST": "http://127.0.0.1:9"}

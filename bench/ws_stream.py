@@ -45,10 +45,11 @@ import httpx
 from websockets.asyncio.client import connect
 
 REPO = Path(__file__).resolve().parent.parent
-from baseline import BEFORE, render_at  # noqa: E402
+from baseline import BEFORE  # noqa: E402
+from baseline import renders as now_and_before  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
-from helpers import free_port, render_variant  # noqa: E402
+from helpers import free_port  # noqa: E402
 
 STAMP = re.compile(r"(\d{19}) ")
 LOG_LINES = re.compile(r'hx-swap-oob="beforeend">(.*?)</pre>', re.S)
@@ -345,9 +346,7 @@ def main() -> None:
     parser.add_argument("--before", default=BEFORE, help="git ref to compare against ('' for none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flakewright-bench-") as tmp:
-        renders = {"now": render_variant(Path(tmp) / "now", "pipulate")}
-        if args.before:
-            renders["before"] = render_at(args.before, Path(tmp) / "before")
+        renders = now_and_before(Path(tmp), args.before)
         for render in renders.values():
             prepare(render, args.messages)
         (Path(tmp) / "bare_app.py").write_text(BARE_APP)
