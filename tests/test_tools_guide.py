@@ -1,0 +1,186 @@
+"""docs/tools.md, followed literally: its code blocks go into a fresh Pipulate, which runs them over HTTP.
+
+The guide's blocks titled with a path under tools/ are written there (the notebook's cells, in order, into
+one .ipynb, tagged as the guide says); the app runs as a real `python server.py` on a free 127.0.0.1 port;
+each page the guide links to is opened, its form posted the way a browser posts it, and the task row followed
+to its result and downloads. The guide's notebook snippet then runs in the render, as a notebook would.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import nbformat
+import pandas as pd
+import pytest
+
+from helpers import REPO, free_port
+
+GUIDE = REPO / "docs" / "tools.md"
+BLOCK = re.compile(r'^```python title="(?P<path>[^"]+)"(?: tags="(?P<tags>[^"]*)")?\n(?P<code>.*?)^```$', re.M | re.S)
+PAGE = re.compile(r"http://127\.0\.0\.1:5001(/tools/\w+)")
+TASK_ID = re.compile(r'id="task-(\d+)"')
+ORDERS = "country,amount\nFR,10\nDE,5\nFR,2.5\nUS,7\nDE,1\n"
+RUN_TIMEOUT = 120  # seconds; a notebook run starts a kernel, on a loaded 2-core machine
+
+
+def guide_files() -> dict[str, str | nbformat.NotebookNode]:
+    """Each path the guide's titled blocks name, with its content: module text, or a notebook of its cells."""
+    files: dict[str, str | nbformat.NotebookNode] = {}
+    for block in BLOCK.finditer(GUIDE.read_text()):
+        path, code = block["path"], block["code"].rstrip("\n")
+        if path.endswith(".ipynb"):
+            notebook = files.setdefault(path, nbformat.v4.new_notebook(metadata={"kernelspec": {
+                "name": "python3", "display_name": "Python 3", "language": "python"}}))
+            tags = block["tags"].split() if block["tags"] else []
+            notebook.cells.append(nbformat.v4.new_code_cell(code, metadata={"tags": tags} if tags else {}))
+        else:
+            assert path not in files, f"the guide shows {path} twice"
+            files[path] = code + "\n"
+    return files
+
+
+def notebook_snippet() -> str:
+    """The guide's untitled block under "Back in the notebook"."""
+    section = GUIDE.read_text().split("## Back in the notebook", 1)[1]
+    return re.search(r"^```python\n(.*?)^```$", section, re.M | re.S)[1]
+
+
+@pytest.fixture(scope="module")
+def app(render, tmp_path_factory) -> Path:
+    root = shutil.copytree(render("pipulate", jupyter=True), tmp_path_factory.mktemp("guide") / "app")
+    for path, content in guide_files().items():
+        if isinstance(content, str):
+            (root / path).write_text(content)
+        else:
+            nbformat.write(content, root / path)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(app) -> Iterator[str]:
+    port = free_port()
+    log = app.parent / "server.log"
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "PIPULATE_ENV": "prod",
+           "OLLAMA_HOST": "http://127.0.0.1:9", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "server.py"], cwd=app, env=env, stdout=log.open("wb"),
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"server.py exited with {process.returncode}:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"server.py did not answer in 60 s:\n{log.read_text()}"
+            try:
+                if httpx.get(url + "/", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def http(server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=30, headers={"X-Tab": "guide"}) as client:
+        client.get("/").raise_for_status()
+        yield client
+
+
+def finished_row(http: httpx.Client, posted: httpx.Response) -> tuple[str, str]:
+    """The task id a form post started and its row once it has ended; fails unless it ended done."""
+    assert posted.status_code == 200, posted.text
+    task_id = TASK_ID.search(posted.text)
+    assert task_id, f"the post did not answer with a task row: {posted.text[:500]}"
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while 'class="task running"' in (row := http.get(f"/tasks/{task_id[1]}").text) or 'class="task' not in row:
+        assert time.monotonic() < deadline, f"the run did not end in {RUN_TIMEOUT} s: {row[:500]}"
+        time.sleep(0.2)
+    assert f'id="task-{task_id[1]}" class="task done"' in row, row
+    return task_id[1], row
+
+
+def download(http: httpx.Client, task_id: str, row: str, suffix: str) -> bytes:
+    """The file the row links to whose name ends in ``suffix``, fetched as a browser would."""
+    links = re.findall(rf'href="(/tasks/{task_id}/files/[^"]+{re.escape(suffix)})"', row)
+    assert len(links) == 1, f"expected one {suffix} download in the row: {row}"
+    response = http.get(links[0])
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def test_the_guide_shows_one_module_and_one_notebook():
+    assert sorted(guide_files()) == ["tools/forecast.ipynb", "tools/sales.py"]
+    assert sorted(set(PAGE.findall(GUIDE.read_text()))) == ["/tools/forecast", "/tools/sales_by_country"]
+
+
+def test_the_function_tool_from_upload_to_table_and_csv(http):
+    page = http.get("/tools/sales_by_country")
+    assert page.status_code == 200, page.text
+    assert 'type="file"' in page.text and 'name="orders"' in page.text
+    assert re.search(r'<select[^>]*name="measure"', page.text), page.text
+    assert "Total sales per country, largest first." in page.text
+    assert "add up the amounts (revenue) or count the orders." in page.text
+
+    posted = http.post("/tools/sales_by_country", data={"measure": "revenue"},
+                       files={"orders": ("orders.csv", ORDERS.encode(), "text/csv")})
+    task_id, row = finished_row(http, posted)
+
+    assert re.search(r"3 rows × 2 columns", row), row
+    cells = re.findall(r"<td>([^<]*)</td>", row)
+    assert [c for c in cells if c in ("FR", "US", "DE")] == ["FR", "US", "DE"], cells
+    assert "3 countries" in row  # the tool's last report() line
+    table = pd.read_csv(io.BytesIO(download(http, task_id, row, ".csv")))
+    assert table[["country", "revenue"]].values.tolist() == [["FR", 12.5], ["US", 7.0], ["DE", 6.0]]
+
+
+def test_a_missing_upload_is_refused_and_nothing_runs(http):
+    before = len(TASK_ID.findall(http.get("/").text))
+    answer = http.post("/tools/sales_by_country", data={"measure": "revenue"})
+    assert "orders" in answer.text and 'class="task' not in answer.text, answer.text
+    assert len(TASK_ID.findall(http.get("/").text)) == before
+
+
+def test_the_notebook_tool_runs_with_the_answers_injected(http):
+    page = http.get("/tools/forecast")
+    assert page.status_code == 200, page.text
+    assert 'name="months"' in page.text and 'name="growth"' in page.text
+    assert "how many months to forecast" in page.text
+
+    task_id, row = finished_row(http, http.post("/tools/forecast", files={"months": (None, "6"),
+                                                                           "growth": (None, "0.1")}))
+
+    assert "6 rows × 2 columns" in row, row
+    assert "<td>1610.51</td>" in row, row
+    executed = nbformat.reads(download(http, task_id, row, ".ipynb").decode(), as_version=4)
+    sources = "\n".join(cell.source for cell in executed.cells)
+    assert re.search(r"^months = 6$", sources, re.M) and re.search(r"^growth = 0\.1$", sources, re.M), sources
+    outputs = json.dumps([cell.get("outputs", []) for cell in executed.cells])
+    assert "1610.51" in outputs
+
+
+def test_the_notebook_snippet_records_a_run_the_app_shows(app, http):
+    (app / "data" / "orders.csv").write_text(ORDERS)
+    ran = subprocess.run([sys.executable, "-c", notebook_snippet()], cwd=app, capture_output=True, text=True,
+                         timeout=RUN_TIMEOUT)
+    assert ran.returncode == 0, ran.stderr
+
+    page = http.get("/").text
+    recorded = [row for row in re.split(r"(?=<article )", page) if "sales_by_country" in row or "Sales by country" in row]
+    assert any('class="task done"' in row and re.search(r"<td>FR</td>", row) and "orders" in row for row in recorded), page
