@@ -122,7 +122,7 @@ def test_a_colleague_uploads_a_csv_and_downloads_the_table(context, server, tmp_
     cells = table.locator("tbody tr").evaluate_all("rows => rows.map(r => [...r.cells].map(c => c.textContent))")
     assert [[c for c in row_ if c in ("FR", "US", "DE")] for row_ in cells] == [["FR"], ["US"], ["DE"]], cells
     htmx_idle(page)
-    screenshot(page, "tools-table", docs=True)
+    screenshot(page, "tools-table")
 
     with page.expect_download() as download:
         row.locator('a[href$=".csv"]').click()
@@ -143,7 +143,7 @@ def test_a_notebook_tool_runs_with_the_colleagues_answers(context, server):
     expect(row).to_contain_text("6 rows × 2 columns")
     expect(row.locator('a[href$=".ipynb"]')).to_have_count(1)
     htmx_idle(page)
-    screenshot(page, "tools-notebook", docs=True)
+    screenshot(page, "tools-notebook")
 
 
 def test_a_tool_added_while_the_server_runs_appears_after_reload(context, server):
