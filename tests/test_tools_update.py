@@ -7,7 +7,6 @@ helper module and a notebook under tools/, then releases a v2.0.0 that edits the
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import nbformat
 import pytest
