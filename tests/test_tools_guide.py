@@ -7,6 +7,7 @@ to its result and downloads. The guide's notebook snippet then runs in the rende
 """
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -150,11 +151,26 @@ def test_the_function_tool_from_upload_to_table_and_csv(http):
     assert table[["country", "revenue"]].values.tolist() == [["FR", 12.5], ["US", 7.0], ["DE", 6.0]]
 
 
-def test_a_missing_upload_is_refused_and_nothing_runs(http):
+def test_a_missing_upload_is_refused_as_the_guide_says_and_nothing_runs(http):
+    refusal = re.search(r"under the field\s+\(`([^`]+)`\)", GUIDE.read_text())[1]
     before = len(TASK_ID.findall(http.get("/").text))
     answer = http.post("/tools/sales_by_country", data={"measure": "revenue"})
-    assert "orders" in answer.text and 'class="task' not in answer.text, answer.text
+    assert refusal in answer.text and 'class="task' not in answer.text, answer.text
     assert len(TASK_ID.findall(http.get("/").text)) == before
+
+
+def test_a_failing_run_shows_the_line_the_guide_names(http):
+    shown = re.search(r"for example `([^`]+)` for a CSV without a `country` column", GUIDE.read_text())[1]
+    posted = http.post("/tools/sales_by_country", data={"measure": "revenue"},
+                       files={"orders": ("orders.csv", b"region,amount\nEU,10\n", "text/csv")})
+    task_id = TASK_ID.search(posted.text)[1]
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while 'class="task running"' in (row := http.get(f"/tasks/{task_id}").text):
+        assert time.monotonic() < deadline, row
+        time.sleep(0.2)
+    assert f'id="task-{task_id}" class="task failed"' in row, row
+    assert html.escape(shown, quote=False) in row or html.escape(shown) in row, row
+    assert "Traceback" not in row
 
 
 def test_the_notebook_tool_runs_with_the_answers_injected(http):
