@@ -21,7 +21,6 @@ import argparse
 import os
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -266,7 +265,6 @@ def main() -> None:
     print(f"  app idle          {spread(app['idle'])}")
     print(f"  app, {TOOLS} tools      {spread(app['busy'])}")
     print(f"  ratio busy/idle   {ratios(app['busy'], app['idle'])}   (goal: p99 <= 2x)")
-    print(f"  median busy/idle  {statistics.median(app['busy']) / statistics.median(app['idle']):5.2f}x")
     if runners:
         print(f"  bare idle         {spread(runners['idle'])}")
         print(f"  bare, {TOOLS} threads   {spread(runners['threads'])}")
