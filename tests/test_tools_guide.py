@@ -3,7 +3,8 @@
 The guide's blocks titled with a path under tools/ are written there (the notebook's cells, in order, into
 one .ipynb, tagged as the guide says); the app runs as a real `python server.py` on a free 127.0.0.1 port;
 each page the guide links to is opened, its form posted the way a browser posts it, and the task row followed
-to its result and downloads. The guide's notebook snippet then runs in the render, as a notebook would.
+to its result and downloads. The guide's notebook snippet then runs in the render, as a notebook would. The
+rendered README's "Add a tool" block gets the same treatment in a render of its own.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -51,6 +53,12 @@ def guide_files() -> dict[str, str | nbformat.NotebookNode]:
     return files
 
 
+def readme_tool(render: Path) -> str:
+    """The code block of a rendered README's "Add a tool" section."""
+    section = (render / "README.md").read_text().split("## Add a tool", 1)[1].split("\n## ", 1)[0]
+    return re.search(r"^```python\n(.*?)^```$", section, re.M | re.S)[1]
+
+
 def notebook_snippet() -> str:
     """The guide's untitled block under "Back in the notebook"."""
     section = GUIDE.read_text().split("## Back in the notebook", 1)[1]
@@ -68,8 +76,9 @@ def app(render, tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def server(app) -> Iterator[str]:
+@contextmanager
+def serving(app: Path) -> Iterator[str]:
+    """The app's `python server.py` on a free 127.0.0.1 port, in production mode; its URL once / answers."""
     port = free_port()
     log = app.parent / "server.log"
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "PIPULATE_ENV": "prod",
@@ -95,6 +104,12 @@ def server(app) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(app) -> Iterator[str]:
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -201,3 +216,16 @@ def test_the_notebook_snippet_records_a_run_the_app_shows(app, http):
     rows = re.split(r"(?=<article )", page)
     recorded = [row for row in rows if re.search(r"sales_by_country|Sales by country", row, re.I)]
     assert any('class="task done"' in row and "<td>FR</td>" in row and "orders" in row for row in recorded), page
+
+
+def test_the_rendered_readme_s_tool_runs_as_it_says(render, tmp_path):
+    app = shutil.copytree(render("pipulate", demo=False), tmp_path / "app")
+    (app / "tools" / "sales.py").write_text(readme_tool(app))
+    with serving(app) as url, httpx.Client(base_url=url, timeout=30, headers={"X-Tab": "readme"}) as http:
+        menu = http.get("/").text
+        assert 'href="/tools/sales_by_country"' in menu, menu
+        posted = http.post("/tools/sales_by_country", files={"orders": ("orders.csv", ORDERS.encode(), "text/csv")})
+        task_id, row = finished_row(http, posted)
+        assert "3 rows × 2 columns" in row and "read 5 orders" in row, row
+        table = pd.read_csv(io.BytesIO(download(http, task_id, row, ".csv")))
+        assert table.values.tolist() == [["FR", 12.5], ["US", 7.0], ["DE", 6.0]]
