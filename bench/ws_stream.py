@@ -55,6 +55,7 @@ STAMP = re.compile(r"(\d{19}) ")
 LOG_LINES = re.compile(r'hx-swap-oob="beforeend">(.*?)</pre>', re.S)
 TASK_ID = re.compile(r'id="task-(\d+)"')
 SETUP_SECONDS = 3.0  # every client connects and starts its task within this, then all streams begin
+COUNT_WORDS = {"now": "/tools/count_words", "before": "/tasks/count-words"}  # the demo moved into a tool
 
 BENCH_APP = '''
 import asyncio
@@ -287,8 +288,9 @@ async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespa
         print(f"demo task: {clients} clients each count the words of {args.messages - 1} files")
         for name, app in apps.items():
             demo = Runs(f"{name} demo task (count words)")
+            path = COUNT_WORDS[name]
             await run(demo, app, lambda i, seen: app_client(
-                app, https[name], f"{name}-demo{i}", "/tasks/count-words", seen), clients)
+                app, https[name], f"{name}-demo{i}", path, seen), clients)
             demo.print()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -97,8 +98,11 @@ def test_starter_notebook_runs_and_writes_only_data(render, variant, tmp_path):
         sample = sorted((project / "data" / "notebook-sample").glob("*.txt"))
         words = sum(len(path.read_text().split()) for path in sample)
         assert len(sample) == 3
-        assert "[3/3] note-3.txt: " in text, text
+        assert "notebook-sample/note-3.txt: " in text, text
         assert f"{words:,} words in 3 files." in text
+        recorded = sqlite3.connect(next((project / "data").glob("*.db"))).execute(
+            "SELECT title, status, done, total, kind FROM tasks").fetchall()
+        assert recorded == [("Count words", "done", 3, 3, "tool:count_words")], "record() put the run in the app"
         assert "profile 'Default': 1 todos, 1 done" in text
         assert "Written by the app" in text
 

@@ -14,7 +14,8 @@ import pytest
 
 from helpers import VARIANTS, WEB, flags
 
-BOTIFY_FILES = ("botify.py", "tests/test_botify.py", "tests/fake_botify.py")
+BOTIFY_FILES = ("addons/botify.py", "tools/botify_export.py", "tools/_botify.py", "tests/test_botify.py",
+                "tests/fake_botify.py")
 TITLE = 'Acme "Q&A" \\ Tools <β> 😀 ${x}'
 # sha256 of the files in the npm packages (`npm pack`): htmx.org@2.0.7 dist/htmx.min.js,
 # htmx-ext-ws@2.0.3 dist/ws.js, @anyblades/pico@2.5.0 css/pico.min.css.
@@ -57,19 +58,18 @@ def test_web_variants_ship_the_upstream_browser_assets_byte_for_byte(render, var
     assert all((name in shipped) == bool(assets) for name in own)
 
 
-def test_botifython_ships_its_files_and_wires_them_into_the_server(render):
+def test_botifython_differs_by_added_files_only(render):
     root = render("botifython")
     assert [name for name in BOTIFY_FILES if (root / name).is_file()] == list(BOTIFY_FILES)
-    server = (root / "server.py").read_text(encoding="utf-8")
-    assert "import botify" in server
-    assert "botify.setup(rt, data_dir=DATA, start_task=start_task)" in server
-    assert "botify.card()" in server
+    server = Path(__file__).resolve().parent.parent / "template" / "{% if web %}server.py{% endif %}.jinja"
+    assert "botify" not in server.read_text(encoding="utf-8").lower()
 
 
 def test_git_ignores_the_token_and_exports(render, tmp_path):
     root = shutil.copytree(render("botifython"), tmp_path / "app")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    secrets = ["data/botify_token", "data/.botify_token.1a2b3c4d", "data/exports/site-1-analyses-20240101-000000.csv"]
+    secrets = ["data/botify_token", "data/.botify_token.1a2b3c4d", "data/exports/site-1-analyses-20240101-000000.csv",
+               "data/outputs/7/site-1-analyses-20240101-000000.csv"]
     ignored = subprocess.run(["git", "check-ignore", *secrets], cwd=root, capture_output=True, text=True)
     assert ignored.stdout.split() == secrets
 
@@ -83,9 +83,9 @@ def test_white_label_answers_name_the_database_and_every_title(render, tmp_path)
     assert sorted(path.name for path in (root / "data").glob("*.db")) == ["acme-tools.db"]
     titles = re.findall(r"<title>(.*?)</title>", page, re.S)
     assert titles and {title.strip() for title in titles} == {TITLE}
-    assert re.search(rf"<h1>\s*{re.escape(TITLE)}\s*</h1>", page)
+    assert re.search(rf"<h1>\s*(<a href=\"/\">)?{re.escape(TITLE)}(</a>)?\s*</h1>", page)
     assert f"Connect {TITLE} to Botify" in page
-    for name in ("server.py", "botify.py"):
+    for name in ("server.py", *BOTIFY_FILES[:3]):
         assert "botifython" not in (root / name).read_text(encoding="utf-8").lower(), name
 
 

@@ -1,6 +1,7 @@
 """A rendered Botifython in Chromium against its own fake Botify API (tests/fake_botify.py).
 
-Connect a token, then export a project's analyses to a CSV and download it through the page.
+Connect a token, then export a project's analyses to a CSV (a run of the botify_export tool) and download it
+through the page.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import stat
 import pytest
 from playwright.sync_api import expect
 
-from .harness import free_port, htmx_idle, load_module, screenshot, start_server, wait_until
+from .harness import free_port, htmx_idle, load_module, screenshot, start_server
 
 ANALYSES = 10  # four pages of three on the fake; the third page is answered 429 once
 RETRY_AFTER = "3"  # seconds the task holds at 6 of 10: the window for the mid-task checks
@@ -108,9 +109,10 @@ def test_connect_export_and_download(context, server, botify, project):
     expect(row).to_have_class("task done", timeout=20_000)
     fractions = page.evaluate("window.__progress")
     assert any(0.5 < f < 1 for f in fractions) and fractions[-1] == 1, fractions
+    task_id = row.get_attribute("id").removeprefix("task-")
     link = row.locator(".result a")
-    expect(link).to_have_attribute("href", re.compile(r"^/botify/exports/site-1-analyses-"))
-    expect(row.locator(".result")).to_contain_text(f"{ANALYSES} analyses exported")
+    expect(link).to_have_attribute("href", re.compile(rf"^/tasks/{task_id}/files/site-1-analyses-"))
+    expect(row).to_contain_text(f"Fetched {ANALYSES} of {ANALYSES} analyses")
 
     with page.expect_download() as caught:
         link.click()
@@ -122,8 +124,8 @@ def test_connect_export_and_download(context, server, botify, project):
     assert rows[0]["name"] == "site-1 crawl 1" and rows[0]["status"] == "success"
     screenshot(page, "botifython-export-done")
 
-    exports = project / "data" / "exports"
-    wait_until(exports.is_dir, timeout=5, what="data/exports")
-    assert not any(p.name.startswith(".") for p in exports.iterdir()), "a partial CSV was left"
-    assert stat.S_IMODE(exports.stat().st_mode) == 0o700
-    assert {stat.S_IMODE(p.stat().st_mode) for p in exports.iterdir()} == {0o600}
+    outputs = project / "data" / "outputs" / task_id
+    assert [p.name for p in outputs.iterdir()] == [download.suggested_filename], "a partial CSV was left"
+    assert stat.S_IMODE(outputs.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in outputs.iterdir()} == {0o600}
+    assert not (project / "data" / "exports").exists()

@@ -353,12 +353,12 @@ def test_chat_with_ollama_down_says_how_to_fix(context, dev_server):
 def test_task_progress_goes_only_to_its_tab(context, server, corpus):
     tab_a, tab_b = context.new_page(), context.new_page()
     for tab in (tab_a, tab_b):
-        tab.goto(server.url + "/")
+        tab.goto(server.url + "/tools/count_words")
         wait_for_socket(tab)
         tab.evaluate(RECORD_PROGRESS)
     before_b = tab_b.locator("#task-list > article").count()
 
-    tab_a.get_by_role("button", name="Count words in data/").click()
+    tab_a.get_by_role("button", name="Run", exact=True).click()
     row = tab_a.locator("#task-list > article").first
     expect(row).to_have_class("task done", timeout=30_000)
     task_id = row.get_attribute("id")
