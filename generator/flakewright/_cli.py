@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from ._answers import parse_data, questions
 from ._errors import ExitCode, FlakewrightError
-from ._source import default_template
+from ._source import template_source
 from ._variants import VARIANTS
 from ._version import __version__
 
@@ -136,9 +136,9 @@ def new(
     vcs_ref: Annotated[Optional[str], typer.Option("--vcs-ref", help="Template git ref (default: newest release tag).")] = None,
 ) -> None:
     """Render VARIANT into DEST."""
-    from ._render import new as run_new
+    from ._new import new as run_new
 
-    src = template or default_template()
+    src = template_source(template)
     answers = parse_data(data, questions=questions(src)) if data else {}
     rendered = run_new(
         variant=variant,
