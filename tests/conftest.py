@@ -5,14 +5,13 @@ tools (nix, chromium) call ``helpers.need(tool)``.
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import ANSWERS, TemplateRepo, copy_template, git, render_tagged, render_variant
+from helpers import TemplateRepo, copy_releases, copy_template, render_tagged, render_variant
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
@@ -96,15 +95,8 @@ def released(first_releases, tmp_path: Path):
     variant, *extra)``, copied from a session cache: the render's answers point at this test's template.
     """
     def make(variant: str, *extra: str, name: str = "app") -> tuple[TemplateRepo, Path]:
-        root = first_releases(variant, extra, name)
-        template = TemplateRepo(shutil.copytree(root / "template", tmp_path / "template", symlinks=True))
-        dest = shutil.copytree(root / name, tmp_path / name, symlinks=True)
-        answers = dest / ANSWERS
-        text = answers.read_text()
-        cached, copied = f"_src_path: {(root / 'template').resolve()}\n", f"_src_path: {template.path.resolve()}\n"
-        assert cached in text, text
-        answers.write_text(text.replace(cached, copied))
-        git(dest, "commit", "-q", "--amend", "-a", "--no-edit")
+        template, (dest,) = copy_releases(first_releases(variant, extra, name), tmp_path, name)
         return template, dest
 
     return make
+

@@ -196,6 +196,23 @@ def render_tagged(template: TemplateRepo, dest: Path, variant: str, *extra: str)
     return dest
 
 
+def copy_releases(root: Path, tmp_path: Path, *names: str) -> tuple[TemplateRepo, list[Path]]:
+    """Copy ``root``'s template/ and the repos ``names`` rendered from it into ``tmp_path``, each repo's
+    answers pointing at the copied template (amended into its last commit)."""
+    template = TemplateRepo(shutil.copytree(root / "template", tmp_path / "template", symlinks=True))
+    cached, copied = f"_src_path: {(root / 'template').resolve()}\n", f"_src_path: {template.path.resolve()}\n"
+    repos = []
+    for name in names:
+        dest = shutil.copytree(root / name, tmp_path / name, symlinks=True)
+        answers = dest / ANSWERS
+        text = answers.read_text()
+        assert cached in text, text
+        answers.write_text(text.replace(cached, copied))
+        git(dest, "commit", "-q", "--amend", "-a", "--no-edit")
+        repos.append(dest)
+    return template, repos
+
+
 def tree_files(root: Path) -> list[str]:
     return sorted(
         p.relative_to(root).as_posix()

@@ -174,7 +174,6 @@ def test_non_utf8_answer_is_one_line(raw: bytes, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_signal_during_new_leaves_no_dest(signame: str, tmp_path: Path) -> None:
-    import os
     import signal
     import subprocess
     import sys
