@@ -10,7 +10,7 @@ import pexpect  # installed with ipykernel (IPython's dependency on POSIX)
 import pytest
 import yaml
 
-from helpers import REPO, flakewright
+from helpers import REPO, VARIANTS, flags, flakewright
 
 FOLDERS = {
     "my-lab": "my-lab",
@@ -37,6 +37,18 @@ def test_default_project_name_is_the_folder_as_a_slug(tmp_path, folder):
 
     assert result.returncode == 0, result.stderr
     assert answers(tmp_path / folder)["project_name"] == FOLDERS[folder]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_defaults_ship_jupyter_everywhere_and_the_demo_in_web_apps(render, variant):
+    """Notebooks are where tools come from, so JupyterLab is on by default; the demo (todos, chat, the
+    word-count tool) is asked, and on by default, only where there is a web app."""
+    recorded = answers(render(variant))
+    assert recorded["jupyter"] is True
+    if flags({"variant": variant})["web"]:
+        assert recorded["demo"] is True
+    else:
+        assert "demo" not in recorded
 
 
 def test_relative_dest_and_dot_use_the_real_folder_name(tmp_path, monkeypatch):
