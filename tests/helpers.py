@@ -5,23 +5,21 @@ Test modules import from here (or from nixenv/uvlock/terminal), never from one a
 from __future__ import annotations
 
 import filecmp
-import io
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from unittest.mock import patch
 
 import copier
 import pytest
+from typer.testing import CliRunner
 
 from flakewright._answers import ANSWERS_FILE as ANSWERS
-from flakewright._cli import main as cli_main
+from flakewright._cli import app as cli_app
 from flakewright._variants import VARIANTS as VARIANT_TABLE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,10 +48,12 @@ GIT_ENV = {
 
 
 def flags(answers: dict) -> dict[str, bool]:
-    """The feature flags a render with ``answers`` gets: the variant's, with a jupyter answer winning."""
+    """The feature flags a render with ``answers`` gets: the variant's, with a jupyter answer winning, and
+    ``demo`` (web renders only; on unless answered false)."""
     derived = dict(VARIANT_TABLE[answers["variant"]].flags)
     if "jupyter" in answers:
         derived["jupyter"] = bool(answers["jupyter"])
+    derived["demo"] = derived["web"] and bool(answers.get("demo", True))
     return derived
 
 
@@ -75,16 +75,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def render_variant(dest: Path, variant: str, **data: object) -> Path:
-    """Render the working-tree template into ``dest`` with default answers."""
+def render_variant(dest: Path, variant: str, *, template: Path = REPO, **data: object) -> Path:
+    """Render the working-tree template (or ``template``, a plain copy of it) into ``dest`` with default answers."""
     copier.run_copy(
-        str(REPO),
+        str(template),
         str(dest),
         data={"variant": variant, "project_name": variant, **data},  # as examples/<variant>/ gets from its folder
         defaults=True,
         overwrite=True,
         quiet=True,
-        vcs_ref="HEAD",  # the working tree, dirty changes included; tags would pick a release
+        # From the git checkout: the working tree, dirty changes included (tags would pick a release).
+        vcs_ref="HEAD" if (Path(template) / ".git").exists() else None,
     )
     return dest
 
@@ -107,23 +108,16 @@ def commit_all(cwd: Path, message: str) -> None:
 
 
 def flakewright(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI's entry point in-process (fast), as a user would call it."""
+    """Run the CLI in-process (fast) through typer's CliRunner, as a user would call it."""
     argv = ["flakewright", *map(str, args)]
-    stdout, stderr = io.StringIO(), io.StringIO()
     previous = Path.cwd()
-    code: int | str | None = 0
     try:
         if cwd:
             os.chdir(cwd)
-        with redirect_stdout(stdout), redirect_stderr(stderr), patch.object(sys, "argv", argv):
-            try:
-                cli_main()
-            except SystemExit as exc:
-                code = exc.code
+        result = CliRunner().invoke(cli_app, argv[1:], prog_name="flakewright", catch_exceptions=False)
     finally:
         os.chdir(previous)
-    returncode = code if isinstance(code, int) else (0 if code is None else 1)
-    return subprocess.CompletedProcess(argv, returncode, stdout.getvalue(), stderr.getvalue())
+    return subprocess.CompletedProcess(argv, result.exit_code, result.stdout, result.stderr)
 
 
 def flakewright_process(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -200,6 +194,23 @@ def render_tagged(template: TemplateRepo, dest: Path, variant: str, *extra: str)
     git(dest, "init", "-q")
     commit_all(dest, "render")
     return dest
+
+
+def copy_releases(root: Path, tmp_path: Path, *names: str) -> tuple[TemplateRepo, list[Path]]:
+    """Copy ``root``'s template/ and the repos ``names`` rendered from it into ``tmp_path``, each repo's
+    answers pointing at the copied template (amended into its last commit)."""
+    template = TemplateRepo(shutil.copytree(root / "template", tmp_path / "template", symlinks=True))
+    cached, copied = f"_src_path: {(root / 'template').resolve()}\n", f"_src_path: {template.path.resolve()}\n"
+    repos = []
+    for name in names:
+        dest = shutil.copytree(root / name, tmp_path / name, symlinks=True)
+        answers = dest / ANSWERS
+        text = answers.read_text()
+        assert cached in text, text
+        answers.write_text(text.replace(cached, copied))
+        git(dest, "commit", "-q", "--amend", "-a", "--no-edit")
+        repos.append(dest)
+    return template, repos
 
 
 def tree_files(root: Path) -> list[str]:

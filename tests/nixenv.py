@@ -26,11 +26,12 @@ NIX_CONFIG = "\n".join(
 )
 OVERRIDE = ["--no-write-lock-file", "--override-input", "nixpkgs", f"path:{STANDIN}"]
 # The renders test_nix.py enters (and whose own suites it runs in their shells); test_rendered_suites.py
-# runs the suites of the default renders these do not cover.
+# runs the suites of the default renders these do not cover. The pipulate case is the cheap web one
+# (no demo, no JupyterLab): the default pipulate, which has both, runs its suite on the host.
 CASES = {
     "darwinix": {"variant": "darwinix"},
     "darwinix-pip": {"variant": "darwinix", "installer": "pip", "jupyter": False},
-    "pipulate": {"variant": "pipulate"},
+    "pipulate": {"variant": "pipulate", "demo": False, "jupyter": False},
     "botifython": {"variant": "botifython", "jupyter": True},
 }
 GIT_ID = ["-c", "user.name=flakewright tests", "-c", "user.email=tests@flakewright.invalid"]

@@ -39,9 +39,9 @@ def test_new_refuses_a_non_empty_dest(tmp_path: Path) -> None:
     assert (tmp_path / "keep.txt").read_text() == "mine\n"
 
 
-def test_new_force_renders_into_a_non_empty_dest(tmp_path: Path) -> None:
+def test_new_force_renders_into_a_non_empty_dest(plain_template: Path, tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine\n")
-    result = flakewright("new", "darwinix", tmp_path, "--defaults", "--force", "--vcs-ref", "HEAD")
+    result = flakewright("new", "darwinix", tmp_path, "--defaults", "--force", "-t", plain_template)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "keep.txt").read_text() == "mine\n"
     assert (tmp_path / "flake.nix").is_file()
@@ -63,22 +63,22 @@ BAD_ANSWERS = {
 
 
 @pytest.mark.parametrize("case", BAD_ANSWERS, ids=str)
-def test_bad_answers_are_one_line_exit_2_and_write_nothing(case: str, tmp_path: Path) -> None:
+def test_bad_answers_are_one_line_exit_2_and_write_nothing(case: str, plain_template: Path, tmp_path: Path) -> None:
     args, expected = BAD_ANSWERS[case]
     fresh, empty = tmp_path / "fresh", tmp_path / "empty"
     empty.mkdir()
     for dest in (fresh, empty):
         variant, *rest = args
-        message = one_line_error(flakewright("new", variant, dest, *rest, "--defaults", "--vcs-ref", "HEAD"))
+        message = one_line_error(flakewright("new", variant, dest, *rest, "--defaults", "-t", plain_template))
         assert expected in message
     assert not fresh.exists()
     assert list(empty.iterdir()) == []
 
 
-def test_data_values_are_parsed_and_typed(tmp_path: Path) -> None:
+def test_data_values_are_parsed_and_typed(plain_template: Path, tmp_path: Path) -> None:
     dest = tmp_path / "app"
     result = flakewright(
-        "new", "pipulate", dest, "--defaults", "--vcs-ref", "HEAD",
+        "new", "pipulate", dest, "--defaults", "-t", plain_template,
         "-d", "app_title=Ops = Console", "--data", "jupyter=off", "-d", "port=6001",
         "-d", "python_version=3.11", "-d", "project_name=ops-console",
     )
@@ -128,11 +128,11 @@ def test_version() -> None:
     assert result.stdout.strip() == f"flakewright {version('flakewright')}"
 
 
-def test_usage_errors_are_one_line_from_the_console_script(tmp_path: Path) -> None:
+def test_usage_errors_are_one_line_from_the_console_script(plain_template: Path, tmp_path: Path) -> None:
     assert "Missing argument" in one_line_error(flakewright_process("new"))
     assert "--conflict" in one_line_error(flakewright_process("update", "--conflict", "sideways"))
     assert "No such command" in one_line_error(flakewright_process("frobnicate"))
-    bad = one_line_error(flakewright_process("new", "pipulate", tmp_path / "x", "-d", "port=80", "--vcs-ref", "HEAD"))
+    bad = one_line_error(flakewright_process("new", "pipulate", tmp_path / "x", "-d", "port=80", "-t", plain_template))
     assert "port must be a number" in bad
     assert not (tmp_path / "x").exists()
 
@@ -144,29 +144,29 @@ def test_no_arguments_shows_help() -> None:
         assert f"  {command} " in result.stdout
 
 
-def test_new_force_over_a_directory_where_a_file_renders_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+def test_new_force_over_a_directory_where_a_file_renders_is_one_line_and_writes_nothing(plain_template: Path, tmp_path: Path) -> None:
     (tmp_path / "server.py").mkdir()
     (tmp_path / "server.py" / "mine.txt").write_text("mine\n")
     (tmp_path / "keep.txt").write_text("keep\n")
-    message = one_line_error(flakewright("new", "pipulate", tmp_path, "--defaults", "--force", "--vcs-ref", "HEAD"))
+    message = one_line_error(flakewright("new", "pipulate", tmp_path, "--defaults", "--force", "-t", plain_template))
     assert f"{tmp_path / 'server.py'} is a directory where the template renders a file" in message
     assert tree_files(tmp_path) == ["keep.txt", "server.py/mine.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "server.py"]
 
 
-def test_new_force_over_a_file_where_a_directory_renders_is_one_line(tmp_path: Path) -> None:
+def test_new_force_over_a_file_where_a_directory_renders_is_one_line(plain_template: Path, tmp_path: Path) -> None:
     (tmp_path / "static").write_text("a file\n")
-    message = one_line_error(flakewright("new", "pipulate", tmp_path, "--defaults", "--force", "--vcs-ref", "HEAD"))
+    message = one_line_error(flakewright("new", "pipulate", tmp_path, "--defaults", "--force", "-t", plain_template))
     assert "static is a file where the template renders a directory" in message
     assert tree_files(tmp_path) == ["static"]
 
 
 @pytest.mark.parametrize("raw", [b"app_title=caf\xe9", b"project_name=\xff\xfe", b"app_\xe9=x"], ids=["latin-1", "bytes", "key"])
-def test_non_utf8_answer_is_one_line(raw: bytes, tmp_path: Path) -> None:
+def test_non_utf8_answer_is_one_line(raw: bytes, plain_template: Path, tmp_path: Path) -> None:
     import os
 
     message = one_line_error(
-        flakewright_process("new", "pipulate", tmp_path / "x", "--defaults", "--vcs-ref", "HEAD", "-d", os.fsdecode(raw))
+        flakewright_process("new", "pipulate", tmp_path / "x", "--defaults", "-t", plain_template, "-d", os.fsdecode(raw))
     )
     assert "is not UTF-8 text" in message and "codec" not in message
     assert not (tmp_path / "x").exists()
@@ -174,7 +174,6 @@ def test_non_utf8_answer_is_one_line(raw: bytes, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_signal_during_new_leaves_no_dest(signame: str, tmp_path: Path) -> None:
-    import os
     import signal
     import subprocess
     import sys
@@ -206,12 +205,12 @@ def test_signal_during_new_leaves_no_dest(signame: str, tmp_path: Path) -> None:
     assert list(parent.iterdir()) == []
 
 
-def test_interactive_validation_message_wraps_instead_of_being_cut(tmp_path: Path) -> None:
+def test_interactive_validation_message_wraps_instead_of_being_cut(plain_template: Path, tmp_path: Path) -> None:
     """A 40-column terminal shows the whole validator message, wrapped (prompt_toolkit would cut it)."""
     from terminal import Terminal
 
     expected = "project_name must be 2-40 lowercase letters, digits or dashes, starting with a letter"
-    with Terminal("flakewright", "new", "pipulate", tmp_path / "app", "--vcs-ref", "HEAD", width=40) as term:
+    with Terminal("flakewright", "new", "pipulate", tmp_path / "app", "-t", plain_template, width=40) as term:
         assert "Repo slug" in term.wait_for("Repo slug")
         term.type("C-u", "Bad Name", "Enter")
         screen = term.wait_for(expected)

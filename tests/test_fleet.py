@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, TemplateRepo, commit_all, flakewright, git, literal_line, render_tagged
+from helpers import TemplateRepo, commit_all, copy_releases, flakewright, git, literal_line, render_tagged
 
 
 def table_row(stdout: str, repo: Path) -> list[str]:
@@ -15,22 +15,30 @@ def table_row(stdout: str, repo: Path) -> list[str]:
     return re.split(r"\s{2,}", line.strip())
 
 
-@pytest.fixture
-def fleet(tmp_path: Path):
-    """A v2 template and three darwinix repos made from v1: clean, conflicting, dirty."""
-    template = TemplateRepo.create(tmp_path / "template")
-    clean = render_tagged(template, tmp_path / "clean", "darwinix")
-    conflicting = render_tagged(template, tmp_path / "conflicting", "darwinix")
-    dirty = render_tagged(template, tmp_path / "dirty", "darwinix")
+@pytest.fixture(scope="module")
+def fleet_release(tmp_path_factory) -> Path:
+    """Built once: a v2 template and three darwinix repos made from v1: clean, conflicting, dirty."""
+    root = tmp_path_factory.mktemp("fleet")
+    template = TemplateRepo.create(root / "template")
+    clean = render_tagged(template, root / "clean", "darwinix")
+    conflicting = render_tagged(template, root / "conflicting", "darwinix")
+    render_tagged(template, root / "dirty", "darwinix")
     requirement = literal_line(template.source("pyproject.toml"), clean / "pyproject.toml")
     text = (conflicting / "pyproject.toml").read_text()
     (conflicting / "pyproject.toml").write_text(text.replace(f"{requirement}\n", f"{requirement}  # user pin\n", 1))
     commit_all(conflicting, "user pin")
-    (dirty / "NOTES.md").write_text("not committed\n")
     decl_src = template.source("pyproject.toml")
     decl_src.write_text(decl_src.read_text().replace(f"{requirement}\n", f"{requirement}  # template v2 pin\n", 1))
     (template.path / "template" / "CONTRIBUTING.md").write_text("How to contribute\n")
     template.release("v2.0.0")
+    return root
+
+
+@pytest.fixture
+def fleet(fleet_release, tmp_path: Path):
+    """fleet_release copied for one test to change; the dirty repo gets its uncommitted file."""
+    template, (clean, conflicting, dirty) = copy_releases(fleet_release, tmp_path, "clean", "conflicting", "dirty")
+    (dirty / "NOTES.md").write_text("not committed\n")
     return template, clean, conflicting, dirty
 
 
@@ -46,7 +54,7 @@ def test_update_many_repos_reports_each_and_goes_on_past_a_refused_one(fleet) ->
     assert table_row(result.stdout, dirty)[-1] == "refused"
     assert re.search(r"refused: .*uncommitted change", result.stderr)
     # the others went on; the refused one is untouched
-    assert (clean / "CONTRIBUTING.md").is_file() and (conflicting / "CONTRIBUTING.md").is_file()
+    assert (clean / "CONTRIBUTING.md").read_text() == (conflicting / "CONTRIBUTING.md").read_text() == "How to contribute\n"
     assert "<<<<<<< " in (conflicting / "pyproject.toml").read_text()
     assert not (dirty / "CONTRIBUTING.md").exists()
     assert git(dirty, "rev-parse", "HEAD") == dirty_head

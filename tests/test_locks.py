@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from helpers import REPO, VARIANTS, WEB, TemplateRepo, commit_all, copy_template, flakewright, git, need, render_tagged
+from helpers import REPO, VARIANTS, WEB, commit_all, copy_template, flakewright, git, need, render_tagged
 from nixenv import shell
 from uvlock import installs, venv_python
 
@@ -89,25 +89,24 @@ def venv_versions(repo: Path) -> dict[str, str]:
     return {canonicalize_name(name): version for name, version in (pin.split("==") for pin in out.split())}
 
 
-def test_update_to_a_release_with_a_bumped_lock_reinstalls_on_next_entry(tmp_path: Path):
-    """v1 ships requests 2.31.0; v2 ships today's lock. The user never touched the lock."""
+def test_update_to_a_release_with_a_bumped_lock_reinstalls_on_next_entry(released, tmp_path: Path):
+    """v1.1 ships requests 2.31.0; v2 ships today's lock. The user never touched the lock."""
     need("nix")
     need("uv")
-    template = TemplateRepo.create(tmp_path / "template", tag="v0.0.0")
+    template, scratch = released("darwinix", "-d", "jupyter=false")
     base = template.path / "template" / "_locks" / "base"
     today = {name: (base / name).read_text() for name in ("uv.lock", "requirements.txt")}
-    scratch = render_tagged(template, tmp_path / "scratch", "darwinix", "-d", "jupyter=false")
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | {"UV_PYTHON": sys.executable}
     for step in (["lock", "--upgrade-package", "requests==2.31.0"], ["export", "--frozen", "--quiet", "--output-file", "requirements.txt"]):
         subprocess.run(["uv", *step], cwd=scratch, env=env, check=True, capture_output=True, timeout=300)
     for name in today:
         shutil.copyfile(scratch / name, base / name)
-    template.release("v1.0.0")
+    template.release("v1.1.0")
     for name, text in today.items():
         (base / name).write_text(text)
     template.release("v2.0.0")
 
-    dest = render_tagged(template, tmp_path / "app", "darwinix", "-d", "jupyter=false", "--vcs-ref", "v1.0.0")
+    dest = render_tagged(template, tmp_path / "user", "darwinix", "-d", "jupyter=false", "--vcs-ref", "v1.1.0")
     shell(dest, "true")
     assert locked_requests(dest) == "2.31.0" == venv_versions(dest)["requests"]
 
@@ -122,12 +121,11 @@ def test_update_to_a_release_with_a_bumped_lock_reinstalls_on_next_entry(tmp_pat
     assert venv_versions(dest) == bumped
 
 
-def test_a_conflicted_lock_says_how_to_relock(tmp_path: Path):
+def test_a_conflicted_lock_says_how_to_relock(released, tmp_path: Path):
     """The user relocked too (a newer certifi); the update's lock conflicts; entry says deps lock; deps lock fixes it."""
     need("nix")
     need("uv")
-    template = TemplateRepo.create(tmp_path / "template", tag="v1.0.0")
-    dest = render_tagged(template, tmp_path / "app", "darwinix", "-d", "jupyter=false")
+    template, dest = released("darwinix", "-d", "jupyter=false")
     lock = dest / "uv.lock"
     lock.write_text(lock.read_text().replace('version = "', 'version = "0!', 1))
     commit_all(dest, "user relocks")

@@ -10,7 +10,7 @@ import pexpect  # installed with ipykernel (IPython's dependency on POSIX)
 import pytest
 import yaml
 
-from helpers import REPO, flakewright
+from helpers import REPO, VARIANTS, flags, flakewright
 
 FOLDERS = {
     "my-lab": "my-lab",
@@ -32,25 +32,37 @@ def answers(dest) -> dict:
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=[f"{k!r}" for k in FOLDERS])
-def test_default_project_name_is_the_folder_as_a_slug(tmp_path, folder):
-    result = flakewright("new", "darwinix", tmp_path / folder, "--defaults", "--template", REPO, "--vcs-ref", "HEAD")
+def test_default_project_name_is_the_folder_as_a_slug(plain_template, tmp_path, folder):
+    result = flakewright("new", "darwinix", tmp_path / folder, "--defaults", "--template", plain_template)
 
     assert result.returncode == 0, result.stderr
     assert answers(tmp_path / folder)["project_name"] == FOLDERS[folder]
 
 
-def test_relative_dest_and_dot_use_the_real_folder_name(tmp_path, monkeypatch):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_defaults_ship_jupyter_everywhere_and_the_demo_in_web_apps(render, variant):
+    """Notebooks are where tools come from, so JupyterLab is on by default; the demo (todos, chat, the
+    word-count tool) is asked, and on by default, only where there is a web app."""
+    recorded = answers(render(variant))
+    assert recorded["jupyter"] is True
+    if flags({"variant": variant})["web"]:
+        assert recorded["demo"] is True
+    else:
+        assert "demo" not in recorded
+
+
+def test_relative_dest_and_dot_use_the_real_folder_name(plain_template, tmp_path, monkeypatch):
     (tmp_path / "Field Notes").mkdir()
     monkeypatch.chdir(tmp_path / "Field Notes")
-    assert flakewright("new", "pipulate", ".", "--defaults", "--template", REPO, "--vcs-ref", "HEAD").returncode == 0
+    assert flakewright("new", "pipulate", ".", "--defaults", "--template", plain_template).returncode == 0
     rendered = answers(tmp_path / "Field Notes")
     assert rendered["project_name"] == "field-notes" and rendered["app_title"] == "Field Notes"
     assert 'DB_FILE = DATA / "field-notes.db"' in (tmp_path / "Field Notes" / "server.py").read_text()
 
 
-def test_an_explicit_project_name_wins_over_the_folder(tmp_path):
+def test_an_explicit_project_name_wins_over_the_folder(plain_template, tmp_path):
     dest = tmp_path / "folder-name"
-    result = flakewright("new", "darwinix", dest, "--defaults", "-d", "project_name=chosen", "--template", REPO, "--vcs-ref", "HEAD")
+    result = flakewright("new", "darwinix", dest, "--defaults", "-d", "project_name=chosen", "--template", plain_template)
     assert result.returncode == 0, result.stderr
     assert answers(dest)["project_name"] == "chosen"
 
@@ -74,11 +86,11 @@ def test_darwinix_is_not_asked_about_a_database_or_a_page():
         assert web_only in pipulate, f"control: the web variants' help mentions {web_only!r}"
 
 
-def prompts(variant: str, dest, *, offers: str) -> str:
+def prompts(variant: str, dest, template, *, offers: str) -> str:
     """The project_name and app_title prompts `flakewright new VARIANT DEST` shows in a terminal; fails
     unless project_name offers ``offers`` as its default (which Enter then takes)."""
-    child = pexpect.spawn(sys.executable, ["-m", "flakewright", "new", variant, str(dest), "--template", str(REPO),
-                                           "--vcs-ref", "HEAD"], encoding="utf-8", timeout=60, dimensions=(40, 200))
+    child = pexpect.spawn(sys.executable, ["-m", "flakewright", "new", variant, str(dest), "--template", str(template)],
+                          encoding="utf-8", timeout=60, dimensions=(40, 200))
     try:
         child.expect(r"Repo slug[^\r\n]*")
         shown = child.after
@@ -91,9 +103,9 @@ def prompts(variant: str, dest, *, offers: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)
 
 
-def test_darwinix_prompts_fit_it_and_offer_the_folder_name(tmp_path):
-    darwinix = prompts("darwinix", tmp_path / "My_Lab", offers="my-lab")
+def test_darwinix_prompts_fit_it_and_offer_the_folder_name(plain_template, tmp_path):
+    darwinix = prompts("darwinix", tmp_path / "My_Lab", plain_template, offers="my-lab")
     assert "shell banner" in darwinix, darwinix
     assert "database" not in darwinix and "page title" not in darwinix, darwinix
-    pipulate = prompts("pipulate", tmp_path / "Shop Floor", offers="shop-floor")
+    pipulate = prompts("pipulate", tmp_path / "Shop Floor", plain_template, offers="shop-floor")
     assert "database" in pipulate and "page title" in pipulate, pipulate

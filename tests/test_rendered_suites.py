@@ -24,9 +24,10 @@ NEEDS_REPO_VENV = ("tests/test_environment.py::test_interpreter_is_the_repo_venv
                    "tests/test_environment.py::test_venv_was_installed_from_this_lock")
 
 
-def suite_key(answers: dict) -> tuple[str, bool, str]:
+def suite_key(answers: dict) -> tuple[str, bool, bool, str]:
     """What decides which tests a render's suite holds and how its .venv is made."""
-    return answers["variant"], flags(answers)["jupyter"], answers.get("installer", "uv")
+    rendered = flags(answers)
+    return answers["variant"], rendered["jupyter"], rendered["demo"], answers.get("installer", "uv")
 
 
 IN_NIX = {suite_key(answers) for answers in NIX_CASES.values()} if shutil.which("nix") else set()

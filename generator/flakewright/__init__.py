@@ -17,7 +17,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._backport import BackportResult, backport
     from ._check import CheckResult, check
-    from ._render import new
+    from ._new import new
     from ._update import UpdateResult, update
     from ._variants import VARIANTS, Variant
 
@@ -26,7 +26,7 @@ _LAZY = {
     "backport": "_backport",
     "CheckResult": "_check",
     "check": "_check",
-    "new": "_render",
+    "new": "_new",
     "UpdateResult": "_update",
     "update": "_update",
     "VARIANTS": "_variants",

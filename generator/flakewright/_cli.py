@@ -11,20 +11,16 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from ._answers import parse_data, questions
 from ._errors import ExitCode, FlakewrightError
-from ._source import default_template
+from ._source import template_source
 from ._variants import VARIANTS
 from ._version import __version__
 
 if TYPE_CHECKING:
     from ._update import UpdateResult
-
-try:  # typer >= 0.20 vendors click
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # pragma: no cover - older typer uses click itself
-    from click import exceptions as click_exceptions
 
 CHECK_HELP = """Say whether a newer template release exists and whether DEST still matches
 its last render (drift: generated files edited or deleted by hand).
@@ -38,16 +34,61 @@ Exit codes:
    2  bad usage or not a flakewright repo
 """
 
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Commands(TyperGroup):
+    """typer's command group, keeping flakewright's promise: every failure is one line on stderr, never a
+    traceback or a usage block; click's standalone mode then exits with the code."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help:  # click would show the help, then exit 2
+            out.print(ctx.get_help())
+            raise typer.Exit(0)
+        try:
+            return super().parse_args(ctx, args)
+        except typer.TyperException as exc:
+            raise _fail(_usage(exc), ExitCode.USAGE) from None
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except typer.Exit:
+            raise
+        except FlakewrightError as exc:
+            raise _fail(f"flakewright: error: {exc}", exc.exit_code) from None
+        except typer.TyperException as exc:  # click's own errors: bad usage
+            raise _fail(_usage(exc), ExitCode.USAGE) from None
+        except (KeyboardInterrupt, typer.Abort):  # Ctrl-C, SIGTERM (see _interrupt), or Ctrl-C at a prompt
+            raise _fail("flakewright: interrupted", ExitCode.INTERRUPTED) from None
+        except Exception as exc:
+            if os.environ.get("FLAKEWRIGHT_DEBUG"):
+                raise
+            raise _fail(
+                f"flakewright: internal error: {type(exc).__name__}: {exc} (set FLAKEWRIGHT_DEBUG=1 for details)",
+                ExitCode.INTERNAL,
+            ) from None
+
+
+def _usage(exc: typer.TyperException) -> str:
+    return f"flakewright: error: {' '.join(exc.format_message().split())} (see flakewright --help)"
+
+
+def _fail(line: str, code: int) -> typer.Exit:
+    err.print(line, soft_wrap=True)
+    return typer.Exit(int(code))
+
+
 app = typer.Typer(
     name="flakewright",
+    cls=Commands,
     help="Render and update Nix + Python repos from the flakewright copier template.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class ConflictMode(str, Enum):
@@ -95,9 +136,9 @@ def new(
     vcs_ref: Annotated[Optional[str], typer.Option("--vcs-ref", help="Template git ref (default: newest release tag).")] = None,
 ) -> None:
     """Render VARIANT into DEST."""
-    from ._render import new as run_new
+    from ._new import new as run_new
 
-    src = template or default_template()
+    src = template_source(template)
     answers = parse_data(data, questions=questions(src)) if data else {}
     rendered = run_new(
         variant=variant,
@@ -355,33 +396,6 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    """Console entry point: one-line errors, never a traceback."""
+    """Console entry point: click's standalone mode, with every failure one line (see ``Commands``)."""
     signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        code = app(standalone_mode=False)
-    except FlakewrightError as exc:
-        err.print(f"flakewright: error: {exc}", soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:  # click's form of Ctrl-C (and of SIGTERM, see _interrupt)
-        err.print("flakewright: interrupted")
-        sys.exit(ExitCode.INTERRUPTED)
-    except click_exceptions.NoArgsIsHelpError as exc:
-        out.print(exc.ctx.get_help() if exc.ctx else "")
-        sys.exit(0)
-    except click_exceptions.ClickException as exc:
-        message = " ".join(exc.format_message().split())
-        err.print(f"flakewright: error: {message} (see flakewright --help)", soft_wrap=True)
-        sys.exit(ExitCode.USAGE)
-    except KeyboardInterrupt:
-        err.print("flakewright: interrupted")
-        sys.exit(ExitCode.INTERRUPTED)
-    except Exception as exc:
-        if os.environ.get("FLAKEWRIGHT_DEBUG"):
-            raise
-        err.print(f"flakewright: internal error: {type(exc).__name__}: {exc} (set FLAKEWRIGHT_DEBUG=1 for details)", soft_wrap=True)
-        sys.exit(ExitCode.INTERNAL)
-    if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into this return value outside standalone mode
-        err.print("flakewright: interrupted")
-    sys.exit(code if isinstance(code, int) else 0)
+    app()

@@ -18,10 +18,14 @@ from ._errors import FlakewrightError
 ENV_VAR = "FLAKEWRIGHT_TEMPLATE"
 
 
-def default_template() -> str:
-    """Return the template source used when ``--template`` is not given."""
-    if env := os.environ.get(ENV_VAR):
-        return env
+def template_source(template: str | None = None) -> str:
+    """The template to render: ``template`` (--template), else $FLAKEWRIGHT_TEMPLATE, else the checkout
+    flakewright was installed from. A local path comes back absolute, so copier records where it is."""
+    src = template or os.environ.get(ENV_VAR) or _installed_from()
+    return str(Path(src).expanduser().resolve()) if is_local(src) else src
+
+
+def _installed_from() -> str:
     for parent in Path(__file__).resolve().parents:
         if (parent / "copier.yml").is_file() and (parent / "template").is_dir():
             return str(parent)

@@ -15,7 +15,7 @@ from tempfile import mkdtemp
 
 from ._console import status, wrap_validation_messages
 from ._errors import FlakewrightError, copier_errors
-from ._source import default_template, is_local
+from ._source import template_source
 from ._variants import get_variant
 
 
@@ -46,9 +46,7 @@ def new(
         raise FlakewrightError(f"{dest} is a file; choose a directory for DEST")
     if dest.is_dir() and any(dest.iterdir()) and not force:
         raise FlakewrightError(f"{dest} is not empty; choose a new directory or pass --force to render over it")
-    src = template or default_template()
-    if is_local(src):
-        src = str(Path(src).expanduser().resolve())
+    src = template_source(template)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(mkdtemp(prefix=f".{dest.name}.flakewright-", dir=dest.parent))
