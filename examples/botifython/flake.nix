@@ -23,6 +23,7 @@
               python
               # Relocks (scripts/deps) and installs the lock into .venv (scripts/venv.sh).
               pkgs.uv
+              pkgs.tmux
             ];
 
             APP_TITLE = title;
@@ -66,6 +67,7 @@
               {
                 echo ${lib.escapeShellArg "== ${title} =="}
                 echo "$gpu"
+                echo "start / stop: JupyterLab in tmux on 127.0.0.1"
                 echo "run: serve the app on http://127.0.0.1:5001"
                 echo "deps: add, remove or upgrade Python packages (relocks uv.lock)"
                 echo "pytest: the repo's tests"

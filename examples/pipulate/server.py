@@ -1,33 +1,40 @@
-"""One-page local web app: profiles, todos, a chat pane streamed from Ollama and long-running tasks.
+"""A local web app: profiles, the tools under tools/ and the tasks that run them, with a demo of todos, a chat
+streamed from Ollama and a word-count tool.
 
-Run `python server.py` (or ./scripts/run). Sections: config, data, components, routes, websocket, tasks, serve.
-Importing this module opens the database under data/ and starts nothing: a notebook can use `db`, `store` and the
-task functions directly.
+Run `python server.py` (or ./scripts/run). Sections: config, data, app, components, websocket, chat, tasks,
+tools, pages, routes, serve. Importing this module creates data/ and opens its database, builds the app and
+imports the add-ons under addons/; it serves nothing, runs no task and imports no tool until a page asks. A
+notebook can read and write `db` and `store` directly.
 """
 import asyncio
 import fcntl
 import html
+import importlib
 import json
 import logging
 import os
 import re
 import secrets
+import shutil
 import sys
 import threading
 import time
 from collections import deque
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import anyio
 import apsw
 import httpx
-import ollama
 import uvicorn
 from fasthtml.common import *
 from fasthtml.live_reload import live_reload_ws
+from starlette.datastructures import UploadFile
+
+import toolbox
 
 
 @contextmanager
@@ -53,11 +60,16 @@ with hidden("numpy", "pandas"):
 APP_DIR = Path(__file__).resolve().parent
 DATA = APP_DIR / "data"
 STATIC = APP_DIR / "static"
+TOOLS_DIR = APP_DIR / "tools"
+ADDONS_DIR = APP_DIR / "addons"
+UPLOADS = DATA / "uploads"
+OUTPUTS = DATA / "outputs"  # a run's files: data/outputs/<task id>/, also the tool's working directory
 DB_FILE = DATA / "pipulate.db"
 TITLE = "Pipulate"
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = int(os.environ.get("PORT", "5001"))
 DEV = os.environ.get("PIPULATE_ENV", "dev") != "prod"
+JUPYTER = True  # notebooks under tools/ are tools only with Jupyter in the venv
 OLLAMA_HOST = os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434")
 OLLAMA_MODEL = os.environ.get("OLLAMA_MODEL", "")
 # Seconds a write waits while a notebook or a second server holds the write lock, before the user is told.
@@ -70,18 +82,20 @@ BODY_LIMITS = {"/tools/": 100 * 1024 * 1024}
 MAX_TEXT = 500
 PAGE = 50  # todos shown at once: a page costs the same with 10 or 10,000 todos stored
 NO_TITLE = "Give the todo a title."
-NO_NAME = "Give the profile a name."
 UNKNOWN_TODO = "That todo does not exist (deleted, or another profile's)."
+NO_NAME = "Give the profile a name."
 BUSY = "The database is busy (another program is writing); try again."
+INTERRUPTED = "Interrupted: the server stopped while this task was running. Run it again to start over."
+NO_FILE = "That file does not exist, or belongs to another profile's task."
 MAX_FRAME = 64 * 1024
 CHAT_TURNS = 20
 TASK_LOG_LINES = 50
 SAVE_EVERY = 0.5
 PUSH_EVERY = 0.05  # progress frames per task and tab: 20 a second at most, the latest bar wins
 REPORT_SLICE = 0.005  # a task that reports in a tight loop holds the event loop this long at most
-OUTBOX_FRAMES = 256  # chat and task frames a page may fall behind by before its socket is closed
+OUTBOX_FRAMES = 256  # frames a page may fall behind by before its socket is closed
 TAB_LOG_BACKLOG = 1_000_000  # characters of log waiting for a page that fell behind; older lines are skipped
-TEXT_SUFFIXES = {".txt", ".md", ".csv", ".json", ".html", ".py", ".yml", ".yaml", ".toml", ".log"}
+INLINE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}  # shown in the page; every other file downloads
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +113,8 @@ os.close(os.open(DB_FILE, os.O_CREAT | os.O_WRONLY, 0o600))  # SQLite gives its 
 for path in (DB_FILE, Path(f"{DB_FILE}-wal"), Path(f"{DB_FILE}-shm")):
     if path.exists():
         path.chmod(0o600)
+for folder in (UPLOADS, OUTPUTS):
+    folder.mkdir(mode=0o700, exist_ok=True)
 
 
 class PerThread:
@@ -205,8 +221,10 @@ profiles, Profile = table("profiles", id=int, name=str)
 # priority is a rank: a moved todo takes a value between its new neighbours', so a move writes one row.
 todos, Todo = table("todos", id=int, profile_id=int, title=str, done=bool, priority=float)
 db.execute("CREATE INDEX IF NOT EXISTS todos_in_order ON todos (profile_id, priority, id)")
+# kind is "tool:<name>" for a tool's run, whose params (JSON) let it run again.
 tasks, Task = table("tasks", id=int, profile_id=int, tab=str, title=str, status=str, done=int, total=int, log=str,
                     result=str, kind=str, params=str)
+task_lines, TaskLine = table("task_lines", pk=("task_id", "n"), task_id=int, n=int, line=str)
 
 
 def current_profile(sess: dict) -> Profile:
@@ -228,13 +246,13 @@ def fits(row_id: int) -> bool:
     return -2**63 <= row_id < 2**63
 
 
-def row(table, row_id: int):
+def by_id(table, row_id: int):
     """The row with this id, or None."""
     return table.get(row_id, default=None) if fits(row_id) else None
 
 
 def missing_profile(profile_id: int) -> str:
-    return "" if row(profiles, profile_id) else "That profile no longer exists."
+    return "" if by_id(profiles, profile_id) else "That profile no longer exists."
 
 
 def delete_profile(profile_id: int) -> str:
@@ -246,6 +264,15 @@ def delete_profile(profile_id: int) -> str:
             return "Keep at least one profile: create another first."
         db.execute("DELETE FROM todos WHERE profile_id = ?", [profile_id])
         db.execute("DELETE FROM profiles WHERE id = ?", [profile_id])
+    return ""
+
+
+def text_error(text: str, *, empty: str) -> str:
+    """Why a todo title or profile name can't be saved, or ''."""
+    if not text.strip():
+        return empty
+    if len(text) > MAX_TEXT:
+        return f"Keep it to {MAX_TEXT} characters ({len(text)} now)."
     return ""
 
 
@@ -338,192 +365,19 @@ def renumber(profile_id: int) -> None:
                "FROM todos WHERE profile_id = ?) AS ranked WHERE todos.id = ranked.id", [profile_id])
 
 
-def text_error(text: str, *, empty: str) -> str:
-    """Why a todo title or profile name can't be saved, or ''."""
-    if not text.strip():
-        return empty
-    if len(text) > MAX_TEXT:
-        return f"Keep it to {MAX_TEXT} characters ({len(text)} now)."
-    return ""
+# --- app -------------------------------------------------------------------------------------------------
 
-
-# --- components ------------------------------------------------------------------------------------------
-
-# htmx swaps only 2xx answers by default; 413 and 503 answers carry a one-line notice for the page to show.
+# htmx swaps only 2xx answers by default; 404, 413 and 503 answers carry a one-line notice for the page to show.
 # Indicator styles are in app.css: htmx would inject them as an inline <style>, which the page's CSP refuses.
 HTMX_CONFIG = {"includeIndicatorStyles": False,
                "responseHandling": [{"code": "204", "swap": False}, {"code": "[23]..", "swap": True},
-                                    {"code": "413|503", "swap": True}, {"code": "...", "swap": False, "error": True}]}
-# Served from static/ so the page works offline: htmx.org 2.0.7, htmx-ext-ws 2.0.3, @anyblades/pico 2.5.0 (npm).
+                                    {"code": "404|413|503", "swap": True},
+                                    {"code": "...", "swap": False, "error": True}]}
 # No inline script anywhere (the CSP forbids it): the page's own few lines are app.js and live-reload.js.
 HEAD = (charset, viewport, Meta(name="htmx-config", content=json.dumps(HTMX_CONFIG)),
         Script(src="/static/htmx.min.js"), Script(src="/static/ws.js"), Script(src="/static/app.js"),
         *([Script(src="/static/live-reload.js")] if DEV else []),
         Link(rel="stylesheet", href="/static/pico.min.css"), Link(rel="stylesheet", href="/static/app.css"))
-
-
-def Error(message: str, id: str):
-    return Small(message, id=id, cls="error", role="alert")
-
-
-def Notice():
-    """Where the page shows an answer that belongs to no one element: the database is busy, a body too big."""
-    return Div(id="notice", cls="error", role="alert")
-
-
-def ProfileMenu(profile: Profile, error: str = ""):
-    options = [Option(p.name, value=p.id, selected=p.id == profile.id) for p in profiles(order_by="name")]
-    swap = dict(hx_target="#workspace", hx_swap="outerHTML")
-    return Section(
-        Select(*options, name="id", hx_post="/profiles/switch", aria_label="Profile", **swap),
-        Form(Fieldset(Input(name="name", placeholder="New profile"), Button("Create"), role="group"),
-             hx_post="/profiles", **swap),
-        Form(Fieldset(Input(name="name", value=profile.name, aria_label="Profile name"), Button("Rename"), role="group"),
-             hx_post=f"/profiles/{profile.id}/rename", **swap),
-        Button("Delete profile", hx_delete=f"/profiles/{profile.id}", cls="secondary",
-               hx_confirm=f"Delete {profile.name} and its todos?", **swap),
-        Error(error, id="profile-error"),
-        id="profiles")
-
-
-def attr(text: str) -> str:
-    """Text escaped for a double-quoted HTML attribute."""
-    return html.escape(text, quote=False).replace('"', "&quot;")
-
-
-MOVE_UP, MOVE_DOWN = json.dumps({"by": -1}), json.dumps({"by": 1})
-
-
-def TodoItem(todo: Todo, error: str = "") -> Safe:
-    """One todo. An HTML template rather than FT: a page renders PAGE of them on every add, move and page turn,
-    and building and serializing the same FT elements took over 100 times as long."""
-    i, done = todo.id, bool(todo.done)
-    swap = f'hx-target="#todo-{i}" hx-swap="outerHTML"'
-    move = f'hx-post="/todos/{i}/move" hx-target="#todo-page" hx-swap="outerHTML" class="outline"'
-    return Safe(
-        f'<li id="todo-{i}" class="todo{" done" if done else ""}">'
-        f'<input type="checkbox" aria-label="Done" hx-post="/todos/{i}/toggle" {swap}{" checked" if done else ""}>'
-        f'<input name="title" value="{attr(todo.title)}" aria-label="Title" hx-post="/todos/{i}/rename" '
-        f'hx-trigger="change" {swap}>'
-        f"<button {move} hx-vals='{MOVE_UP}' aria-label=\"Move up\">↑</button>"
-        f"<button {move} hx-vals='{MOVE_DOWN}' aria-label=\"Move down\">↓</button>"
-        f'<button hx-delete="/todos/{i}" {swap} class="outline" aria-label="Delete">✕</button>'
-        f'{to_xml(Error(error, id=f"todo-{i}-error")) if error else ""}</li>')
-
-
-def UnknownTodo(todo_id: int):
-    return Li(Error(UNKNOWN_TODO, id=f"todo-{todo_id}-error"), id=f"todo-{todo_id}")
-
-
-def Pager(page: int, last: int, total: int):
-    def turn(label: str, to: int, name: str):
-        return Button(label, hx_get="/todos", hx_vals={"page": to}, hx_target="#todo-page", hx_swap="outerHTML",
-                      aria_label=name, disabled=to == page or not 0 <= to <= last,
-                      id=f"todos-{name.split()[0].lower()}", cls="outline")
-
-    shown = f"{page * PAGE + 1:,}–{min(total, (page + 1) * PAGE):,} of {total:,}"
-    return Nav(turn("«", 0, "First page"), turn("‹", page - 1, "Previous page"), Span(shown),
-               turn("›", page + 1, "Next page"), turn("»", last, "Last page"), aria_label="Todo pages", cls="pager")
-
-
-def TodoPage(profile_id: int, page: int = 0, error: str = ""):
-    """A page of the profile's todos, with buttons to the other pages when there are more than PAGE."""
-    total = todo_count(profile_id)
-    last = max(total - 1, 0) // PAGE
-    page = max(0, min(page, last))
-    items = Safe("".join(map(TodoItem, todo_page(profile_id, page))))
-    return Div(Ul(items, Li(Error(error, id="todo-list-error")) if error else "", id="todo-list"),
-               Pager(page, last, total) if total > PAGE else "", id="todo-page")
-
-
-def NewTodo(draft: str = "", error: str = ""):
-    return Form(
-        Fieldset(Input(name="title", value=draft, placeholder="New todo", maxlength=MAX_TEXT, aria_label="New todo"),
-                 Button("Add"), role="group"),
-        Error(error, id="new-todo-error"),
-        id="new-todo", hx_post="/todos", hx_target="#todo-page", hx_swap="outerHTML")
-
-
-def TaskRow(task: Task):
-    """A task's progress, newest log lines and result. Running rows poll: pushes reach only the tab that started
-    the task, and a fast task can push its last update before that tab has shown the row."""
-    running, row = task.status == "running", f"task-{task.id}"
-    swap = dict(hx_target=f"#{row}", hx_swap="outerHTML")
-    poll = dict(hx_get=f"/tasks/{task.id}", hx_trigger="every 2s", **swap) if running else {}
-    count = Span(f"{task.done}/{task.total}", id=f"{row}-count")
-    again = Button("Run again", hx_post=f"/tasks/{task.id}/again", hx_target="#task-list", hx_swap="afterbegin",
-                   cls="outline") if not running and task.kind in TASK_FUNCTIONS else ""
-    full_log = A("Full log", href=f"/tasks/{task.id}/log", target="_blank") if not running and task.log else ""
-    return Article(
-        Header(Strong(task.title), " ", Small(f"{task.status} · ", count),
-               Button("Cancel", hx_post=f"/tasks/{task.id}/cancel", cls="secondary", **swap) if running else again),
-        Progress(value=task.done, max=task.total or 1, id=f"{row}-bar"),
-        Pre(task.log, id=f"{row}-log"),
-        full_log,
-        Div(NotStr(task.result), cls="result") if task.result else "",
-        id=row, cls=f"task {task.status}", **poll)
-
-
-def UnknownTask(task_id: int):
-    return Article(Error("That task does not exist.", id=f"task-{task_id}-error"), id=f"task-{task_id}")
-
-
-def ProgressUpdate(task_id: int, done: int, total: int, lines: list[str], skipped: int = 0) -> Safe:
-    """The bar, count and new log lines of one progress frame. A string template, not FT: it goes out many
-    times a second, and building the three elements would cost more than sending them."""
-    gap = f"… {skipped:,} lines not shown here: the full log has them\n" if skipped else ""
-    text = gap + "".join(f"{html.escape(line)}\n" for line in lines)
-    log_line = f'<pre id="task-{task_id}-log" hx-swap-oob="beforeend">{text}</pre>' if text else ""
-    return Safe(f'<progress id="task-{task_id}-bar" value="{int(done)}" max="{int(total) or 1}" hx-swap-oob="true">'
-                f'</progress><span id="task-{task_id}-count" hx-swap-oob="true">{int(done)}/{int(total)}</span>'
-                f'{log_line}')
-
-
-def TaskPanel(profile_id: int):
-    """The newest tasks, running ones as they stand in memory: a running task is saved only every SAVE_EVERY."""
-    saved = tasks(where="profile_id = ?", where_args=[profile_id], order_by="id desc", limit=20)
-    recent = [run.current if (run := RUNS.get(task.id)) else task for task in saved]
-    return Section(
-        H2("Tasks"),
-        Button("Count words in data/", hx_post="/tasks/count-words", hx_target="#task-list", hx_swap="afterbegin"),
-        Div(*map(TaskRow, recent), id="task-list"),
-        id="tasks")
-
-
-def Workspace(profile: Profile, error: str = ""):
-    return Div(
-        ProfileMenu(profile, error),
-        Section(H2(f"Todos · {profile.name}"), TodoPage(profile.id), NewTodo(), id="todos"),
-        TaskPanel(profile.id),
-        id="workspace")
-
-
-def ChatMessage(role: str, text: str = "", id: str | None = None):
-    return Div(Strong(role), Div(text, id=id, cls="reply"), cls=f"message {role}")
-
-
-def ChatAppend(*messages):
-    return Div(*messages, id="chat-log", hx_swap_oob="beforeend")
-
-
-def ChatNote(text: str):
-    return ChatAppend(Div(text, cls="message note error", role="alert"))
-
-
-def ChatPane():
-    return Section(
-        H2("Chat"),
-        Div(id="chat-log", aria_live="polite"),
-        Div(Form(Fieldset(Input(name="msg", placeholder="Ask the local model…", aria_label="Message"),
-                          Input(type="hidden", name="type", value="chat"), Button("Send"), role="group"),
-                 ws_send=True),  # app.js clears it once sent
-            Form(Input(type="hidden", name="type", value="stop"), Button("Stop", cls="secondary"), ws_send=True),
-            cls="chat-controls"),
-        id="chat")
-
-
-
-# --- routes ----------------------------------------------------------------------------------------------
 
 
 def session_secret(path: Path) -> str:
@@ -543,7 +397,6 @@ def session_secret(path: Path) -> str:
 
 
 DATA_LOCK: list[int] = []  # the descriptor holding data/server.lock, once this process owns data/
-INTERRUPTED = "Interrupted: the server stopped while this task was running. Run it again to start over."
 
 
 def data_owner() -> bool:
@@ -716,89 +569,200 @@ app = FastHTML(
     on_startup=[mark_interrupted], exception_handlers={apsw.BusyError: database_busy},
     middleware=[Middleware(SecurityHeaders), Middleware(KnownHost), Middleware(SameOrigin), Middleware(BodyLimit),
                 Middleware(DirectSockets)])
-rt = app.route
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 if DEV:
     app.router.add_websocket_route("/live-reload", live_reload_ws)
 
 
-@rt("/")
-def index(sess, bodykw):
-    tab = secrets.token_urlsafe(12)
-    bodykw.update(hx_headers=json.dumps({"X-Tab": tab}), hx_ext="ws", ws_connect=f"/ws?tab={tab}")
-    profile = current_profile(sess)
-    return (Title(TITLE), Header(H1(TITLE), cls="container"),
-            Main(Notice(), Div(Workspace(profile), ChatPane(), cls="layout"), cls="container"))
+# Add-ons: every module addons/<name>.py (not starting with _), in name order. One may define `router`, a
+# FastHTML APIRouter whose routes join the app, and `card()`, an FT shown in the workspace. Add-ons never
+# import this module, so neither they nor a notebook using them start a server.
+ADDONS = [importlib.import_module(f"addons.{path.stem}") for path in sorted(ADDONS_DIR.glob("[!_]*.py"))]
+for addon in ADDONS:
+    if router := getattr(addon, "router", None):
+        router.to_app(app)
 
 
-@app.post("/profiles")
-def profiles_create(sess, name: str = ""):
-    if not (error := text_error(name, empty=NO_NAME)):
-        choose_profile(sess, profiles.insert(name=name.strip()).id)
-    return Workspace(current_profile(sess), error)
+# --- components ------------------------------------------------------------------------------------------
 
 
-@app.post("/profiles/switch")
-def profiles_switch(sess, id: int = 0):
-    if not (error := missing_profile(id)):
-        choose_profile(sess, id)
-    return Workspace(current_profile(sess), error)
+def Error(message: str, id: str):
+    return Small(message, id=id, cls="error", role="alert")
 
 
-@app.post("/profiles/{id}/rename")
-def profiles_rename(sess, id: int, name: str = ""):
-    with transaction():
-        if not (error := missing_profile(id) or text_error(name, empty=NO_NAME)):
-            profiles.update(id=id, name=name.strip())
-    return Workspace(current_profile(sess), error)
+def Notice():
+    """Where the page shows an answer that belongs to no one element: the database is busy, a body too big."""
+    return Div(id="notice", cls="error", role="alert")
 
 
-@app.delete("/profiles/{id}")
-def profiles_delete(sess, id: int):
-    return Workspace(current_profile(sess), delete_profile(id))
+def ProfileMenu(profile: Profile, error: str = ""):
+    options = [Option(p.name, value=p.id, selected=p.id == profile.id) for p in profiles(order_by="name")]
+    swap = dict(hx_target="#workspace", hx_swap="outerHTML")
+    return Section(
+        Select(*options, name="id", hx_post="/profiles/switch", aria_label="Profile", **swap),
+        Form(Fieldset(Input(name="name", placeholder="New profile"), Button("Create"), role="group"),
+             hx_post="/profiles", **swap),
+        Form(Fieldset(Input(name="name", value=profile.name, aria_label="Profile name"), Button("Rename"), role="group"),
+             hx_post=f"/profiles/{profile.id}/rename", **swap),
+        Button("Delete profile", hx_delete=f"/profiles/{profile.id}", cls="secondary",
+               hx_confirm=f"Delete {profile.name} and its todos?", **swap),
+        Error(error, id="profile-error"),
+        id="profiles")
 
 
-@app.get("/todos")
-def todos_page(sess, page: int = 0):
-    return TodoPage(current_profile(sess).id, page)
+def attr(text: str) -> str:
+    """Text escaped for a double-quoted HTML attribute."""
+    return html.escape(text, quote=False).replace('"', "&quot;")
 
 
-@app.post("/todos")
-def todos_add(sess, title: str = ""):
-    if error := text_error(title, empty=NO_TITLE):
-        return NewTodo(title, error)(hx_swap_oob="true"), HttpHeader("HX-Reswap", "none")
-    todo = add_todo(current_profile(sess).id, title.strip())
-    return TodoPage(todo.profile_id, page_of(todo)), NewTodo()(hx_swap_oob="true")
+MOVE_UP, MOVE_DOWN = json.dumps({"by": -1}), json.dumps({"by": 1})
 
 
-@app.post("/todos/{id}/toggle")
-def todos_toggle(sess, id: int):
-    todo = change_todo(current_profile(sess).id, id, "done = NOT done")
-    return TodoItem(todo) if todo else UnknownTodo(id)
+def TodoItem(todo: Todo, error: str = "") -> Safe:
+    """One todo. An HTML template rather than FT: a page renders PAGE of them on every add, move and page turn,
+    and building and serializing the same FT elements took over 100 times as long."""
+    i, done = todo.id, bool(todo.done)
+    swap = f'hx-target="#todo-{i}" hx-swap="outerHTML"'
+    move = f'hx-post="/todos/{i}/move" hx-target="#todo-page" hx-swap="outerHTML" class="outline"'
+    return Safe(
+        f'<li id="todo-{i}" class="todo{" done" if done else ""}">'
+        f'<input type="checkbox" aria-label="Done" hx-post="/todos/{i}/toggle" {swap}{" checked" if done else ""}>'
+        f'<input name="title" value="{attr(todo.title)}" aria-label="Title" hx-post="/todos/{i}/rename" '
+        f'hx-trigger="change" {swap}>'
+        f"<button {move} hx-vals='{MOVE_UP}' aria-label=\"Move up\">↑</button>"
+        f"<button {move} hx-vals='{MOVE_DOWN}' aria-label=\"Move down\">↓</button>"
+        f'<button hx-delete="/todos/{i}" {swap} class="outline" aria-label="Delete">✕</button>'
+        f'{to_xml(Error(error, id=f"todo-{i}-error")) if error else ""}</li>')
 
 
-@app.post("/todos/{id}/rename")
-def todos_rename(sess, id: int, title: str = ""):
-    profile_id = current_profile(sess).id
-    if error := text_error(title, empty=NO_TITLE):
-        todo = todo_of(profile_id, id)
-        return TodoItem(todo, error) if todo else UnknownTodo(id)
-    todo = change_todo(profile_id, id, "title = ?", [title.strip()])
-    return TodoItem(todo) if todo else UnknownTodo(id)
+def UnknownTodo(todo_id: int):
+    return Li(Error(UNKNOWN_TODO, id=f"todo-{todo_id}-error"), id=f"todo-{todo_id}")
 
 
-@app.delete("/todos/{id}")
-def todos_delete(sess, id: int):
-    return "" if delete_todo(current_profile(sess).id, id) else UnknownTodo(id)
+def Pager(page: int, last: int, total: int):
+    def turn(label: str, to: int, name: str):
+        return Button(label, hx_get="/todos", hx_vals={"page": to}, hx_target="#todo-page", hx_swap="outerHTML",
+                      aria_label=name, disabled=to == page or not 0 <= to <= last,
+                      id=f"todos-{name.split()[0].lower()}", cls="outline")
+
+    shown = f"{page * PAGE + 1:,}–{min(total, (page + 1) * PAGE):,} of {total:,}"
+    return Nav(turn("«", 0, "First page"), turn("‹", page - 1, "Previous page"), Span(shown),
+               turn("›", page + 1, "Next page"), turn("»", last, "Last page"), aria_label="Todo pages", cls="pager")
 
 
-@app.post("/todos/{id}/move")
-def todos_move(sess, id: int, by: int = 0):
-    """Move a todo `by` places (negative is up) and show the page it lands on."""
-    profile_id = current_profile(sess).id
-    if not (todo := move_todo(profile_id, id, by)):
-        return TodoPage(profile_id, error=UNKNOWN_TODO)
-    return TodoPage(profile_id, page_of(todo))
+def TodoPage(profile_id: int, page: int = 0, error: str = ""):
+    """A page of the profile's todos, with buttons to the other pages when there are more than PAGE."""
+    total = todo_count(profile_id)
+    last = max(total - 1, 0) // PAGE
+    page = max(0, min(page, last))
+    items = Safe("".join(map(TodoItem, todo_page(profile_id, page))))
+    return Div(Ul(items, Li(Error(error, id="todo-list-error")) if error else "", id="todo-list"),
+               Pager(page, last, total) if total > PAGE else "", id="todo-page")
+
+
+def NewTodo(draft: str = "", error: str = ""):
+    return Form(
+        Fieldset(Input(name="title", value=draft, placeholder="New todo", maxlength=MAX_TEXT, aria_label="New todo"),
+                 Button("Add"), role="group"),
+        Error(error, id="new-todo-error"),
+        id="new-todo", hx_post="/todos", hx_target="#todo-page", hx_swap="outerHTML")
+
+
+def dom_id(task_id: int, part: str = "") -> str:
+    """The id of a task's row in the page, or of one of its parts (bar, count, log, error)."""
+    return f"task-{task_id}-{part}" if part else f"task-{task_id}"
+
+
+def TaskRow(task: Task):
+    """A task's progress, newest log lines and result. Running rows poll: pushes reach only the tab that started
+    the task, and a fast task can push its last update before that tab has shown the row."""
+    running, own = task.status == "running", dom_id(task.id)
+    swap = dict(hx_target=f"#{own}", hx_swap="outerHTML")
+    poll = dict(hx_get=f"/tasks/{task.id}", hx_trigger="every 2s", **swap) if running else {}
+    count = Span(f"{task.done}/{task.total}", id=dom_id(task.id, "count"))
+    again = Button("Run again", hx_post=f"/tasks/{task.id}/again", hx_target="#task-list", hx_swap="afterbegin",
+                   cls="outline") if not running and task.kind.startswith("tool:") else ""
+    full_log = A("Full log", href=f"/tasks/{task.id}/log", target="_blank") if not running and task.log else ""
+    return Article(
+        Header(Strong(task.title), " ", Small(f"{task.status} · ", count),
+               Button("Cancel", hx_post=f"/tasks/{task.id}/cancel", cls="secondary", **swap) if running else again),
+        Progress(value=task.done, max=task.total or 1, id=dom_id(task.id, "bar")),
+        Pre(task.log, id=dom_id(task.id, "log")),
+        full_log,
+        Div(NotStr(task.result), cls="result") if task.result else "",
+        id=own, cls=f"task {task.status}", **poll)
+
+
+def UnknownTask(task_id: int):
+    return Article(Error("That task does not exist.", id=dom_id(task_id, "error")), id=dom_id(task_id))
+
+
+def ProgressUpdate(task_id: int, done: int, total: int, lines: list[str], skipped: int = 0) -> Safe:
+    """The bar, count and new log lines of one progress frame. A string template, not FT: it goes out many
+    times a second, and building the three elements would cost more than sending them."""
+    gap = f"… {skipped:,} lines not shown here: the full log has them\n" if skipped else ""
+    text = gap + "".join(f"{html.escape(line)}\n" for line in lines)
+    log_line = f'<pre id="{dom_id(task_id, "log")}" hx-swap-oob="beforeend">{text}</pre>' if text else ""
+    return Safe(f'<progress id="{dom_id(task_id, "bar")}" value="{int(done)}" max="{int(total) or 1}" '
+                f'hx-swap-oob="true"></progress>'
+                f'<span id="{dom_id(task_id, "count")}" hx-swap-oob="true">{int(done)}/{int(total)}</span>{log_line}')
+
+
+def field_text(value) -> str:
+    """A parameter's default (JSON-like: a date is already ISO text, a choice its name) as its input shows it."""
+    if value is None:
+        return ""
+    return "\n".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def FieldInput(field: toolbox.Field, value: str, checked: bool, invalid: bool):
+    """The input for one parameter, by its kind, holding `value` (or `checked`, for a yes/no)."""
+    named = dict(name=field.name, id=f"field-{field.name}", aria_invalid="true" if invalid else None)
+    needed = dict(named, required=field.required)
+    match field.kind:
+        case "bool":
+            return Input(type="checkbox", role="switch", value="true", checked=checked, **named)
+        case "choice":
+            unset = [] if field.required else [Option("", value="", selected=not value)]
+            return Select(*unset, *(Option(choice, value=choice, selected=choice == value) for choice in field.choices),
+                          **needed)
+        case "lines":
+            return Textarea(value, rows=4, placeholder="One per line", **needed)
+        case "file":
+            return Input(type="file", **needed)
+        case "int":
+            return Input(type="number", step="1", value=value, **needed)
+        case "float":
+            return Input(type="number", step="any", value=value, **needed)
+        case "date":
+            return Input(type="date", value=value, **needed)
+        case _:
+            return Input(type="text", value=value, **needed)
+
+
+def ToolField(field: toolbox.Field, value: str, checked: bool, error: str):
+    """A parameter's label, input, help and, after a refused run, the one line saying what is wrong."""
+    widget = FieldInput(field, value, checked, invalid=bool(error))
+    label = (widget, " ", field.label) if field.kind == "bool" else (field.label, widget)
+    return Label(*label, Small(field.help) if field.help else "",
+                 Error(error, id=f"field-{field.name}-error") if error else "", fr=f"field-{field.name}")
+
+
+def ToolForm(tool: toolbox.Tool, sent: dict | None = None, errors: dict | None = None):
+    """The tool's form: its defaults, or what was sent with a line per wrong field. A run's row lands in the
+    task list below it."""
+    errors = errors or {}
+
+    def shown(field: toolbox.Field) -> tuple[str, bool]:
+        if sent is None:
+            return field_text(field.default), field.default is True
+        value = sent.get(field.name, "")
+        return ("" if field.kind == "file" else "\n".join(value) if isinstance(value, list) else value), bool(value)
+
+    return Form(*(ToolField(field, *shown(field), errors.get(field.name, "")) for field in tool.fields),
+                Button("Run"),
+                id="tool-form", hx_post=f"/tools/{tool.name}", hx_encoding="multipart/form-data",
+                enctype="multipart/form-data", hx_target="#task-list", hx_swap="afterbegin")
 
 
 # --- websocket -------------------------------------------------------------------------------------------
@@ -844,7 +808,7 @@ class Tab:
     socket: WebSocket
     history: deque = field(default_factory=lambda: deque(maxlen=2 * CHAT_TURNS))
     reply: asyncio.Task | None = None
-    llm: ollama.AsyncClient | None = None  # made on the first message: building a client takes ~20 ms
+    llm: object = None  # the ollama.AsyncClient, made on the first message: building one takes ~20 ms
     outbox: deque = field(default_factory=deque)
     progress: dict = field(default_factory=dict)  # task id -> Pending
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -909,53 +873,36 @@ TABS: dict[str, Tab] = {}  # open pages by tab id; empty again once every page h
 TAB_ID = re.compile(r"[\w-]{1,64}")
 
 
-async def ws(socket: WebSocket):
-    tab_id = socket.query_params.get("tab", "")
-    await socket.accept()
-    if not TAB_ID.fullmatch(tab_id):
-        return await socket.close(code=1008, reason="Connect to /ws?tab=<the tab id of the page>.")
-    tab = TABS[tab_id] = Tab(socket)
-    tab.writer = asyncio.create_task(tab.write())
-    try:
-        while (message := await socket.receive())["type"] == "websocket.receive":
-            ws_frame(tab, message.get("text"))
-    finally:
-        tab.close()
-        if tab.llm:
-            await tab.llm.close()
-        if TABS.get(tab_id) is tab:
-            del TABS[tab_id]
+# --- chat ------------------------------------------------------------------------------------------------
+# The chat pane talks to a local Ollama over the page's socket. ollama is imported by the first message, in a
+# worker thread, not at start-up: importing it costs about a third of a second, and many runs never chat.
 
 
-SOCKETS["/ws"] = ws
+def ChatMessage(role: str, text: str = "", id: str | None = None):
+    return Div(Strong(role), Div(text, id=id, cls="reply"), cls=f"message {role}")
 
 
-def ws_frame(tab: Tab, text: str | None) -> None:
-    """Handle one frame from the page: {"type": "chat", "msg": ...} or {"type": "stop"}."""
-    if text is None or len(text.encode(errors="surrogatepass")) > MAX_FRAME:
-        return tab.send(ChatNote(f"Send JSON text frames of at most {MAX_FRAME // 1024} KiB."))
-    try:
-        frame = json.loads(text)
-    except (ValueError, RecursionError):
-        return tab.send(ChatNote("That frame was not JSON: send {\"type\": \"chat\", \"msg\": \"...\"}."))
-    kind = frame.get("type") if isinstance(frame, dict) else None
-    if kind == "chat":
-        prompt = frame.get("msg")
-        if not isinstance(prompt, str) or not (prompt := scrub(prompt).strip()):
-            return tab.send(ChatNote("Type a message first."))
-        if tab.reply:
-            return tab.send(ChatNote("A reply is still streaming: wait for it or press Stop."))
-        tab.reply = asyncio.create_task(reply(tab, prompt))
-    elif kind == "stop":
-        if not tab.reply:
-            return tab.send(ChatNote("Nothing to stop."))
-        tab.reply.cancel()
-    else:
-        named = f" {scrub(kind)[:40]!r}" if isinstance(kind, str) else ""
-        tab.send(ChatNote(f"Unknown frame type{named}: use \"chat\" or \"stop\"."))
+def ChatAppend(*messages):
+    return Div(*messages, id="chat-log", hx_swap_oob="beforeend")
 
 
-async def best_model(client: ollama.AsyncClient) -> str:
+def ChatNote(text: str):
+    return ChatAppend(Div(text, cls="message note error", role="alert"))
+
+
+def ChatPane():
+    return Section(
+        H2("Chat"),
+        Div(id="chat-log", aria_live="polite"),
+        Div(Form(Fieldset(Input(name="msg", placeholder="Ask the local model…", aria_label="Message"),
+                          Input(type="hidden", name="type", value="chat"), Button("Send"), role="group"),
+                 ws_send=True),  # app.js clears it once sent
+            Form(Input(type="hidden", name="type", value="stop"), Button("Stop", cls="secondary"), ws_send=True),
+            cls="chat-controls"),
+        id="chat")
+
+
+async def best_model(client) -> str:
     """The largest installed chat model; '' when there is none.
 
     Bigger models answer better; set OLLAMA_MODEL to trade quality for speed. Embedding models cannot chat.
@@ -963,12 +910,14 @@ async def best_model(client: ollama.AsyncClient) -> str:
     def chats(m):
         return "embed" not in (m.model or "") and "bert" not in ((m.details and m.details.family) or "")
 
-    return max(filter(chats, (await client.list()).models), key=lambda m: m.size or 0,
-               default=ollama.ListResponse.Model(model="")).model
+    largest = max(filter(chats, (await client.list()).models), key=lambda m: m.size or 0, default=None)
+    return largest.model if largest else ""
 
 
 def ollama_problem(error: Exception, model: str) -> str:
     """One sentence a user can act on, for whatever stopped a reply."""
+    import ollama  # already imported by reply()
+
     if isinstance(error, (ConnectionError, httpx.ConnectError)):
         return f"Ollama is not reachable at {OLLAMA_HOST}: start it with `ollama serve`, then send again."
     if isinstance(error, ollama.ResponseError) and error.status_code == 404:
@@ -980,6 +929,7 @@ def ollama_problem(error: Exception, model: str) -> str:
 
 async def reply(tab: Tab, prompt: str) -> None:
     """Stream the model's answer into the tab chunk by chunk, as Ollama produces it."""
+    ollama = await asyncio.to_thread(importlib.import_module, "ollama")
     reply_id = f"reply-{secrets.token_hex(6)}"
     chunks, model = [], OLLAMA_MODEL
     try:
@@ -1011,6 +961,52 @@ async def reply(tab: Tab, prompt: str) -> None:
         tab.reply = None
 
 
+def ws_frame(tab: Tab, text: str | None) -> None:
+    """Handle one frame from the page: {"type": "chat", "msg": ...} or {"type": "stop"}."""
+    if text is None or len(text.encode(errors="surrogatepass")) > MAX_FRAME:
+        return tab.send(ChatNote(f"Send JSON text frames of at most {MAX_FRAME // 1024} KiB."))
+    try:
+        frame = json.loads(text)
+    except (ValueError, RecursionError):
+        return tab.send(ChatNote("That frame was not JSON: send {\"type\": \"chat\", \"msg\": \"...\"}."))
+    kind = frame.get("type") if isinstance(frame, dict) else None
+    if kind == "chat":
+        prompt = frame.get("msg")
+        if not isinstance(prompt, str) or not (prompt := scrub(prompt).strip()):
+            return tab.send(ChatNote("Type a message first."))
+        if tab.reply:
+            return tab.send(ChatNote("A reply is still streaming: wait for it or press Stop."))
+        tab.reply = asyncio.create_task(reply(tab, prompt))
+    elif kind == "stop":
+        if not tab.reply:
+            return tab.send(ChatNote("Nothing to stop."))
+        tab.reply.cancel()
+    else:
+        named = f" {scrub(kind)[:40]!r}" if isinstance(kind, str) else ""
+        tab.send(ChatNote(f"Unknown frame type{named}: use \"chat\" or \"stop\"."))
+
+
+async def ws(socket: WebSocket):
+    tab_id = socket.query_params.get("tab", "")
+    await socket.accept()
+    if not TAB_ID.fullmatch(tab_id):
+        return await socket.close(code=1008, reason="Connect to /ws?tab=<the tab id of the page>.")
+    tab = TABS[tab_id] = Tab(socket)
+    tab.writer = asyncio.create_task(tab.write())
+    try:
+        while (message := await socket.receive())["type"] == "websocket.receive":
+            ws_frame(tab, message.get("text"))
+    finally:
+        tab.close()
+        if tab.llm:
+            await tab.llm.close()
+        if TABS.get(tab_id) is tab:
+            del TABS[tab_id]
+
+
+SOCKETS["/ws"] = ws
+
+
 # --- tasks -----------------------------------------------------------------------------------------------
 # The task contract, for add-on modules and notebooks:
 #   async def fn(report, **params) -> str | FT
@@ -1022,36 +1018,47 @@ async def reply(tab: Tab, prompt: str) -> None:
 #   start_task(req, *, title, fn, params) -> FT
 #     Starts fn(report, **params) on the server's event loop for the request's tab (X-Tab header) and profile,
 #     and returns the task-panel row for HTMX to insert. Call it from any handler, plain `def` or `async def`.
-#   @runnable registers fn by name: its rows offer "Run again" with the same params (JSON), after a restart too.
-#   DATA is the folder for files a task reads or writes.
-
-TASK_FUNCTIONS: dict = {}  # the task functions a row can run again, by name
-task_lines, TaskLine = table("task_lines", pk=("task_id", "n"), task_id=int, n=int, line=str)
+# fn runs on the event loop, so it must await whatever takes time; a tool (below) runs in a process of its own.
 
 
-def runnable(fn):
-    """Register a task function under its name, so its tasks can run again; use it as a decorator."""
-    TASK_FUNCTIONS[fn.__name__] = fn
-    return fn
+def new_task(req, *, title: str, kind: str = "", params: dict | None = None) -> Task:
+    """The row of a task starting now for the request's tab and profile."""
+    return tasks.insert(profile_id=current_profile(req.session).id, tab=req.headers.get("x-tab", ""),
+                        title=scrub(title), status="running", done=0, total=0, log="", result="", kind=kind,
+                        params="" if params is None else json.dumps(params))
 
 
 def start_task(req, *, title: str, fn, params: dict):
-    kind = fn.__name__ if TASK_FUNCTIONS.get(getattr(fn, "__name__", "")) is fn else ""
-    task = tasks.insert(profile_id=current_profile(req.session).id, tab=req.headers.get("x-tab", ""),
-                        title=scrub(title), status="running", done=0, total=0, log="", result="", kind=kind,
-                        params=json.dumps(params) if kind else "")
-    launch(task, fn, params)
+    task = new_task(req, title=title)
+    launch(task, partial(fn, **params))
     return TaskRow(task)
 
 
-def launch(task: Task, fn, params: dict) -> None:
-    """Run the task on the event loop, whether the handler runs there or in a worker thread."""
+def launch(task: Task, work) -> None:
+    """Run `await work(report)` as the task on the event loop, whether the handler runs there or in a worker
+    thread."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return anyio.from_thread.run_sync(launch, task, fn, params)
+        return anyio.from_thread.run_sync(launch, task, work)
     run = RUNS[task.id] = Run(task)
-    run.job = asyncio.create_task(run.execute(fn, params))
+    run.job = asyncio.create_task(run.execute(work))
+
+
+def result_html(result) -> str:
+    """A finished task's result as HTML: a str is text, Safe HTML and FT are markup, and a result that cannot
+    be shown is its repr (the work is done either way)."""
+    if isinstance(result, str) and not isinstance(result, Safe):
+        return html.escape(result)
+    try:
+        return to_xml(result)
+    except Exception:
+        log.exception("showing a task's result failed")
+        return to_xml(Pre(repr(result)))
+
+
+def failed(message: str) -> dict:
+    return dict(status="failed", result=scrub(html.escape(f"Failed: {message}")))
 
 
 def save_tasks(batch: list[tuple[Task, int, list[str]]]) -> None:
@@ -1162,19 +1169,19 @@ class Run:
         lines, first, self.unsaved = self.unsaved, self.lines_saved, []
         self.lines_saved += len(lines)
         self.task = replace(self.task, log="".join(self.tail), **outcome)
-        return self.task, first, lines
+        return replace(self.task), first, lines  # a copy: report() changes self.task while the write runs
 
-    async def execute(self, fn, params: dict) -> None:
+    async def execute(self, work) -> None:
         try:
-            result = await fn(self.report, **params)
-            result = scrub(html.escape(result) if isinstance(result, str) else to_xml(result))
-            outcome = dict(status="done", result=result)
+            outcome = dict(status="done", result=scrub(result_html(await work(self.report))))
         except asyncio.CancelledError:
             outcome = dict(status="cancelled", result="Cancelled.") if self.cancelled else \
                 dict(status="interrupted", result=INTERRUPTED)
+        except toolbox.ToolFailed as error:  # its traceback is in the log already
+            outcome = failed(str(error))
         except Exception as error:
-            log.exception("task %s (%s) failed", self.task.id, getattr(fn, "__name__", fn))
-            outcome = dict(status="failed", result=scrub(html.escape(f"Failed: {error or type(error).__name__}")))
+            log.exception("task %s (%s) failed", self.task.id, self.task.title)
+            outcome = failed(str(error) or type(error).__name__)
         if self.timer:
             self.timer.cancel()
         self.push()
@@ -1200,8 +1207,223 @@ async def interrupt_runs() -> None:
 
 def task_of(sess: dict, task_id: int) -> Task | None:
     """The task as it stands now, if it is this profile's."""
-    task = run.current if (run := RUNS.get(task_id)) else row(tasks, task_id)
+    task = run.current if (run := RUNS.get(task_id)) else by_id(tasks, task_id)
     return task if task and task.profile_id == current_profile(sess).id else None
+
+
+# --- tools -----------------------------------------------------------------------------------------------
+# Every public function defined in tools/*.py, and every notebook there with a cell tagged `parameters`, is a
+# tool (toolbox.py reads them). A run is a task whose work happens in a child process: a sync tool, a tool that
+# never reports, or one that crashes holds up no other tab, and Cancel can always end it.
+
+
+class Toolbox:
+    """The tools under tools/, and the files there that are broken, found again once a file there changes.
+    Finding them imports the user's modules, which may be slow: call it from a plain `def` handler."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.lock = folder, threading.Lock()
+        self.stamp: list | None = None
+        self.found: tuple[dict[str, toolbox.Tool], list[toolbox.Broken]] = ({}, [])
+
+    def current(self) -> tuple[dict[str, toolbox.Tool], list[toolbox.Broken]]:
+        with self.lock:
+            if (stamp := self.stamps()) != self.stamp:
+                self.found, self.stamp = toolbox.discover(self.folder, jupyter=JUPYTER), stamp
+            return self.found
+
+    def tool(self, name: str) -> toolbox.Tool | None:
+        return self.current()[0].get(name)
+
+    def stamps(self) -> list[tuple[str, int, int]]:
+        found = []
+        for path in self.folder.glob("*"):
+            with suppress(FileNotFoundError):  # removed while we looked
+                stat = path.stat()
+                found.append((path.name, stat.st_mtime_ns, stat.st_size))
+        return sorted(found)
+
+
+TOOLS = Toolbox(TOOLS_DIR)
+
+
+def safe_name(name: str) -> str:
+    """A browser's file name reduced to letters, digits, '.', '-' and '_', so it cannot leave its folder or hide."""
+    base = re.sub(r"[^\w.-]+", "_", name.replace("\\", "/").rsplit("/", 1)[-1]).lstrip(".")
+    return base[-100:] or "upload"
+
+
+def save_upload(upload: UploadFile) -> Path:
+    """The upload written to data/uploads/ under a name no other upload has, readable by this user only."""
+    path = UPLOADS / f"{secrets.token_hex(8)}-{safe_name(upload.filename or '')}"
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+        shutil.copyfileobj(upload.file, out)
+    return path
+
+
+def file_url(task_id: int, name: str) -> str:
+    return f"/tasks/{task_id}/files/{quote(name)}"
+
+
+def start_tool(req, tool: toolbox.Tool, params: dict):
+    """Start a run of the tool, in a child process whose working folder is data/outputs/<task id>/."""
+    task = new_task(req, title=tool.title, kind=f"tool:{tool.name}", params=params)
+
+    async def work(report) -> Safe:
+        return Safe(await toolbox.run_tool(tool, params, report=report, outputs=OUTPUTS / str(task.id),
+                                           download_url=partial(file_url, task.id)))
+
+    launch(task, work)
+    return TaskRow(task)
+
+
+def run_form(req, name: str, form) -> tuple | FT:
+    """Start a run from the tool's submitted form; or, when an answer does not fit, the form again with a line
+    for each wrong field, and nothing run or kept."""
+    if not (tool := TOOLS.tool(name)):
+        return notice(f"There is no tool named {name}: reload the page to see the tools there are.", 404)
+    sent, saved = {}, []
+    for param in tool.fields:
+        values = form.getlist(param.name)
+        if param.kind == "file":
+            if upload := next((v for v in values if isinstance(v, UploadFile) and v.filename), None):
+                saved.append(save_upload(upload))
+                sent[param.name] = str(saved[-1])
+        elif texts := [v for v in values if isinstance(v, str)]:
+            sent[param.name] = texts[0] if len(texts) == 1 else texts
+    params, errors = toolbox.parse(tool, sent)
+    if errors:
+        for path in saved:
+            path.unlink(missing_ok=True)
+        return ToolForm(tool, sent, errors), HttpHeader("HX-Retarget", "#tool-form"), \
+            HttpHeader("HX-Reswap", "outerHTML")
+    return start_tool(req, tool, params)
+
+
+# --- pages -----------------------------------------------------------------------------------------------
+
+
+def Page(bodykw: dict, heading: str, *content):
+    """A whole page. Its HTMX requests name its tab, and its socket brings that tab's task progress."""
+    tab = secrets.token_urlsafe(12)
+    bodykw.update(hx_headers=json.dumps({"X-Tab": tab}), hx_ext="ws", ws_connect=f"/ws?tab={tab}")
+    return (Title(heading), Header(H1(TITLE), cls="container"),
+            Main(Notice(), *content, cls="container"))
+
+
+def TaskList(profile_id: int, kind: str | None = None):
+    """The profile's newest tasks (of one kind, if given), running ones as they stand in memory: a running task
+    is saved only every SAVE_EVERY."""
+    where, args = ("profile_id = ?", [profile_id]) if kind is None else \
+        ("profile_id = ? AND kind = ?", [profile_id, kind])
+    saved = tasks(where=where, where_args=args, order_by="id desc", limit=20)
+    return Div(*(TaskRow(run.current if (run := RUNS.get(task.id)) else task) for task in saved), id="task-list")
+
+
+def ToolMenu():
+    """A link to each tool, and a card for each file under tools/ that could not become one, saying why."""
+    found, broken = TOOLS.current()
+    links = [Li(A(tool.title, href=f"/tools/{tool.name}"), " ", Small(tool.help.split("\n\n")[0]))
+             for tool in sorted(found.values(), key=lambda tool: tool.title.lower())]
+    return Section(
+        H2("Tools"),
+        Ul(*links) if links else P("No tools yet: add a function to a file in tools/ and reload this page."),
+        *(Article(Strong(problem.source.name), P(problem.problem), cls="broken", role="alert") for problem in broken),
+        id="tools")
+
+
+def Workspace(profile: Profile, error: str = ""):
+    return Div(
+        ProfileMenu(profile, error),
+        Section(H2(f"Todos · {profile.name}"), TodoPage(profile.id), NewTodo(), id="todos"),
+        ToolMenu(),
+        Section(H2("Tasks"), TaskList(profile.id), id="tasks"),
+        *(addon.card() for addon in ADDONS if hasattr(addon, "card")),
+        id="workspace")
+
+
+def ToolPage(tool: toolbox.Tool, profile: Profile):
+    return (Nav(A("← All tools", href="/"), cls="back"),
+            Article(H2(tool.title), P(tool.help, cls="help") if tool.help else "", ToolForm(tool), id="tool"),
+            Section(H2(f"Runs · {profile.name}"), TaskList(profile.id, f"tool:{tool.name}"), id="tasks"))
+
+
+# --- routes ----------------------------------------------------------------------------------------------
+
+
+@app.get("/")
+def index(sess, bodykw):
+    return Page(bodykw, TITLE, Div(Workspace(current_profile(sess)), ChatPane(), cls="layout"))
+
+
+@app.post("/profiles")
+def profiles_create(sess, name: str = ""):
+    if not (error := text_error(name, empty=NO_NAME)):
+        choose_profile(sess, profiles.insert(name=name.strip()).id)
+    return Workspace(current_profile(sess), error)
+
+
+@app.post("/profiles/switch")
+def profiles_switch(sess, id: int = 0):
+    if not (error := missing_profile(id)):
+        choose_profile(sess, id)
+    return Workspace(current_profile(sess), error)
+
+
+@app.post("/profiles/{id}/rename")
+def profiles_rename(sess, id: int, name: str = ""):
+    with transaction():
+        if not (error := missing_profile(id) or text_error(name, empty=NO_NAME)):
+            profiles.update(id=id, name=name.strip())
+    return Workspace(current_profile(sess), error)
+
+
+@app.delete("/profiles/{id}")
+def profiles_delete(sess, id: int):
+    return Workspace(current_profile(sess), delete_profile(id))
+
+
+@app.get("/todos")
+def todos_page(sess, page: int = 0):
+    return TodoPage(current_profile(sess).id, page)
+
+
+@app.post("/todos")
+def todos_add(sess, title: str = ""):
+    if error := text_error(title, empty=NO_TITLE):
+        return NewTodo(title, error)(hx_swap_oob="true"), HttpHeader("HX-Reswap", "none")
+    todo = add_todo(current_profile(sess).id, title.strip())
+    return TodoPage(todo.profile_id, page_of(todo)), NewTodo()(hx_swap_oob="true")
+
+
+@app.post("/todos/{id}/toggle")
+def todos_toggle(sess, id: int):
+    todo = change_todo(current_profile(sess).id, id, "done = NOT done")
+    return TodoItem(todo) if todo else UnknownTodo(id)
+
+
+@app.post("/todos/{id}/rename")
+def todos_rename(sess, id: int, title: str = ""):
+    profile_id = current_profile(sess).id
+    if error := text_error(title, empty=NO_TITLE):
+        todo = todo_of(profile_id, id)
+        return TodoItem(todo, error) if todo else UnknownTodo(id)
+    todo = change_todo(profile_id, id, "title = ?", [title.strip()])
+    return TodoItem(todo) if todo else UnknownTodo(id)
+
+
+@app.delete("/todos/{id}")
+def todos_delete(sess, id: int):
+    return "" if delete_todo(current_profile(sess).id, id) else UnknownTodo(id)
+
+
+@app.post("/todos/{id}/move")
+def todos_move(sess, id: int, by: int = 0):
+    """Move a todo `by` places (negative is up) and show the page it lands on."""
+    profile_id = current_profile(sess).id
+    if not (todo := move_todo(profile_id, id, by)):
+        return TodoPage(profile_id, error=UNKNOWN_TODO)
+    return TodoPage(profile_id, page_of(todo))
 
 
 @app.get("/tasks/{id}")
@@ -1216,6 +1438,17 @@ def tasks_log(sess, id: int):
         return UnknownTask(id)
     lines = db.execute("SELECT line FROM task_lines WHERE task_id = ? ORDER BY n", [id]).fetchall()
     return Response("".join(f"{line}\n" for line, in lines), media_type="text/plain")
+
+
+@app.get("/tasks/{id}/files/{name}")
+def tasks_file(sess, id: int, name: str):
+    """A file a run of this profile's wrote, straight inside its outputs folder; images show, the rest download."""
+    path = OUTPUTS / str(id) / name
+    hidden_or_elsewhere = "/" in name or "\\" in name or name.startswith(".")
+    if hidden_or_elsewhere or not task_of(sess, id) or path.is_symlink() or not path.is_file():
+        return notice(NO_FILE, 404)
+    shown = path.suffix.lower() in INLINE_SUFFIXES
+    return FileResponse(path, filename=name, content_disposition_type="inline" if shown else "attachment")
 
 
 @app.post("/tasks/{id}/cancel")
@@ -1233,47 +1466,40 @@ async def tasks_cancel(sess, id: int):
 
 @app.post("/tasks/{id}/again")
 def tasks_again(req, id: int):
+    """Run a finished tool run's tool again with the same answers (uploads included)."""
     task = task_of(req.session, id)
     if not task:
         return UnknownTask(id)
-    if task.status == "running" or task.kind not in TASK_FUNCTIONS:
-        return Article(Error("That task cannot run again.", id=f"task-{id}-error"))
-    return start_task(req, title=task.title, fn=TASK_FUNCTIONS[task.kind], params=json.loads(task.params))
+    tool = TOOLS.tool(task.kind.removeprefix("tool:")) if task.kind.startswith("tool:") else None
+    if task.status == "running" or not tool:
+        return Article(Error("That task cannot run again.", id=dom_id(id, "error")))
+    return start_tool(req, tool, json.loads(task.params))
 
 
-def text_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES and p.is_file())
+@app.get("/tools/{name}")
+def tools_page(sess, bodykw, name: str):
+    if not (tool := TOOLS.tool(name)):
+        return FtResponse(Page(bodykw, f"No tool {name} · {TITLE}",
+                               P(f"There is no tool named {name}: the main page lists the tools there are.",
+                                 cls="error", role="alert"), Nav(A("← All tools", href="/"), cls="back")),
+                           status_code=404)
+    return Page(bodykw, f"{tool.title} · {TITLE}", *ToolPage(tool, current_profile(sess)))
 
 
-def word_count(path: Path) -> int:
-    with path.open(encoding="utf-8", errors="replace") as f:
-        return sum(len(line.split()) for line in f)
-
-
-@runnable
-async def count_words(report, folder: Path = DATA):
-    """Demo task: count the words of every text file under `folder`, one file per step."""
-    folder = Path(folder)
-    files = await asyncio.to_thread(text_files, folder)
-    await report(0, len(files), f"{len(files)} text files under {folder.name}/")
-    counts = {}
-    for done, path in enumerate(files, 1):
-        counts[path.relative_to(folder)] = words = await asyncio.to_thread(word_count, path)
-        await report(done, len(files), f"{path.relative_to(folder)}: {words:,} words")
-    if not files:
-        return f"No text files under {folder}: add .txt, .md or .csv files and run it again."
-    top = sorted(counts.items(), key=lambda item: -item[1])[:10]
-    return Div(P(f"{sum(counts.values()):,} words in {len(files)} files."),
-               Table(*(Tr(Td(str(name)), Td(f"{words:,}")) for name, words in top)))
-
-
-@app.post("/tasks/count-words")
-def tasks_count_words(req):
-    return start_task(req, title="Count words in data/", fn=count_words, params={})
+@app.post("/tools/{name}")
+async def tools_run(req, name: str):
+    """Uploads are written and modules imported in a worker thread: the event loop only reads the body."""
+    form = await req.form()
+    try:
+        return await anyio.to_thread.run_sync(run_form, req, name, form)
+    finally:
+        await form.close()
 
 
 # --- serve -----------------------------------------------------------------------------------------------
 
 if __name__ == "__main__":
-    uvicorn.run(f"{Path(__file__).stem}:app", host=HOST, port=PORT, app_dir=str(APP_DIR),
-                reload=DEV, reload_dirs=[str(APP_DIR)] if DEV else None)
+    # In development a change to a module or notebook (tools/ included) restarts the server; data/ never does.
+    uvicorn.run(f"{Path(__file__).stem}:app", host=HOST, port=PORT, app_dir=str(APP_DIR), reload=DEV,
+                **dict(reload_dirs=[str(APP_DIR)], reload_includes=["*.py", "*.ipynb"],
+                       reload_excludes=[str(DATA)]) if DEV else {})

@@ -2,7 +2,8 @@
 
 Each test gets its own copy of the app in a temporary folder, so it starts from an empty data/ and never
 touches yours. `server` imports that copy in-process (Starlette TestClient); `live_server` runs it as a real
-`python server.py` on 127.0.0.1 and stops it afterwards.
+`python server.py` on 127.0.0.1 and stops it afterwards. A test that chats asks for `fake_ollama` too;
+the others leave it unstarted and point the app at a port where nothing listens.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from fake_ollama import FakeOllama
 
 REPO = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "BOTIFYTHON"
+NO_OLLAMA = "http://127.0.0.1:9"  # the discard port: a chat that was not expected fails at once
 
 
 @pytest.fixture
@@ -35,7 +37,8 @@ def app_dir(tmp_path: Path) -> Path:
     dest.mkdir()
     for source in REPO.glob("*.py"):
         shutil.copy(source, dest)
-    shutil.copytree(REPO / "static", dest / "static")
+    for folder in ("static", "tools", "addons"):
+        shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
 
 
@@ -45,13 +48,20 @@ def fake_ollama():
         yield fake
 
 
+def ollama_host(request: pytest.FixtureRequest) -> str:
+    """The fake Ollama's address if the test asked for it, else one where nothing answers."""
+    return request.getfixturevalue("fake_ollama").url if "fake_ollama" in request.fixturenames else NO_OLLAMA
+
+
 @pytest.fixture
-def server(app_dir: Path, fake_ollama: FakeOllama, monkeypatch: pytest.MonkeyPatch):
-    """A fresh import of the app copy, talking to the fake Ollama."""
-    monkeypatch.setenv("OLLAMA_HOST", fake_ollama.url)
+def server(app_dir: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """A fresh import of the app copy, talking to the fake Ollama if the test asked for it."""
+    monkeypatch.setenv("OLLAMA_HOST", ollama_host(request))
     monkeypatch.delenv("OLLAMA_MODEL", raising=False)
     monkeypatch.setenv(f"{ENV_PREFIX}_ENV", "prod")
     monkeypatch.syspath_prepend(str(app_dir))
+    for name in [name for name in sys.modules if name.partition(".")[0] in ("tools", "addons")]:
+        monkeypatch.delitem(sys.modules, name)  # another test's copy: this one imports its own
     spec = importlib.util.spec_from_file_location("server", app_dir / "server.py")
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "server", module)
@@ -85,6 +95,13 @@ def open_page(client: TestClient) -> dict:
     return {"HX-Request": "true", "X-Tab": tab}
 
 
+@pytest.fixture
+def me(client, server) -> tuple[dict, int]:
+    """The HTMX headers of an open page, and its profile's id."""
+    headers = open_page(client)
+    return headers, server.current_profile({}).id
+
+
 def receive(ws, timeout: float = 5.0) -> str:
     """Next text frame, failing instead of hanging (TestClient's own receive has no timeout)."""
     async def next_message():
@@ -110,16 +127,19 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def live_server(app_dir: Path, fake_ollama: FakeOllama):
+def live_server(app_dir: Path, request: pytest.FixtureRequest):
     """Factory: a context manager running `python server.py` from the app copy; yields its base URL.
 
     Keyword arguments are extra environment variables, such as HOST="::1".
     """
+    ollama = ollama_host(request)
+
     @contextlib.contextmanager
     def run(**extra_env: str):
         port = free_port()
-        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "OLLAMA_HOST": fake_ollama.url,
-               f"{ENV_PREFIX}_ENV": "prod", **extra_env}
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), f"{ENV_PREFIX}_ENV": "prod",
+               "OLLAMA_HOST": ollama,
+               **extra_env}
         log = app_dir / "server.log"
         with log.open("ab") as out:
             process = subprocess.Popen([sys.executable, "server.py"], cwd=app_dir, env=env, stdout=out, stderr=out)

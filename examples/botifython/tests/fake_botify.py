@@ -1,10 +1,12 @@
 """A fake Botify API on 127.0.0.1 that speaks the real JSON shapes.
 
-Real HTTP in a thread, so botify.py's httpx client, retries and pagination run
-unchanged. Tests script failures with ``fail(path, *statuses)``: the next
-requests for that path (query string included) get those statuses in order. A
-status is an HTTP code or one of BREAKS, a connection that fails mid-answer.
-``reshape`` rewrites every listing page, as a broken or hostile API might.
+Real HTTP in a thread, so tools/_botify.py's httpx client, retries and pagination
+run unchanged, in the test process or in a tool's child process. Tests script
+failures with ``fail(path, *statuses)``: the next requests for that path (query
+string included) get those statuses in order. A status is an HTTP code or one of
+BREAKS, a connection that fails mid-answer. ``reshape`` rewrites every listing
+page, as a broken or hostile API might. ``hold(path)`` keeps the next answer for
+a path back until the test sets the event it returns.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ VALID_TOKEN = "0123456789abcdef0123456789abcdef0123f00d"
 USERNAME = "jdoe"
 PAGE_SIZE = 3
 STALL_SECONDS = 3.0
+HOLD_SECONDS = 30.0  # a held answer goes out after this even if the test never releases it
 
 
 def make_projects(count: int) -> list[dict]:
@@ -63,12 +66,21 @@ class FakeBotify:
     analyses: dict[str, list[dict]] = field(default_factory=dict)
     failures: dict[str, list[tuple[int | str, str | None]]] = field(default_factory=lambda: defaultdict(list))
     requests: list[tuple[str, int | str]] = field(default_factory=list)
+    holds: dict[str, threading.Event] = field(default_factory=dict)
     base: str = ""
     next_base: str = ""
     reshape: Callable[[dict], object] | None = None
 
     def fail(self, path: str, *statuses: int | str, retry_after: str | None = None) -> None:
         self.failures[path].extend((status, retry_after) for status in statuses)
+
+    def hold(self, path: str) -> threading.Event:
+        release = self.holds[path] = threading.Event()
+        return release
+
+    def wait_if_held(self, target: str) -> None:
+        if release := self.holds.pop(target, None):
+            release.wait(HOLD_SECONDS)
 
     def answer(self, target: str, authorization: str | None) -> tuple[int | str, object, dict]:
         scripted = self.failures.get(target)
@@ -141,6 +153,7 @@ def serve() -> tuple[FakeBotify, ThreadingHTTPServer]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            fake.wait_if_held(self.path)
             status, body, headers = fake.answer(self.path, self.headers.get("Authorization"))
             fake.requests.append((self.path, status))
             if isinstance(status, str):

@@ -105,6 +105,10 @@ lock: $lock"
         return 1
       fi ;;
   esac
+  # The repo root on the venv's sys.path: a notebook in any folder imports the app's modules (tools.<x>).
+  for file in "$venv"/lib/python3*/site-packages; do
+    printf '%s\n' "$root" >"$file/repo-root.pth"
+  done
   printf '%s' "$want" >"$stamp.tmp" && mv "$stamp.tmp" "$stamp"
   source "$venv/bin/activate"
 }

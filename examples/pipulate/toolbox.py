@@ -1,0 +1,837 @@
+"""Tools: the functions and notebooks under tools/, turned into forms, run in a child process and shown as HTML.
+
+discover() reads tools/ into Tool descriptions (or Broken cards), parse() checks a submitted form against a Tool,
+run_tool() runs one in a fresh child process and returns its result as an HTML fragment, render_result() turns a
+value into that fragment. Only the standard library is imported here: the child process imports this module before
+anything else, and pandas, matplotlib or nbclient are imported only when a result or a notebook needs them.
+"""
+from __future__ import annotations
+
+import ast
+import asyncio
+import datetime
+import enum
+import html
+import importlib.util
+import inspect
+import io
+import json
+import logging
+import math
+import numbers
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import traceback
+import types
+import typing
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, Pipe
+from pathlib import Path, PurePath
+from urllib.parse import quote
+
+log = logging.getLogger(__name__)
+
+CANCEL_GRACE = 3.0  # seconds a cancelled tool has to reach its next report() before its process is killed
+BAR_EVERY = 0.05  # the child sends progress at most 20 times a second; the parent's tab needs no more
+TABLE_ROWS = 20
+MAX_TEXT = 200_000  # characters of a text result shown inline; the whole text goes to a file
+MAX_INT = 2**63 - 1  # what SQLite stores as a number, and far beyond any form answer a tool could mean
+SUPPORTED = "str, int, float, bool, Literal[...], an Enum, datetime.date, pathlib.Path, list[str], or X | None"
+NEED_JUPYTER = "Notebook tools need Jupyter: run `flakewright update -d jupyter=true`"
+LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+KINDS = {str: "text", int: "int", float: "float", bool: "bool", datetime.date: "date", Path: "file"}
+
+
+class Cancelled(BaseException):
+    """Raised by report() after Cancel; a BaseException so that `except Exception` in a tool lets it through."""
+
+
+class ToolFailed(Exception):
+    """A run that ended in an error; the message is one line naming the error and the line of the tool's file."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Field:
+    """One form field. `default` is in parse()'s terms: a date as ISO text, a choice as its text, lines as a list."""
+    name: str
+    label: str
+    kind: str  # 'text', 'int', 'float', 'bool', 'choice', 'date', 'file' or 'lines'
+    default: object
+    required: bool
+    choices: tuple[str, ...]
+    help: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tool:
+    name: str
+    title: str
+    help: str
+    source: Path
+    fields: tuple[Field, ...]
+    notebook: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Broken:
+    source: Path
+    problem: str
+
+
+class Unsupported(Exception):
+    """A parameter discover() cannot make a field of."""
+
+
+def discover(folder: Path, *, jupyter: bool) -> tuple[dict[str, Tool], list[Broken]]:
+    """The tools in `folder` by name, and a card for each file or function that cannot be one. Modules are
+    imported afresh on every call, so an edited file shows its edit."""
+    found: dict[str, list[Tool]] = {}
+    broken: list[Broken] = []
+    folder = Path(folder).resolve()
+    importable(folder.parent)
+    for name in [name for name in sys.modules if name.startswith("tools.")]:
+        del sys.modules[name]
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.name.startswith(("_", ".")) or path.suffix not in (".py", ".ipynb") or not path.is_file():
+            continue
+        try:
+            tools, problems = module_tools(path) if path.suffix == ".py" else notebook_tool(path, jupyter)
+        except Exception as error:  # a bug here must cost one card, not the app
+            log.exception("reading the tool file %s failed", path)
+            tools, problems = [], [Broken(source=path, problem=f"{path.name}: {one_line(error)}")]
+        for tool in tools:
+            found.setdefault(tool.name, []).append(tool)
+        broken += problems
+    tools = {}
+    for name, same in found.items():
+        if len(same) == 1:
+            tools[name] = same[0]
+            continue
+        files = " and ".join(tool.source.name for tool in same)
+        broken += [Broken(source=tool.source, problem=f"Two tools are named {name}: in {files}; rename one.")
+                   for tool in same]
+    return tools, broken
+
+
+def importable(app_dir: Path) -> None:
+    """Put the app folder on sys.path, so tools import each other as tools.<x>."""
+    if str(app_dir) not in sys.path:
+        sys.path.insert(0, str(app_dir))
+
+
+def load_module(path: Path) -> types.ModuleType:
+    """A fresh import of tools/<stem>.py as the module tools.<stem>."""
+    name = f"tools.{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickle look a module up by name while it runs
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def module_tools(path: Path) -> tuple[list[Tool], list[Broken]]:
+    try:
+        module = load_module(path)
+    except (Exception, SystemExit) as error:  # a module that calls sys.exit() is a broken module too
+        return [], [Broken(source=path, problem=import_problem(path, error))]
+    tools, broken = [], []
+    for name, fn in vars(module).items():
+        if name.startswith("_") or not inspect.isfunction(fn) or fn.__module__ != module.__name__:
+            continue
+        try:
+            tools.append(function_tool(path, fn))
+        except Unsupported as problem:
+            broken.append(Broken(source=path, problem=f"{path.name}: {name}(): {problem}"))
+    return tools, broken
+
+
+def import_problem(path: Path, error: BaseException) -> str:
+    """"sales.py:12: NameError: name 'x' is not defined", at the deepest line of that file the error passed."""
+    if isinstance(error, SyntaxError) and error.filename and Path(error.filename).resolve() == path.resolve():
+        return f"{path.name}:{error.lineno}: SyntaxError: {error.msg}"
+    return f"{place(path, error.__traceback__) or path.name}: {one_line(error)}"
+
+
+def place(path: Path, tb: types.TracebackType | None) -> str:
+    """'sales.py:12' for the deepest frame of the traceback in that file, or ''."""
+    where = ""
+    for frame, line in traceback.walk_tb(tb):
+        if Path(frame.f_code.co_filename).resolve() == path.resolve():
+            where = f"{path.name}:{line}"
+    return where
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def function_tool(path: Path, fn: Callable) -> Tool:
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception as error:
+        raise Unsupported(f"its type hints do not resolve ({one_line(error)})") from None
+    summary, helps = docstring(inspect.getdoc(fn) or "")
+    fields = []
+    for param in inspect.signature(fn).parameters.values():
+        if param.name == "report":
+            continue
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise Unsupported(f"parameter {param.name}: *args and **kwargs cannot be form fields; use one of "
+                              f"{SUPPORTED}")
+        default = None if param.default is param.empty else param.default
+        hint = hints.get(param.name, type(default) if default is not None else str)
+        try:
+            kind, choices, optional = field_type(hint)
+        except Unsupported:
+            raise Unsupported(f"parameter {param.name}: {type_name(hint)} is not supported; use one of "
+                              f"{SUPPORTED}") from None
+        fields.append(Field(name=param.name, label=label(param.name), kind=kind, choices=choices,
+                            default=form_default(kind, default), help=helps.get(param.name, ""),
+                            required=param.default is param.empty and not optional and kind != "bool"))
+    return Tool(name=fn.__name__, title=label(fn.__name__), help=summary, source=path, fields=tuple(fields),
+                notebook=False)
+
+
+def field_type(hint) -> tuple[str, tuple[str, ...], bool]:
+    """The field kind, the choices and whether None is allowed, for a type hint."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args and len(args) == 2:
+        kind, choices, _ = field_type(next(arg for arg in args if arg is not type(None)))
+        return kind, choices, True
+    if origin is typing.Literal and all(isinstance(arg, (str, int, float, bool)) for arg in args):
+        return "choice", tuple(str(arg) for arg in args), False
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return "choice", tuple(hint.__members__), False
+    if origin is list and args == (str,):
+        return "lines", (), False
+    if hint in KINDS:  # exact types: a datetime is a date, but a date field cannot hold its time
+        return KINDS[hint], (), False
+    raise Unsupported
+
+
+def type_name(hint) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+
+
+def label(name: str) -> str:
+    return name.replace("_", " ").strip().capitalize()
+
+
+def form_default(kind: str, value):
+    if value is None or kind == "file":
+        return None
+    if kind == "date":
+        return value.isoformat()
+    if kind == "choice":
+        return value.name if isinstance(value, enum.Enum) else str(value)
+    if kind == "lines":
+        return [str(line) for line in value]
+    return value
+
+
+SECTIONS = {"Args", "Arguments", "Parameters", "Returns", "Yields", "Raises", "Example", "Examples", "Note",
+            "Notes", "See Also", "Attributes", "References", "Warning", "Warnings", "Other Parameters"}
+ARG_SECTIONS = {"Args", "Arguments", "Parameters"}
+GOOGLE_ARG = re.compile(r"\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)")
+NUMPY_ARG = re.compile(r"\*{0,2}(\w+)\s*(?::.*)?")
+SPHINX_ARG = re.compile(r":param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)")
+
+
+def docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """The summary (first paragraph) and each parameter's help, in Google, NumPy or Sphinx (`:param x:`) style."""
+    lines = doc.splitlines()
+    summary = []
+    for line in lines:
+        if not line.strip() or line.rstrip(":") in SECTIONS or line.startswith(":"):
+            break
+        summary.append(line.strip())
+    helps: dict[str, str] = {}
+    style = current = entry = None  # the section's style, the parameter being described, its entries' indent
+    for number, line in enumerate(lines):
+        text, indent = line.strip(), len(line) - len(line.lstrip())
+        underlined = number + 1 < len(lines) and lines[number + 1].strip().startswith("---")
+        if match := SPHINX_ARG.fullmatch(text):
+            style, current = "sphinx", match[1]
+            helps[current] = match[2].strip()
+        elif indent == 0 and (text.endswith(":") and text[:-1] in SECTIONS or underlined and text in SECTIONS):
+            style = None if text.rstrip(":") not in ARG_SECTIONS else "numpy" if underlined else "google"
+            current = entry = None
+        elif not text or style == "numpy" and text.startswith("---"):
+            current = None if style == "sphinx" else current
+        elif style == "google" and indent == (entry := entry if entry is not None else indent) and \
+                (match := GOOGLE_ARG.fullmatch(text)):
+            current = match[1]
+            helps[current] = match[2].strip()
+        elif style == "numpy" and indent == 0 and (match := NUMPY_ARG.fullmatch(text)):
+            current = match[1]
+            helps[current] = ""
+        elif current and indent > (entry or 0):
+            helps[current] = f"{helps[current]} {text}".strip()
+        elif indent == 0:
+            style = current = None
+    return " ".join(summary), helps
+
+
+def notebook_tool(path: Path, jupyter: bool) -> tuple[list[Tool], list[Broken]]:
+    if not jupyter:
+        return [], [Broken(source=path, problem=f"{path.name}: {NEED_JUPYTER}")]
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return [], [Broken(source=path, problem=f"{path.name}: not a readable notebook ({one_line(error)})")]
+    index = parameters_cell(cells)
+    if index is None:
+        return [], [Broken(source=path, problem=f"{path.name}: no cell is tagged parameters; tag the cell that "
+                                                "holds the inputs (in JupyterLab: the gear icon, Add Tag)")]
+    source = cell_text(cells[index])
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        return [], [Broken(source=path, problem=f"{path.name}: the parameters cell, line {error.lineno}: "
+                                                f"SyntaxError: {error.msg}")]
+    source_lines = source.splitlines()
+    fields = []
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
+            node.target if isinstance(node, ast.AnnAssign) and node.value else None
+        if not isinstance(target, ast.Name):
+            continue
+        try:
+            value = ast.literal_eval(node.value)
+        except ValueError:
+            continue
+        kind = literal_kind(value)
+        if kind is None:
+            return [], [Broken(source=path, problem=f"{path.name}: parameter {target.id} = {value!r} is not "
+                                                    "supported; use a str, int, float, bool, None or list of str")]
+        rest = source_lines[node.end_lineno - 1][node.end_col_offset:].strip()
+        fields.append(Field(name=target.id, label=label(target.id), kind=kind, default=value, required=False,
+                            choices=(), help=rest[1:].strip() if rest.startswith("#") else ""))
+    name = re.sub(r"\W", "_", path.stem.lower(), flags=re.ASCII)
+    name = f"notebook_{name}" if name[0].isdigit() else name
+    return [Tool(name=name, title=label(path.stem), help=notebook_help(cells), source=path, fields=tuple(fields),
+                 notebook=True)], []
+
+
+def parameters_cell(cells: list) -> int | None:
+    return next((index for index, cell in enumerate(cells) if cell.get("cell_type") == "code"
+                 and "parameters" in cell.get("metadata", {}).get("tags", ())), None)
+
+
+def cell_text(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def literal_kind(value) -> str | None:
+    if value is None:
+        return "text"
+    if isinstance(value, list):
+        return "lines" if all(isinstance(item, str) for item in value) else None
+    return KINDS[type(value)] if type(value) in (str, int, float, bool) else None
+
+
+def notebook_help(cells: list) -> str:
+    """The first paragraph of the first markdown cell that is not just a heading."""
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            for paragraph in cell_text(cell).split("\n\n"):
+                if (text := paragraph.strip()) and not text.startswith("#"):
+                    return " ".join(text.split())
+    return ""
+
+
+TRUE, FALSE = {"on", "true", "1", "yes"}, {"", "off", "false", "0", "no"}
+WHOLE = re.compile(r"[+-]?[0-9]{1,19}")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse(tool: Tool, form: Mapping[str, str | list[str]]) -> tuple[dict, dict[str, str]]:
+    """The form's answers as JSON-ready values (dates as ISO text, files as the saved path, choices as their text),
+    and a one-line error per field that has none; never raises, whatever the strings."""
+    params, errors = {}, {}
+    for field in tool.fields:
+        raw = form.get(field.name, [])
+        values = [scrub(str(value)) for value in (raw if isinstance(raw, (list, tuple)) else [raw])]
+        try:
+            params[field.name] = answer(field, values)
+        except ValueError as error:
+            errors[field.name] = str(error)
+    return params, errors
+
+
+def answer(field: Field, values: list[str]):
+    text = values[-1].strip() if values else ""
+    if field.kind == "bool":
+        if text.lower() not in TRUE | FALSE:
+            raise ValueError(f"{field.label}: tick the box or leave it empty.")
+        return text.lower() in TRUE
+    if field.kind == "lines":
+        lines = [line.strip() for value in values for line in value.splitlines() if line.strip()]
+        if not lines and field.required:
+            raise ValueError(f"{field.label}: enter at least one line.")
+        return lines if lines or field.default is None else field.default
+    if not text:
+        if field.required:
+            raise ValueError(f"{field.label}: {'choose a file' if field.kind == 'file' else 'fill this in'}.")
+        return field.default
+    if field.kind == "int":
+        if not WHOLE.fullmatch(text):
+            raise ValueError(f"{field.label}: enter a whole number.")
+        if abs(number := int(text)) > MAX_INT:
+            raise ValueError(f"{field.label}: enter a number between -{MAX_INT} and {MAX_INT}.")
+        return number
+    if field.kind == "float":
+        try:
+            number = float(text) if text.isascii() else math.nan
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise ValueError(f"{field.label}: enter a number, such as 2.5.")
+        return number
+    if field.kind == "date":
+        try:
+            if ISO_DATE.fullmatch(text):
+                return datetime.date.fromisoformat(text).isoformat()
+        except ValueError:
+            pass
+        raise ValueError(f"{field.label}: enter a date as YYYY-MM-DD.")
+    if field.kind == "choice" and text not in field.choices:
+        raise ValueError(f"{field.label}: choose one of {', '.join(field.choices)}.")
+    if field.kind == "file" and not is_file(text):
+        raise ValueError(f"{field.label}: the uploaded file is missing; choose it again.")
+    return text
+
+
+def is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long for the file system, or holding a NUL
+        return False
+
+
+def scrub(text: str) -> str:
+    """The text with lone surrogates (which UTF-8 cannot hold) replaced."""
+    return text if text.isascii() else LONE_SURROGATE.sub("\ufffd", text)
+
+
+async def run_tool(tool: Tool, params: dict, *, report, outputs: Path, download_url: Callable[[str], str]) -> str:
+    """Run the tool in a child process with its cwd in `outputs`, passing its progress to `await report(done,
+    total, line)`; the result as HTML. Raises ToolFailed with a one-line message, or CancelledError after
+    cancelling the child (killed if it does not stop within CANCEL_GRACE)."""
+    outputs = Path(outputs).resolve()
+    outputs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    before, after = download_url("NAME").rsplit("NAME", 1)  # the child builds each link from these two halves
+    job = dict(source=str(tool.source.resolve()), name=tool.name, notebook=tool.notebook, params=params,
+               outputs=str(outputs), href=[before, after])
+    ours, theirs = Pipe()
+    app_dir = str(tool.source.resolve().parent.parent)
+    # A fresh interpreter rather than multiprocessing's spawn or forkserver: those import the parent's __main__
+    # (server.py) into the child again, which would open the database and load the web stack for every run.
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import toolbox; "
+                               "toolbox.child_main(int(sys.argv[2]))", app_dir, str(theirs.fileno())],
+        pass_fds=[theirs.fileno()], cwd=outputs, stdin=subprocess.DEVNULL, start_new_session=True)
+    theirs.close()
+    inbox: asyncio.Queue = asyncio.Queue()
+    sending = threading.Lock()  # the job and a cancel, sent from two threads, must not interleave on the pipe
+    threading.Thread(target=listen, args=(ours, sending, json.dumps(job).encode(), asyncio.get_running_loop(),
+                                          inbox), daemon=True).start()
+    try:
+        return await follow(inbox, report, child, tool)
+    except asyncio.CancelledError:
+        stopping = asyncio.ensure_future(stopped(inbox, ours, sending))
+        try:
+            await asyncio.wait([stopping], timeout=CANCEL_GRACE)
+        finally:
+            stopping.cancel()
+            kill(child)
+        raise
+    except BaseException:
+        kill(child)
+        raise
+    finally:
+        await asyncio.to_thread(reap, child)
+        ours.close()
+
+
+def listen(conn: Connection, sending: threading.Lock, job: bytes, loop: asyncio.AbstractEventLoop,
+           inbox: asyncio.Queue) -> None:
+    """In a thread: send the job (a large form would block the loop until the child reads it), then hand each
+    message from the child to the loop, and None when the child's end closes."""
+    with sending, suppress(OSError):  # a child that died at once: its exit code tells why
+        conn.send_bytes(job)
+    while True:
+        try:
+            message = json.loads(conn.recv_bytes())
+        except (EOFError, OSError, ValueError):
+            message = None
+        try:
+            loop.call_soon_threadsafe(inbox.put_nowait, message)
+        except RuntimeError:  # the loop has closed: nobody is waiting
+            return
+        if message is None:
+            return
+
+
+async def follow(inbox: asyncio.Queue, report, child: subprocess.Popen, tool: Tool) -> str:
+    done = total = 0
+    while (message := await inbox.get()) is not None:
+        kind, *rest = message
+        if kind == "progress":
+            bar, lines = rest
+            done, total = bar or (done, total)
+            for line in lines or [""]:
+                await report(done, total, line)
+        elif kind == "done":
+            return rest[0]
+        elif kind == "failed":
+            log.error("tool %s failed:\n%s", tool.name, rest[1])
+            raise ToolFailed(rest[0])
+    code = await asyncio.to_thread(child.wait)
+    how = f"was stopped by signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    raise ToolFailed(f"the tool's process {how}")
+
+
+async def stopped(inbox: asyncio.Queue, conn: Connection, sending: threading.Lock) -> None:
+    """Ask the child to cancel, then wait for it to answer or close its end."""
+    await asyncio.to_thread(cancel, conn, sending)
+    while (message := await inbox.get()) is not None and message[0] not in ("cancelled", "done", "failed"):
+        pass
+
+
+def cancel(conn: Connection, sending: threading.Lock) -> None:
+    with sending, suppress(OSError):  # it has already gone
+        conn.send_bytes(b'"cancel"')
+
+
+def kill(child: subprocess.Popen) -> None:
+    """End the child and the processes it started in its group. (A notebook's kernel has its own session; it
+    exits by itself when it sees its parent gone.)"""
+    if child.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+
+
+def reap(child: subprocess.Popen) -> None:
+    """In a thread: wait for a child that has answered to exit, killing it if it lingers."""
+    try:
+        child.wait(CANCEL_GRACE)
+    except subprocess.TimeoutExpired:
+        kill(child)
+        child.wait()
+
+
+class Link:
+    """The child's end of the pipe. report() only records the latest bar and the new lines; a thread sends them
+    every BAR_EVERY seconds (so a tool may report a million times a second) and notices Cancel."""
+
+    def __init__(self, conn: Connection):
+        self.conn, self.lock = conn, threading.Lock()
+        self.bar: tuple[int, int] | None = None
+        self.lines: list[str] = []
+        self.cancelled = False
+        self.finished = threading.Event()
+        self.pump = threading.Thread(target=self.send_every, daemon=True)
+        self.pump.start()
+
+    def report(self, done: int, total: int, line: str = "") -> None:
+        if self.cancelled:
+            raise Cancelled
+        bar = int(done), int(total)
+        with self.lock:
+            self.bar = bar
+            if line:
+                self.lines.append(str(line))
+
+    async def areport(self, done: int, total: int, line: str = "") -> None:
+        self.report(done, total, line)
+
+    def say(self, text: str) -> None:
+        """A log line without a bar (what the tool prints)."""
+        with self.lock:
+            self.lines.append(text)
+
+    def send_every(self) -> None:
+        while not self.finished.wait(BAR_EVERY):
+            if not self.cancelled and self.conn.poll():
+                self.cancelled = json.loads(self.conn.recv_bytes()) == "cancel"
+            self.send_progress()
+
+    def send_progress(self) -> None:
+        with self.lock:
+            bar, lines, self.bar, self.lines = self.bar, self.lines, None, []
+        if bar or lines:
+            self.conn.send_bytes(json.dumps(["progress", bar, lines]).encode())
+
+    def finish(self, *message) -> None:
+        self.finished.set()
+        self.pump.join()
+        self.send_progress()
+        self.conn.send_bytes(json.dumps(message).encode())
+
+
+class Printed(io.TextIOBase):
+    """sys.stdout in the child: each printed line becomes a log line of the run."""
+    encoding = "utf-8"
+
+    def __init__(self, link: Link):
+        super().__init__()
+        self.link, self.partial = link, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self.partial = (self.partial + text).split("\n")
+        for line in lines:
+            self.link.say(line.rstrip("\r"))
+        return len(text)
+
+    def flush(self) -> None:
+        if self.partial:
+            self.link.say(self.partial)
+            self.partial = ""
+
+
+def child_main(fd: int) -> None:
+    """The child process: read the job, run the tool, send back its result as HTML."""
+    conn = Connection(fd)
+    job = json.loads(conn.recv_bytes())
+    link = Link(conn)
+    sys.stdout = printed = Printed(link)
+    source, outputs = Path(job["source"]), Path(job["outputs"])
+    before, after = job["href"]
+
+    def href(name: str) -> str:
+        return before + quote(name) + after
+
+    try:
+        if job["notebook"]:
+            result = run_notebook(source, job["params"], outputs, href, link)
+        else:
+            value = call(source, job["name"], job["params"], link)
+            printed.flush()
+            result = render_result(value, outputs, href, name=job["name"])
+    except Cancelled:
+        printed.flush()
+        link.finish("cancelled")
+    except BaseException as error:
+        printed.flush()
+        link.finish("failed", failure(source, error), "".join(traceback.format_exception(error)))
+    else:
+        printed.flush()
+        link.finish("done", result)
+
+
+def call(source: Path, name: str, params: dict, link: Link):
+    fn = getattr(load_module(source), name)
+    hints = typing.get_type_hints(fn)
+    kwargs = {}
+    for param in inspect.signature(fn).parameters.values():
+        if param.name == "report":
+            kwargs["report"] = link.areport if inspect.iscoroutinefunction(fn) else link.report
+        elif param.name in params:
+            kwargs[param.name] = argument(hints.get(param.name, str), params[param.name])
+    if inspect.iscoroutinefunction(fn):
+        return asyncio.run(fn(**kwargs))
+    return fn(**kwargs)
+
+
+def argument(hint, value):
+    """A parsed form value (JSON) as the Python value the parameter's type hint asks for."""
+    if value is None:
+        return None
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if typing.get_origin(hint) is typing.Literal:
+        return next((arg for arg in typing.get_args(hint) if str(arg) == value), value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint[value]
+    if hint is datetime.date:
+        return datetime.date.fromisoformat(value)
+    if hint is Path:
+        return Path(value)
+    if hint is float:
+        return float(value)
+    return value
+
+
+def failure(source: Path, error: BaseException) -> str:
+    """"KeyError: 'country' (sales.py:12)": the error and the deepest line of the tool's own file it passed."""
+    if type(error).__name__ == "CellExecutionError":  # nbclient's: the kernel's error, named by the kernel
+        return f"{getattr(error, 'ename', 'Error')}: {' '.join(str(getattr(error, 'evalue', '')).split())} " \
+               f"({source.name})"
+    where = place(source, error.__traceback__)
+    return f"{one_line(error)} ({where})" if where else one_line(error)
+
+
+def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str], str], link: Link) -> str:
+    """Execute the notebook with the answers in a cell after the parameters cell, as papermill does; the last code
+    cell's output and the executed notebook as a download."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(source, as_version=4)
+    index = parameters_cell(notebook.cells)
+    answers = "\n".join(f"{name} = {value!r}" for name, value in params.items() if name.isidentifier())
+    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(
+        f"# Parameters\n{answers}", metadata={"tags": ["injected-parameters"]}))
+    code = [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source.parent.parent),
+                                                             os.environ.get("PYTHONPATH")]))
+    ran = 0
+
+    def executed(cell, cell_index, execute_reply):
+        nonlocal ran
+        ran += 1
+        link.report(ran, len(code), f"cell {ran} of {len(code)} done")
+
+    # The kernel has nothing to save: stopping it at once makes the end of a run, and Cancel, quicker.
+    client = NotebookClient(notebook, kernel_name="python3", timeout=None, shutdown_kernel="immediate",
+                            resources={"metadata": {"path": str(outputs)}}, on_cell_executed=executed)
+    saved = unique(outputs, f"{source.stem}.ipynb")
+    try:
+        client.execute()
+    finally:
+        nbformat.write(notebook, saved)
+    shown = cell_output(code[-1], outputs, href, source.stem) if code else "Done."
+    return f"{shown}<p>{link_to(saved, href)}</p>"
+
+
+def cell_output(cell, outputs: Path, href: Callable[[str], str], stem: str) -> str:
+    """A cell's last displayed output: an image as one, anything else as its text. The kernel's HTML is never
+    passed on, since a notebook's output can hold any markup."""
+    import base64
+
+    for output in reversed(cell.get("outputs", [])):
+        data = output.get("data", {})
+        if "image/png" in data:
+            path = unique(outputs, f"{stem}.png")
+            path.write_bytes(base64.b64decode(data["image/png"]))
+            return f'<img src="{html.escape(href(path.name))}" alt="{html.escape(stem)}">'
+        if "text/plain" in data:
+            return text_html(cell_text({"source": data["text/plain"]}))
+        if output.get("output_type") == "stream":
+            return text_html(cell_text({"source": output.get("text", "")}))
+    return "Done."
+
+
+def render_result(value, outputs: Path, download_url: Callable[[str], str], *, name: str = "result") -> str:
+    """The value as an HTML fragment, writing any file it needs (a DataFrame's CSV, a figure's PNG) to `outputs`
+    under `name`. Never raises: finished work is never marked failed because of how it is shown."""
+    try:
+        return scrub(rendered(value, Path(outputs).resolve(), download_url, name))
+    except Exception:
+        log.exception("showing a %s result failed; showing its repr", type(value).__name__)
+        return scrub(text_html(safe_repr(value), pre=True))
+
+
+def rendered(value, outputs: Path, download_url: Callable[[str], str], name: str) -> str:
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:  # np.int64(3), np.True_: plain
+        value = value.item()
+    if value is None:
+        return "Done."
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            path = unique(outputs, f"{name}.txt")
+            path.write_text(value, encoding="utf-8", errors="surrogatepass")
+            return text_html(value[:MAX_TEXT] + "\n…", pre=True) + f"<p>All of it: {link_to(path, download_url)}</p>"
+        return text_html(value)
+    if isinstance(value, (bool, numbers.Number)):
+        return html.escape(str(value))
+    if isinstance(value, PurePath):
+        return path_result(Path(value), outputs, download_url)
+    if hasattr(value, "__ft__") or type(value).__module__.startswith("fastcore."):
+        from fastcore.xml import to_xml
+        return to_xml(value)
+    pandas = sys.modules.get("pandas")
+    if pandas and isinstance(value, (pandas.DataFrame, pandas.Series)):
+        return frame_result(value.to_frame() if isinstance(value, pandas.Series) else value, outputs,
+                            download_url, name)
+    figure = sys.modules.get("matplotlib.figure")
+    if figure and isinstance(value, figure.Figure):
+        path = unique(outputs, f"{name}.png")
+        value.savefig(path, format="png", bbox_inches="tight")
+        return f'<img src="{html.escape(download_url(path.name))}" alt="{html.escape(name)}">'
+    if isinstance(value, (dict, list, tuple)):
+        try:
+            return text_html(json.dumps(value, indent=2, ensure_ascii=False), pre=True)
+        except (TypeError, ValueError):
+            return text_html(safe_repr(value), pre=True)
+    return text_html(safe_repr(value), pre=True)
+
+
+def text_html(text: str, *, pre: bool = False) -> str:
+    return f"<pre>{html.escape(text)}</pre>" if pre or "\n" in text else html.escape(text)
+
+
+def safe_repr(value) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<a {type(value).__name__} object>"
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
+
+
+def unique(folder: Path, name: str) -> Path:
+    """A path in the folder under that name, or name-1, name-2… when taken. Names keep to safe characters."""
+    stem, suffix = os.path.splitext(re.sub(r"[^\w.-]", "_", name).lstrip(".") or "file")
+    path, number = folder / f"{stem}{suffix}", 0
+    while path.exists():
+        number += 1
+        path = folder / f"{stem}-{number}{suffix}"
+    return path
+
+
+def link_to(path: Path, download_url: Callable[[str], str]) -> str:
+    return f'<a href="{html.escape(download_url(path.name))}" download>{html.escape(path.name)}</a>'
+
+
+def path_result(path: Path, outputs: Path, download_url: Callable[[str], str]) -> str:
+    """A download link; a file elsewhere is copied into outputs first (downloads come only from there), a
+    folder is zipped."""
+    path = (outputs / path).resolve()  # relative to the cwd the tool ran in, which is outputs
+    if path.is_dir():
+        zipped = unique(outputs, f"{path.name}.zip")
+        shutil.make_archive(str(zipped.with_suffix("")), "zip", path)
+        return link_to(zipped, download_url)
+    if not path.is_file():
+        return text_html(f"{path} (no such file)")
+    if path.parent != outputs or path.name.startswith("."):
+        copy = unique(outputs, path.name)
+        shutil.copyfile(path, copy)
+        path = copy
+    return link_to(path, download_url)
+
+
+def frame_result(frame, outputs: Path, download_url: Callable[[str], str], name: str) -> str:
+    """'N rows × M columns', the first rows as a table and the whole frame as a CSV download."""
+    pandas = sys.modules["pandas"]
+    path = unique(outputs, f"{name}.csv")
+    frame.to_csv(path, index=not isinstance(frame.index, pandas.RangeIndex))
+    rows, columns = frame.shape
+    head = frame.head(TABLE_ROWS)
+
+    def cell(tag: str, value) -> str:
+        return f"<{tag}>{html.escape(str(value))}</{tag}>"
+
+    header = "".join(cell("th", column) for column in ["", *frame.columns])
+    body = "".join("<tr>" + cell("th", index) + "".join(cell("td", value) for value in row) + "</tr>"
+                   for index, row in zip(head.index, head.itertuples(index=False, name=None)))
+    more = f"; the first {TABLE_ROWS} shown" if rows > TABLE_ROWS else ""
+    return (f"<p>{rows:,} rows × {columns:,} columns{more}. {link_to(path, download_url)}</p>"
+            f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>")
