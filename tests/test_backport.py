@@ -186,6 +186,10 @@ def test_trace_maps_verbatim_lines_only(tmp_path: Path) -> None:
         "value {{ name }}",  # 13
         "{{ m() }}",  # 14
         "tail",  # 15
+        "",  # 16: eaten by the `{%-` below
+        "{%- if flag %}",  # 17
+        "after a blank line",  # 18
+        "{%- endif %}",  # 19
         "",
     ]
     (template / "template" / "out.txt.jinja").write_text("\n".join(lines))
@@ -208,6 +212,7 @@ def test_trace_maps_verbatim_lines_only(tmp_path: Path) -> None:
     assert mapping["value x"] is None
     assert mapping["from a macro"] is None
     assert mapping["tail"] == 15
+    assert mapping["after a blank line"] == 18
 
 
 def test_an_existing_branch_is_refused_before_any_work(setup) -> None:

@@ -114,8 +114,8 @@ def literal_lines(source: str, config: TemplateConfig) -> set[int]:
         start, offset = offset, offset + len(text) + 1
         if number in touched or (number == len(lines) and not text):
             continue
-        # A following `{%-` eats the whitespace before it: a blank line or trailing spaces vanish.
-        if text != text.rstrip() and strips_before.match(source, start + len(text)):
+        # A following `{%-` eats the whitespace before it: blank lines and trailing spaces vanish.
+        if (not text.strip() or text != text.rstrip()) and strips_before.match(source, start + len(text)):
             continue
         # A preceding `-%}` may eat a blank line whole.
         if not text.strip() and source[:start].rstrip().endswith(strip_ends):
