@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
+NICENESS = 10  # tools run at a lower CPU priority than the server: pages stay quick while tools fill every core
 CANCEL_GRACE = 3.0  # seconds a cancelled tool has to reach its next report() before its process is killed
 BAR_EVERY = 0.05  # the child sends progress at most 20 times a second; the parent's tab needs no more
 TABLE_ROWS = 20
@@ -609,6 +610,7 @@ class Printed(io.TextIOBase):
 
 def child_main(fd: int) -> None:
     """The child process: read the job, run the tool, send back its result as HTML."""
+    os.nice(NICENESS)
     conn = Connection(fd)
     job = json.loads(conn.recv_bytes())
     link = Link(conn)
