@@ -315,6 +315,18 @@ def test_a_sync_tool_runs_in_a_child_with_its_cwd_in_outputs_and_streams_its_pro
     assert oct((app / "data" / "outputs" / "1").stat().st_mode & 0o777) == "0o700"
 
 
+def test_a_tool_runs_at_a_lower_cpu_priority_than_the_server(app):
+    tool = one_tool(app, '''
+        import os
+
+
+        def niceness() -> int:
+            return os.nice(0)
+    ''')
+    result, _ = run(tool, {})
+    assert int(result) == min(os.nice(0) + toolbox.NICENESS, 19) > os.nice(0)
+
+
 def test_the_bar_is_coalesced_in_the_child_but_every_line_arrives_in_order(app):
     tool = one_tool(app, '''
         def busy(report):
