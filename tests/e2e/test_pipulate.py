@@ -365,10 +365,9 @@ def test_task_progress_goes_only_to_its_tab(context, server, corpus):
 
     seen = [p for p in tab_a.evaluate("window.__progress") if p["id"] == f"{task_id}-bar"]
     fractions = [p["value"] / p["max"] for p in seen]
-    assert any(0.5 < f < 1 for f in fractions), f"tab A's bar never showed 50-99%: {fractions}"
-    assert fractions[-1] == 1
-    first_past_half = next(i for i, f in enumerate(fractions) if f > 0.5)
-    assert fractions.index(1) > first_past_half
+    # The tool's process sends at most 20 bars a second, so a quick count may skip any given fraction.
+    assert any(0 < f < 1 for f in fractions), f"tab A's bar never showed progress between 0 and 100%: {fractions}"
+    assert fractions == sorted(fractions) and fractions[-1] == 1, fractions
     expect(row.locator(".result")).to_contain_text(f"{corpus:,} words in {CORPUS_FILES} files.")
 
     assert tab_b.evaluate("window.__taskListChanges") == 0, "tab B received updates for tab A's task"
