@@ -1,4 +1,4 @@
-"""The 'before' side of a side-by-side bench: the template as it was at a git ref of this repo, rendered."""
+"""Shared by the side-by-side benches: the template as it was at a git ref of this repo, rendered, and percentiles."""
 from __future__ import annotations
 
 import subprocess
@@ -29,3 +29,9 @@ def renders(tmp: Path, before: str, variant: str = "pipulate") -> dict[str, Path
     if before:
         found["before"] = render_at(before, tmp / "before", variant)
     return found
+
+
+def percentile_ms(values: list[float], q: float) -> float:
+    """The q-quantile of durations given in seconds, in milliseconds."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000

@@ -31,7 +31,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baseline import BEFORE  # noqa: E402
+from baseline import BEFORE, percentile_ms  # noqa: E402
 from baseline import renders as now_and_before  # noqa: E402
 from ws_stream import REPO, uvicorn  # noqa: E402
 
@@ -160,11 +160,6 @@ async def loop(host: str, tabs: int, reports: int, idle_seconds: float = 2.0) ->
         exact = f"{reports}/{reports}" in frame and f"{reports}/{reports}" in saved
     closed = await closed_tab(host, tabs, reports)
     return dict(idle=idle, busy=busy, closed=closed, frames=frames, seconds=seconds, exact=exact)
-
-
-def percentile_ms(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
 
 
 def spread(values: list[float]) -> str:

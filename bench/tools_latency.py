@@ -34,6 +34,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+from baseline import percentile_ms  # noqa: E402
 from helpers import free_port, render_variant  # noqa: E402
 
 TOOLS = 4
@@ -152,11 +153,6 @@ def paced_gets(http: httpx.Client, requests: int, interval: float) -> list[float
         response.raise_for_status()
         next_start = started + interval
     return seen
-
-
-def percentile_ms(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
 
 
 def spread(values: list[float]) -> str:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import html
 import io
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +25,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from helpers import REPO, free_port
+from e2e.harness import start_server
+from helpers import REPO
 
 GUIDE = REPO / "docs" / "tools.md"
 BLOCK = re.compile(r'^```python title="(?P<path>[^"]+)"(?: tags="(?P<tags>[^"]*)")?\n(?P<code>.*?)^```$', re.M | re.S)
@@ -79,31 +78,12 @@ def app(render, tmp_path_factory) -> Path:
 @contextmanager
 def serving(app: Path) -> Iterator[str]:
     """The app's `python server.py` on a free 127.0.0.1 port, in production mode; its URL once / answers."""
-    port = free_port()
-    log = app.parent / "server.log"
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "PIPULATE_ENV": "prod",
-           "OLLAMA_HOST": "http://127.0.0.1:9", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "server.py"], cwd=app, env=env, stdout=log.open("wb"),
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server = start_server(app, log=app.parent / "server.log",
+                          env={"PIPULATE_ENV": "prod", "OLLAMA_HOST": "http://127.0.0.1:9"})
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"server.py exited with {process.returncode}:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"server.py did not answer in 60 s:\n{log.read_text()}"
-            try:
-                if httpx.get(url + "/", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield url
+        yield server.url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
