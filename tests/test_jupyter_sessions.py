@@ -118,3 +118,32 @@ def test_a_session_of_the_same_name_from_elsewhere_is_never_reused_or_killed(tmp
     alive = subprocess.run(["tmux", "has-session", "-t", f"={session}"], env=tmux_env, capture_output=True)
     assert alive.returncode == 0, "the other repo's session was killed"
     assert not answers(port, token)
+
+
+SQUAT = """import socket, sys, time
+port = next(int(arg.split("=", 1)[1]) for arg in sys.argv[1:] if arg.startswith("--port="))
+with socket.socket() as squatter:
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen()
+    open(sys.argv[0] + ".port", "w").write(str(port))
+    time.sleep(120)
+"""
+
+
+def test_a_port_taken_between_the_check_and_the_bind_moves_start_to_the_next(tmp_path, tmux_env):
+    """As when two repos start at the same moment: the port start found free is taken before JupyterLab binds it."""
+    repo = Repo(tmp_path / "lab", tmux_env)
+    shim = repo.path / ".venv" / "bin" / "jupyter-lab"
+    squat = repo.path / ".venv" / "squat.py"
+    squat.write_text(SQUAT)
+    # The first launch only: another program binds the chosen port, then JupyterLab tries it.
+    shim.write_text(f'#!/bin/sh\nif [ ! -e {squat}.port ]; then {sys.executable} {squat} "$@" & '
+                    f'while [ ! -e {squat}.port ]; do sleep 0.1; done; fi\nexec {sys.executable} -m jupyterlab "$@"\n')
+    try:
+        port, token, _ = repo.start()
+        taken = int((squat.parent / "squat.py.port").read_text())
+        assert port > taken and answers(port, token)
+        assert f"port {taken} is already in use" in (repo.path / "data" / "jupyter.log").read_text()
+    finally:
+        repo.run("stop", check=False)
+        subprocess.run(["pkill", "-f", str(squat)])
