@@ -316,7 +316,7 @@ def main() -> None:
         print(f"  bare   GET /            idle          {spread(idle)}")
         for kind in ("threads", "processes"):
             print(f"  bare   GET /            {TOOLS} {kind:<11} {spread(pooled[f'bare {kind} /'])}")
-            print(f"  bare   GET /            {kind:<9}/idle {ratios(pooled[f'bare {kind} /'], idle)}")
+            print(f"  bare   GET /            {kind + '/idle':<13} {ratios(pooled[f'bare {kind} /'], idle)}")
 
 
 if __name__ == "__main__":
