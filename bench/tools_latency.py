@@ -1,21 +1,19 @@
 """Tool bench: `GET /` latency of a rendered Pipulate while 4 sync CPU-bound tools run, against the same app idle.
 
-    python bench/tools_latency.py [--requests 800] [--interval 0.02] [--repeats 2] [--history 20]
-                                  [--before REF] [--no-runners]
+    python bench/tools_latency.py [--requests 800] [--interval 0.02] [--repeats 2] [--before REF]... [--no-runners]
 
   app      A fresh render of this template, `python server.py` on a free 127.0.0.1 port in production mode, with
            tools/bench_spin.py dropped into its tools/ folder: a plain (sync) function counting in a pure-Python
-           loop, the kind of work a notebook cell pasted into a tool does. First --history quick runs of it fill
-           the task list, so that every phase's page lists as many runs (the newest 20), the busy phase's 4
-           running among them. Phases alternate, --repeats times each:
-             idle  --requests paced GETs (one every --interval seconds, each waiting for the previous), taking
-                   turns between `GET /` and `GET /tasks/<id>` of a finished run, a page whose content never
-                   changes
+           loop, the kind of work a notebook cell pasted into a tool does. Phases alternate, --repeats times each,
+           each in a new profile, so that every phase's page lists 4 runs:
+             idle  4 quick runs of that tool finish; then --requests paced GETs (one every --interval seconds,
+                   each waiting for the previous), taking turns between `GET /` and `GET /tasks/<id>`, a page
+                   whose content never changes (a finished run of another profile, in a second session)
              busy  the same while 4 runs of that tool (POST /tools/bench_spin, as a colleague's form would) spin;
                    the phase counts only if all 4 are still running when it ends; then they are cancelled.
            Goal: `GET /` busy p99 <= 2x idle p99.
-  before   With --before REF, the template at that git ref is rendered and served too, and its phases alternate
-           with this one's in the same run.
+  before   With --before REF (repeatable), the template at that git ref is rendered and served too, and its
+           phases alternate with this one's in the same run.
   runners  Why the app runs tools in child processes (skip with --no-runners): a bare Starlette app serving a
            small page, idle vs 4 busy threads vs 4 busy child processes (multiprocessing forkserver, at the
            app's tools' nice value), same loads.
@@ -35,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -154,13 +153,13 @@ def serve(argv: list[str], cwd: Path, env: dict[str, str]) -> Iterator[str]:
         log.close()
 
 
-def paced_gets(http: httpx.Client, paths: list[str], requests: int, interval: float) -> dict[str, list[float]]:
-    """Seconds each of ``requests`` sequential GETs took, by path, taking turns between ``paths`` and starting
-    one every ``interval`` at most."""
-    seen = {path: [] for path in paths}
+def paced_gets(targets: list[tuple[httpx.Client, str]], requests: int, interval: float) -> dict[str, list[float]]:
+    """Seconds each of ``requests`` sequential GETs took, by path, taking turns between the ``targets`` and
+    starting one every ``interval`` at most."""
+    seen = {path: [] for _, path in targets}
     next_start = time.perf_counter()
     for number in range(requests):
-        path = paths[number % len(paths)]
+        http, path = targets[number % len(targets)]
         time.sleep(max(0.0, next_start - time.perf_counter()))
         started = time.perf_counter()
         response = http.get(path)
@@ -216,42 +215,43 @@ def rows(page: str) -> str:
 
 
 def app_phases(label: str, url: str, args: argparse.Namespace) -> dict[str, Callable[[], dict[str, list[float]]]]:
-    """The app's idle and busy phases, once its task list holds --history finished runs."""
-    http = httpx.Client(base_url=url, timeout=120, headers={"X-Tab": "bench"})
-    history = start_runs(http, args.history, 0)
-    wait_ended(http, history, "the history's runs")
-    paths = {"/": "page", f"/tasks/{history[0]}": "row"}
+    """The app's idle and busy phases. Each starts a new profile, so that its page lists only its own 4 runs."""
+    fixed, http = (httpx.Client(base_url=url, timeout=120, headers={"X-Tab": "bench"}) for _ in range(2))
+    fixed.post("/profiles", data={"name": "fixed"}).raise_for_status()
+    row = start_runs(fixed, 1, 0)
+    wait_ended(fixed, row, "the fixed page's run")
+    targets = [(http, "/"), (fixed, f"/tasks/{row[0]}")]
+    phases = 0
 
-    def measure() -> dict[str, list[float]]:
-        seen = paced_gets(http, list(paths), args.requests, args.interval)
-        return {paths[path]: values for path, values in seen.items()}
+    def measure(phase: str, runs: float) -> dict[str, list[float]]:
+        nonlocal phases
+        phases += 1
+        http.post("/profiles", data={"name": f"{phase} {phases}"}).raise_for_status()
+        ids = start_runs(http, TOOLS, runs)
+        if runs:
+            time.sleep(2)  # the children start (imports) before the clock runs
+        else:
+            wait_ended(http, ids, "quick runs")
+        seen = paced_gets(targets, args.requests, args.interval)
+        print(f"  {label} {phase} page: {rows(http.get('/').text)}")
+        if runs:
+            ended = [task for task in ids if 'class="task running"' not in http.get(f"/tasks/{task}").text]
+            for task in ids:
+                http.post(f"/tasks/{task}/cancel")
+            if ended:
+                raise SystemExit(f"tasks {ended} ended before the busy phase did: the figures would be idle ones")
+            wait_ended(http, ids, "cancelled tools")
+        return {"page": seen["/"], "row": seen[targets[1][1]]}
 
-    def idle() -> dict[str, list[float]]:
-        seen = measure()
-        print(f"  {label} idle page: {rows(http.get('/').text)}")
-        return seen
-
-    def busy() -> dict[str, list[float]]:
-        ids = start_runs(http, TOOLS, args.requests * args.interval * 20 + 60)
-        time.sleep(2)  # the children start (imports) before the clock runs
-        seen = measure()
-        print(f"  {label} busy page: {rows(http.get('/').text)}")
-        ended = [task for task in ids if 'class="task running"' not in http.get(f"/tasks/{task}").text]
-        for task in ids:
-            http.post(f"/tasks/{task}/cancel")
-        if ended:
-            raise SystemExit(f"tasks {ended} ended before the busy phase did: the figures would be idle ones")
-        wait_ended(http, ids, "cancelled tools")
-        return seen
-
-    return {f"{label} idle": idle, f"{label} busy": busy}
+    return {f"{label} idle": partial(measure, "idle", 0),
+            f"{label} busy": partial(measure, "busy", args.requests * args.interval * 20 + 60)}
 
 
 def runner_phases(url: str, args: argparse.Namespace) -> dict[str, Callable[[], dict[str, list[float]]]]:
     http = httpx.Client(base_url=url, timeout=120)
 
     def idle() -> dict[str, list[float]]:
-        return paced_gets(http, ["/"], args.requests, args.interval)
+        return paced_gets([(http, "/")], args.requests, args.interval)
 
     def busy(kind: str) -> Callable[[], dict[str, list[float]]]:
         def phase() -> dict[str, list[float]]:
@@ -259,7 +259,7 @@ def runner_phases(url: str, args: argparse.Namespace) -> dict[str, Callable[[], 
             http.post(f"/start/{kind}", params={"count": TOOLS, "seconds": seconds, "niceness": NICENESS}
                       ).raise_for_status()
             time.sleep(1)
-            seen = paced_gets(http, ["/"], args.requests, args.interval)
+            seen = paced_gets([(http, "/")], args.requests, args.interval)
             alive = int(http.get("/alive").text)
             http.post("/stop").raise_for_status()
             if alive != TOOLS:
@@ -275,18 +275,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=800, help="paced GETs per phase, half of them GET /")
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between request starts")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--history", type=int, default=20, help="finished runs made before measuring (at least 1)")
-    parser.add_argument("--before", default="", help="also serve the template at this git ref, phases alternating")
+    parser.add_argument("--before", action="append", default=[], metavar="REF",
+                        help="also serve the template at this git ref (repeatable), phases alternating")
     parser.add_argument("--no-runners", action="store_true", help="skip the threads vs processes comparison")
     args = parser.parse_args()
-    if args.history < 1:
-        parser.error("--history must be at least 1: the fixed page is a finished run's row")
     env = {"PIPULATE_ENV": "prod", "OLLAMA_HOST": "http://127.0.0.1:9", "PYTHONUNBUFFERED": "1"}
     with tempfile.TemporaryDirectory(prefix="flakewright-bench-") as tmp, ExitStack() as servers:
         root = Path(tmp)
         renders = {"now": render_variant(root / "now", "pipulate")}
-        if args.before:
-            renders["before"] = render_at(args.before, root / "before", "pipulate", project_name="pipulate")
+        for ref in args.before:
+            renders[ref] = render_at(ref, root / ref, "pipulate", project_name="pipulate")
         phases = {}
         for label, render in renders.items():
             (render / "tools" / "bench_spin.py").write_text(SPIN_TOOL)
@@ -307,16 +305,16 @@ def main() -> None:
     for label in renders:
         for series, path in (("page", "GET /"), ("row", "GET /tasks/<id>")):
             idle, busy = pooled[f"{label} idle {series}"], pooled[f"{label} busy {series}"]
-            print(f"  {label:<6} {path:<16} idle          {spread(idle)}")
-            print(f"  {label:<6} {path:<16} {TOOLS} tools       {spread(busy)}")
+            print(f"  {label:<7} {path:<16} idle          {spread(idle)}")
+            print(f"  {label:<7} {path:<16} {TOOLS} tools       {spread(busy)}")
             goal = "   (goal: p99 <= 2x)" if series == "page" else ""
-            print(f"  {label:<6} {path:<16} busy/idle     {ratios(busy, idle)}{goal}")
+            print(f"  {label:<7} {path:<16} busy/idle     {ratios(busy, idle)}{goal}")
     if not args.no_runners:
         idle = pooled["bare idle /"]
-        print(f"  bare   GET /            idle          {spread(idle)}")
+        print(f"  bare    GET /            idle          {spread(idle)}")
         for kind in ("threads", "processes"):
-            print(f"  bare   GET /            {TOOLS} {kind:<11} {spread(pooled[f'bare {kind} /'])}")
-            print(f"  bare   GET /            {kind + '/idle':<13} {ratios(pooled[f'bare {kind} /'], idle)}")
+            print(f"  bare    GET /            {TOOLS} {kind:<11} {spread(pooled[f'bare {kind} /'])}")
+            print(f"  bare    GET /            {kind + '/idle':<13} {ratios(pooled[f'bare {kind} /'], idle)}")
 
 
 if __name__ == "__main__":
