@@ -10,7 +10,10 @@
                    each waiting for the previous), taking turns between `GET /` and `GET /tasks/<id>`, a page
                    whose content never changes (a finished run of another profile, in a second session)
              busy  the same while 4 runs of that tool (POST /tools/bench_spin, as a colleague's form would) spin;
-                   the phase counts only if all 4 are still running when it ends; then they are cancelled.
+                   then --requests more in blocks of 50, alternately with the 4 runs' processes stopped
+                   (SIGSTOP) and running: the same page with the same runs listed, and any other load on the
+                   machine falls on both. The phase counts only if all 4 are still running when it ends; then
+                   they are cancelled.
            Goal: `GET /` busy p99 <= 2x idle p99.
   before   With --before REF (repeatable), the template at that git ref is rendered and served too, and its
            phases alternate with this one's in the same run.
@@ -32,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from functools import partial
 from pathlib import Path
 
@@ -45,6 +48,7 @@ from baseline import percentile_ms, render_at  # noqa: E402
 from helpers import free_port, render_variant  # noqa: E402
 
 TOOLS = 4
+BLOCK = 50  # requests in a row with the busy phase's runs paused, then running
 NICENESS = 10  # the template's toolbox.NICENESS: the bare app's child processes run as the app's tools do
 SPIN_TOOL = '''"""A CPU-bound tool for bench/tools_latency.py."""
 import time
@@ -209,12 +213,42 @@ def start_runs(http: httpx.Client, count: int, seconds: float) -> list[str]:
     return ids
 
 
+def run_processes(outputs: list[Path]) -> list[int]:
+    """The processes working in these folders: each tool run's process works in its own outputs folder."""
+    wanted, found = {path.resolve() for path in outputs}, []
+    for proc in Path("/proc").iterdir():
+        with suppress(OSError):
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")) in wanted:
+                found.append(int(proc.name))
+    return found
+
+
+def paused_or_running(targets: list[tuple[httpx.Client, str]], pids: list[int], args: argparse.Namespace
+                      ) -> dict[str, dict[str, list[float]]]:
+    """--requests paced GETs in blocks of BLOCK, alternately with the processes stopped and running: the same
+    page, the same runs listed, only their CPU use differs, and any other load on the machine falls on both."""
+    seen: dict[str, dict[str, list[float]]] = {"paused": {}, "running": {}}
+    try:
+        for _ in range(max(1, args.requests // (2 * BLOCK))):
+            for state, sent in (("paused", signal.SIGSTOP), ("running", signal.SIGCONT)):
+                for pid in pids:
+                    os.kill(pid, sent)
+                for path, values in paced_gets(targets, BLOCK, args.interval).items():
+                    seen[state].setdefault(path, []).extend(values)
+    finally:
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    return seen
+
+
 def rows(page: str) -> str:
     statuses = TASK_STATUS.findall(page)
     return f"{len(statuses)} runs listed, {statuses.count('running')} running, {len(page):,} bytes"
 
 
-def app_phases(label: str, url: str, args: argparse.Namespace) -> dict[str, Callable[[], dict[str, list[float]]]]:
+def app_phases(label: str, url: str, render: Path, args: argparse.Namespace
+               ) -> dict[str, Callable[[], dict[str, list[float]]]]:
     """The app's idle and busy phases. Each starts a new profile, so that its page lists only its own 4 runs."""
     fixed, http = (httpx.Client(base_url=url, timeout=120, headers={"X-Tab": "bench"}) for _ in range(2))
     fixed.post("/profiles", data={"name": "fixed"}).raise_for_status()
@@ -234,14 +268,20 @@ def app_phases(label: str, url: str, args: argparse.Namespace) -> dict[str, Call
             wait_ended(http, ids, "quick runs")
         seen = paced_gets(targets, args.requests, args.interval)
         print(f"  {label} {phase} page: {rows(http.get('/').text)}")
+        series = {"page": seen["/"], "row": seen[targets[1][1]]}
         if runs:
+            pids = run_processes([render / "data" / "outputs" / task for task in ids])
+            if len(pids) != TOOLS:
+                raise SystemExit(f"found {len(pids)} processes for the {TOOLS} runs")
+            for state, by_path in paused_or_running(targets, pids, args).items():
+                series[f"{state} page"], series[f"{state} row"] = by_path["/"], by_path[targets[1][1]]
             ended = [task for task in ids if 'class="task running"' not in http.get(f"/tasks/{task}").text]
             for task in ids:
                 http.post(f"/tasks/{task}/cancel")
             if ended:
                 raise SystemExit(f"tasks {ended} ended before the busy phase did: the figures would be idle ones")
             wait_ended(http, ids, "cancelled tools")
-        return {"page": seen["/"], "row": seen[targets[1][1]]}
+        return series
 
     return {f"{label} idle": partial(measure, "idle", 0),
             f"{label} busy": partial(measure, "busy", args.requests * args.interval * 20 + 60)}
@@ -289,7 +329,7 @@ def main() -> None:
         for label, render in renders.items():
             (render / "tools" / "bench_spin.py").write_text(SPIN_TOOL)
             url = servers.enter_context(serve([sys.executable, "server.py"], render, env))
-            phases.update(app_phases(label, url, args))
+            phases.update(app_phases(label, url, render, args))
         if not args.no_runners:
             (root / "runners").mkdir()
             (root / "runners" / "bench_runners.py").write_text(RUNNERS_APP)
@@ -309,6 +349,10 @@ def main() -> None:
             print(f"  {label:<7} {path:<16} {TOOLS} tools       {spread(busy)}")
             goal = "   (goal: p99 <= 2x)" if series == "page" else ""
             print(f"  {label:<7} {path:<16} busy/idle     {ratios(busy, idle)}{goal}")
+            paused, running = pooled[f"{label} busy paused {series}"], pooled[f"{label} busy running {series}"]
+            print(f"  {label:<7} {path:<16} runs paused   {spread(paused)}")
+            print(f"  {label:<7} {path:<16} runs running  {spread(running)}")
+            print(f"  {label:<7} {path:<16} running/paused {ratios(running, paused)}")
     if not args.no_runners:
         idle = pooled["bare idle /"]
         print(f"  bare    GET /            idle          {spread(idle)}")
