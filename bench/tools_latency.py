@@ -21,7 +21,8 @@
            small page, idle vs 4 busy threads vs 4 busy child processes (multiprocessing forkserver, at the
            app's tools' nice value), same loads.
 
-Latency percentiles pool every request of a side's phases; medians and ratios are printed at the end.
+Latency percentiles pool every request of a side's phases; medians and ratios are printed at the end, pooled and
+as the median of each repeat's ratio.
 Servers are stopped at the end.
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from functools import partial
 from pathlib import Path
+from statistics import median
 
 import httpx
 
@@ -178,20 +180,32 @@ def spread(values: list[float]) -> str:
             f" max {max(values) * 1000:7.1f} ms ({len(values)} requests)")
 
 
-def ratios(values: list[float], base: list[float]) -> str:
-    return (f"p50 {percentile_ms(values, 0.5) / percentile_ms(base, 0.5):5.2f}x"
-            f"  p99 {percentile_ms(values, 0.99) / percentile_ms(base, 0.99):5.2f}x")
+def pool(runs: list[dict[str, list[float]]], key: str) -> list[float]:
+    return [value for run in runs for value in run[key]]
 
 
-def alternate(phases: dict[str, Callable[[], dict[str, list[float]]]], repeats: int) -> dict[str, list[float]]:
-    """Each phase ``repeats`` times, in turn; its requests pooled by "<phase> <series>"."""
-    pooled: dict[str, list[float]] = {}
+def ratios(runs: list[dict[str, list[float]]], key: str, base: str) -> str:
+    """``key``'s p50 and p99 over ``base``'s: pooled, then the median of each repeat's own ratio (phases next to
+    each other in time, so that a machine busy with other work for a while shifts both)."""
+    def ratio(q: float, values: list[float], base_values: list[float]) -> float:
+        return percentile_ms(values, q) / percentile_ms(base_values, q)
+
+    pooled = [ratio(q, pool(runs, key), pool(runs, base)) for q in (0.5, 0.99)]
+    each = [median(ratio(q, run[key], run[base]) for run in runs) for q in (0.5, 0.99)]
+    return (f"p50 {pooled[0]:5.2f}x  p99 {pooled[1]:5.2f}x"
+            f"   (median of repeats: p50 {each[0]:5.2f}x  p99 {each[1]:5.2f}x)")
+
+
+def alternate(phases: dict[str, Callable[[], dict[str, list[float]]]], repeats: int) -> list[dict[str, list[float]]]:
+    """Each phase ``repeats`` times, in turn; each repeat's requests by "<phase> <series>"."""
+    runs = []
     for repeat in range(repeats):
+        runs.append({})
         for name, phase in phases.items():
             for series, seen in phase().items():
-                pooled.setdefault(f"{name} {series}", []).extend(seen)
+                runs[-1][f"{name} {series}"] = seen
                 print(f"  repeat {repeat + 1}, {name:<12} {series:<5} {spread(seen)}", flush=True)
-    return pooled
+    return runs
 
 
 def wait_ended(http: httpx.Client, ids: list[str], what: str) -> None:
@@ -338,28 +352,26 @@ def main() -> None:
             phases.update(runner_phases(servers.enter_context(serve(argv, root / "runners", {})), args))
         print(f"{', '.join(renders)}: idle vs while {TOOLS} sync CPU-bound tools run"
               + ("" if args.no_runners else f"; bare Starlette idle vs {TOOLS} busy threads vs processes"), flush=True)
-        pooled = alternate(phases, args.repeats)
+        runs = alternate(phases, args.repeats)
 
     print(f"\nLatency, pooled over {args.repeats} repeats of {args.requests} paced requests "
           f"(one every {args.interval * 1000:.0f} ms at most); load average {os.getloadavg()[0]:.1f}")
     for label in renders:
         for series, path in (("page", "GET /"), ("row", "GET /tasks/<id>")):
-            idle, busy = pooled[f"{label} idle {series}"], pooled[f"{label} busy {series}"]
-            print(f"  {label:<7} {path:<16} idle          {spread(idle)}")
-            print(f"  {label:<7} {path:<16} {TOOLS} tools       {spread(busy)}")
-            goal = "   (goal: p99 <= 2x)" if series == "page" else ""
-            print(f"  {label:<7} {path:<16} busy/idle     {ratios(busy, idle)}{goal}")
-            paused, running = pooled[f"{label} busy paused {series}"], pooled[f"{label} busy running {series}"]
-            print(f"  {label:<7} {path:<16} runs paused   {spread(paused)}")
-            print(f"  {label:<7} {path:<16} runs running  {spread(running)}")
-            print(f"  {label:<7} {path:<16} running/paused {ratios(running, paused)}")
+            idle, busy = f"{label} idle {series}", f"{label} busy {series}"
+            paused, running = f"{label} busy paused {series}", f"{label} busy running {series}"
+            print(f"  {label:<7} {path:<16} idle           {spread(pool(runs, idle))}")
+            print(f"  {label:<7} {path:<16} {TOOLS} tools        {spread(pool(runs, busy))}")
+            goal = "   goal: p99 <= 2x" if series == "page" else ""
+            print(f"  {label:<7} {path:<16} busy/idle      {ratios(runs, busy, idle)}{goal}")
+            print(f"  {label:<7} {path:<16} runs paused    {spread(pool(runs, paused))}")
+            print(f"  {label:<7} {path:<16} runs running   {spread(pool(runs, running))}")
+            print(f"  {label:<7} {path:<16} running/paused {ratios(runs, running, paused)}")
     if not args.no_runners:
-        idle = pooled["bare idle /"]
-        print(f"  bare    GET /            idle          {spread(idle)}")
+        print(f"  bare    GET /            idle           {spread(pool(runs, 'bare idle /'))}")
         for kind in ("threads", "processes"):
-            print(f"  bare    GET /            {TOOLS} {kind:<11} {spread(pooled[f'bare {kind} /'])}")
-            print(f"  bare    GET /            {kind + '/idle':<13} {ratios(pooled[f'bare {kind} /'], idle)}")
-
+            print(f"  bare    GET /            {TOOLS} {kind:<12} {spread(pool(runs, f'bare {kind} /'))}")
+            print(f"  bare    GET /            {kind + '/idle':<14} {ratios(runs, f'bare {kind} /', 'bare idle /')}")
 
 if __name__ == "__main__":
     main()
