@@ -271,19 +271,19 @@ def app_phases(label: str, url: str, render: Path, args: argparse.Namespace
     targets = [(http, "/"), (fixed, f"/tasks/{row[0]}")]
     phases = 0
 
-    def measure(phase: str, runs: float) -> dict[str, list[float]]:
+    def measure(phase: str, seconds: float) -> dict[str, list[float]]:
         nonlocal phases
         phases += 1
         http.post("/profiles", data={"name": f"{phase} {phases}"}).raise_for_status()
-        ids = start_runs(http, TOOLS, runs)
-        if runs:
+        ids = start_runs(http, TOOLS, seconds)
+        if seconds:
             time.sleep(2)  # the children start (imports) before the clock runs
         else:
             wait_ended(http, ids, "quick runs")
         seen = paced_gets(targets, args.requests, args.interval)
         print(f"  {label} {phase} page: {rows(http.get('/').text)}")
         series = {"page": seen["/"], "row": seen[targets[1][1]]}
-        if runs:
+        if seconds:
             pids = run_processes([render / "data" / "outputs" / task for task in ids])
             if len(pids) != TOOLS:
                 raise SystemExit(f"found {len(pids)} processes for the {TOOLS} runs")
