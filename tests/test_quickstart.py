@@ -45,7 +45,9 @@ def wait_for_page(url: str, proc: subprocess.Popen, *, timeout: float) -> str:
 def test_new_then_scripts_run_serves_the_app_without_nix(tmp_path: Path, hide_uv: bool) -> None:
     dest = tmp_path / "my-pipulate"
     flakewright = shutil.which("flakewright") or pytest.fail("flakewright is not installed: pip install -e .")
-    subprocess.run([flakewright, "new", "pipulate", str(dest), "--defaults", "-t", str(REPO), "--vcs-ref", "HEAD"],
+    # The fallback proves pip installs the exported lock; without JupyterLab that lock is a third as long.
+    answers = ["-d", "jupyter=false"] if hide_uv else []
+    subprocess.run([flakewright, "new", "pipulate", str(dest), "--defaults", *answers, "-t", str(REPO), "--vcs-ref", "HEAD"],
                    check=True, capture_output=True, text=True)
 
     # A PATH with python3 and bash but, for the fallback case, no uv: a bare machine.
