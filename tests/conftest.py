@@ -67,7 +67,8 @@ def pip_wheels(tmp_path_factory: pytest.TempPathFactory):
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
                         "--dest", str(folder), "-r", str(requirements)], check=True, capture_output=True, timeout=600)
         # Compiling pandas' and numpy's .pyc files is most of a local install's time; Python writes them on import.
-        return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(folder), "PIP_NO_COMPILE": "1"}
+        # PIP_COMPILE, not PIP_NO_COMPILE: pip reads a --no-* option's variable inverted, so PIP_NO_COMPILE=1 compiles.
+        return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(folder), "PIP_COMPILE": "false"}
 
     return download
 

@@ -20,7 +20,6 @@ from helpers import REPO, free_port
 from uvlock import installs, venv_python
 
 
-
 def venv_packages(venv: Path, *, ignore: set[str]) -> dict[str, str]:
     out = subprocess.run([venv / "bin" / "python", "-c", "import importlib.metadata as m; "
                           "print(*(d.metadata['Name'] + '==' + d.version for d in m.distributions()))"],
@@ -46,7 +45,9 @@ def wait_for_page(url: str, proc: subprocess.Popen, *, timeout: float) -> str:
 def test_new_then_scripts_run_serves_the_app_without_nix(tmp_path: Path, hide_uv: bool) -> None:
     dest = tmp_path / "my-pipulate"
     flakewright = shutil.which("flakewright") or pytest.fail("flakewright is not installed: pip install -e .")
-    subprocess.run([flakewright, "new", "pipulate", str(dest), "--defaults", "-t", str(REPO), "--vcs-ref", "HEAD"],
+    # The fallback proves pip installs the exported lock; without JupyterLab that lock is a third as long.
+    answers = ["-d", "jupyter=false"] if hide_uv else []
+    subprocess.run([flakewright, "new", "pipulate", str(dest), "--defaults", *answers, "-t", str(REPO), "--vcs-ref", "HEAD"],
                    check=True, capture_output=True, text=True)
 
     # A PATH with python3 and bash but, for the fallback case, no uv: a bare machine.
@@ -57,7 +58,10 @@ def test_new_then_scripts_run_serves_the_app_without_nix(tmp_path: Path, hide_uv
     if not hide_uv:
         path.insert(1, str(Path(shutil.which("uv") or pytest.fail("uv is not installed")).parent))
     port = free_port()
-    env = {**os.environ, "PATH": os.pathsep.join(path), "PORT": str(port), "MY_PIPULATE_ENV": "prod"}
+    env = {**os.environ, "PATH": os.pathsep.join(path), "PORT": str(port), "MY_PIPULATE_ENV": "prod",
+           # pip compiling every installed module was most of the fallback's CPU; Python compiles on import.
+           # (PIP_NO_COMPILE=1 would turn compiling on: pip reads a --no-* option's variable inverted.)
+           "PIP_COMPILE": "false"}
     env.pop("VIRTUAL_ENV", None)
     proc = subprocess.Popen([str(dest / "scripts" / "run")], cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -82,10 +83,14 @@ def test_starter_notebook_runs_in_jupyterlab(jupyterlab, context):
     assert httpx.get(f"{base}/api/contents/notebooks", params={"token": "wrong"}).status_code == 403
 
     page = context.new_page()
-    page.goto(f"{base}/lab/tree/notebooks/starter.ipynb?token={token}")
+    # Lab's own readiness is awaited below: its page load event (megabytes of script) says nothing more.
+    page.goto(f"{base}/lab/tree/notebooks/starter.ipynb?token={token}", wait_until="commit")
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
     notebook.get_by_role("heading", name="starter notebook").wait_for(timeout=60_000)
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=60_000)
+    # Run All before the notebook's kernel is connected runs nothing, silently. The toolbar's execution
+    # indicator reads "idle" from the start, so wait for the status bar's kernel status instead.
+    page.get_by_title("Change kernel for starter.ipynb").filter(has_text=re.compile(r"\| Idle$")).wait_for(
+        timeout=60_000)
 
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
@@ -113,7 +118,7 @@ def test_title_markup_shows_as_typed_in_the_notebook_heading(tmp_path, context):
 
     with running_jupyterlab(project, tmp_path / "jupyter-state") as (base, token):
         page = context.new_page()
-        page.goto(f"{base}/lab/tree/titles.ipynb?token={token}")
+        page.goto(f"{base}/lab/tree/titles.ipynb?token={token}", wait_until="commit")
         rendered_headings = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-RenderedMarkdown h1")
         rendered_headings.last.locator("mjx-container").wait_for(timeout=60_000)  # MathJax has typeset the page
         shown = rendered_headings.evaluate_all(
