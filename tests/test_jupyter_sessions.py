@@ -19,10 +19,6 @@ import yaml
 
 from helpers import REPO, flakewright, need
 
-# scripts/start takes the first free port from 8888 (a check, then JupyterLab binds): two starts at once can
-# both pick it, and one fails. These tests start JupyterLab on that default, so they run one at a time.
-pytestmark = pytest.mark.xdist_group("jupyter-default-port")
-
 URL = re.compile(r"JupyterLab: http://127\.0\.0\.1:(\d+)/lab\?token=(\S+)")
 SESSION = re.compile(r"\(tmux session (\S+);")
 
