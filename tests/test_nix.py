@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 import stat
 import subprocess
@@ -138,8 +139,10 @@ def test_cuda_is_detected_at_run_time_only(entered, tmp_path):
     assert not [drv for drv in json.loads(closure) if "cuda" in drv.lower()]
 
 
-def test_rendered_repo_own_test_suite_passes(entered):
-    result = entered.shell("python -m pytest -q -p no:cacheprovider", check=False, timeout=900)
+def test_rendered_repo_own_test_suite_passes(entered, tmp_path):
+    # Its own --basetemp: by default an inner pytest prunes the outer run's old temp folders (renders, venvs).
+    suite_tmp = shlex.quote(str(tmp_path / "suite"))
+    result = entered.shell(f"python -m pytest -q -p no:cacheprovider --basetemp {suite_tmp}", check=False, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert re.search(r"\d+ passed", result.stdout)
 
