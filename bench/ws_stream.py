@@ -2,7 +2,7 @@
 a bare Starlette websocket, side by side in one run.
 
     python bench/ws_stream.py [--clients 100 500] [--messages 200] [--interval 0.1] [--repeats 3] [--rounds 5]
-                              [--before d4b4253]
+                              [--before d4b4253] [--phases burst paced] [--parts progress demo chat]
 
 Task progress. N clients each open a tab socket and start a task that reports M times, through the real
 path: POST -> start_task -> report() -> `tasks` table -> push to that tab. Each log line carries its send
