@@ -311,7 +311,7 @@ async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespa
                 httpx.AsyncClient(base_url=f"http://{app.host}", limits=limits, timeout=120))
             await https[name].get("/")  # one session cookie, shared like the tabs of one browser
         for clients in args.clients:
-            for phase, interval in ((phase, PHASES[phase] and args.interval) for phase in args.phases):
+            for phase, interval in ((phase, args.interval if PHASES[phase] else 0.0) for phase in args.phases):
                 rate = "back to back" if not interval else f"one per {interval * 1000:.0f} ms per task"
                 print(f"task progress, {phase}: {clients} clients x {args.messages} reports, {rate}, "
                       f"{args.repeats} runs each side, alternating", flush=True)
