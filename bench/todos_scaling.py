@@ -1,6 +1,7 @@
 """Todo scaling bench: the pre-session Pipulate (d4b4253) and this one, side by side in one run.
 
-    python bench/todos_scaling.py [--sizes 10 100 1000 10000] [--repeats 15] [--slow-repeats 3]
+    python bench/todos_scaling.py [--sizes 10 100 1000 10000] [--repeats 15] [--slow-repeats 3] [--before d4b4253]
+                                  [--parts scaling throughput startup]
 
 For each size, both renders get a fresh copy whose database holds that many todos, written straight into the
 SQLite file before the server starts. Each server runs as `python server.py` (production mode) on 127.0.0.1;
@@ -193,7 +194,7 @@ def minimal_app(work: Path, count: int) -> Path:
     return app
 
 
-def throughput_and_startup(renders: dict[str, Path], work: Path, args) -> None:
+def throughput(renders: dict[str, Path], work: Path, args) -> None:
     apps = {name: fresh_copy(render, work / f"{name}-throughput") for name, render in renders.items()}
     for app in apps.values():
         seed(app, 1_000)
@@ -211,6 +212,8 @@ def throughput_and_startup(renders: dict[str, Path], work: Path, args) -> None:
         rate = statistics.median(rates[name])
         print(f"  {name:<8}{rate:>8.0f} adds/s   {rate / minimal:.2f}x the minimal FastHTML app")
 
+
+def startup(renders: dict[str, Path], work: Path) -> None:
     startups, cpu, memory = ({name: [] for name in renders} for _ in range(3))
     for _ in range(5):
         for name, render in renders.items():
@@ -233,13 +236,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--slow-repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--before", default=BEFORE, help="git ref to compare against")
+    parser.add_argument("--parts", nargs="+", choices=("scaling", "throughput", "startup"),
+                        default=["scaling", "throughput", "startup"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="todos-scaling-") as tmp:
         work = Path(tmp)
-        renders = {"before": render_at(BEFORE, work / "render-before"),
+        renders = {"before": render_at(args.before, work / "render-before"),
                    "after": render_variant(work / "render-after", "pipulate")}
-        scaling(renders, work, args)
-        throughput_and_startup(renders, work, args)
+        if "scaling" in args.parts:
+            scaling(renders, work, args)
+        if "throughput" in args.parts:
+            throughput(renders, work, args)
+        if "startup" in args.parts:
+            startup(renders, work)
 
 
 if __name__ == "__main__":

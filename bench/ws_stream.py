@@ -2,21 +2,22 @@
 a bare Starlette websocket, side by side in one run.
 
     python bench/ws_stream.py [--clients 100 500] [--messages 200] [--interval 0.1] [--repeats 3] [--rounds 5]
-                              [--before d4b4253]
+                              [--before d4b4253] [--phases burst paced] [--parts progress demo chat]
 
 Task progress. N clients each open a tab socket and start a task that reports M times, through the real
 path: POST -> start_task -> report() -> `tasks` table -> push to that tab. Each log line carries its send
 time, so clients measure delivery latency. The same load runs against a bare Starlette endpoint that only
-sends, one frame per report. All streams begin together once every client is connected; the sides alternate,
+sends, one frame per report. All streams begin together half a second after the last client is connected (and,
+on the app side, its POST has answered), so setting up is never measured as streaming; the sides alternate,
 --repeats times each, and the median throughput is compared. Throughput counts reports delivered (log lines
 reaching the page), since the app may carry several in one frame; frames/s is printed beside it. Two phases:
   burst   reports back to back: delivery throughput (reports/s), app vs bare
   paced   one report per --interval per task: delivery latency p50/p99 under load, app vs bare. The default
           (10 reports/s per task) stays under the app's 20 progress frames/s per task, so this is latency,
           not coalescing
-Each app side also prints the median time its POSTs took to start the N tasks (all at once, like N tabs), and
-the latency of another user's POSTs (POST /profiles/switch every 100 ms from a separate process) while the N
-tasks stream.
+Each app side also prints the median time its POSTs took to start the N tasks (all at once, like N tabs), and,
+from one more run whose deliveries are not counted (the bare side has no such user), the latency of another
+user's POSTs (POST /profiles/switch every 100 ms from a separate process) while the N tasks stream.
 The shipped demo task (count words of M-1 files under data/) runs too, for its real-work throughput.
 
 Chat. The rendered fake Ollama streams stamped tokens; their latency read straight from it vs through the
@@ -54,8 +55,9 @@ from helpers import free_port  # noqa: E402
 STAMP = re.compile(r"(\d{19}) ")
 LOG_LINES = re.compile(r'hx-swap-oob="beforeend">(.*?)</pre>', re.S)
 TASK_ID = re.compile(r'id="task-(\d+)"')
-SETUP_SECONDS = 3.0  # every client connects and starts its task within this, then all streams begin
-COUNT_WORDS = {"now": "/tools/count_words", "before": "/tasks/count-words"}  # the demo moved into a tool
+LEAD = 0.5  # seconds from the last client being ready to every stream's start
+PHASES = {"burst": False, "paced": True}  # whether the phase waits --interval between reports
+COUNT_WORDS = ("/tools/count_words", "/tasks/count-words")  # the demo task, as a tool and before it was one
 
 BENCH_APP = '''
 import asyncio
@@ -63,8 +65,15 @@ import time
 
 from server import app, start_task
 
+STARTS: dict[str, asyncio.Future] = {}  # run -> the time its streams begin, set once every client is ready
 
-async def stamped(report, count: int, at: float, interval: float):
+
+def start_of(run: str) -> asyncio.Future:
+    return STARTS.setdefault(run, asyncio.get_running_loop().create_future())
+
+
+async def stamped(report, count: int, run: str, interval: float):
+    at = await start_of(run)
     await asyncio.sleep(max(0.0, at - time.time()))
     for done in range(1, count + 1):
         await report(done, count, f"{time.time_ns()} ")
@@ -74,8 +83,13 @@ async def stamped(report, count: int, at: float, interval: float):
 
 
 @app.post("/bench/start")
-async def bench_start(req, count: int, at: float, interval: float):
-    return start_task(req, title="bench", fn=stamped, params=dict(count=count, at=at, interval=interval))
+async def bench_start(req, count: int, run: str, interval: float):
+    return start_task(req, title="bench", fn=stamped, params=dict(count=count, run=run, interval=interval))
+
+
+@app.post("/bench/go")
+async def bench_go(run: str, at: float):
+    start_of(run).set_result(at)
 '''
 
 # Another user's clicks while the tabs stream: one POST every 100 ms from its own process (the bench's own
@@ -173,6 +187,19 @@ class Seen:
     probes: list[float] = field(default_factory=list)
     first: int = sys.maxsize
     last: int = 0
+    clients: int = 0
+    ready: int = 0
+    all_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    at: float = 0.0
+
+    async def set_up(self) -> float:
+        """Wait until every client of the run is set up; the time the streams begin."""
+        self.ready += 1
+        if self.ready == self.clients:
+            self.at = time.time() + LEAD
+            self.all_ready.set()
+        await self.all_ready.wait()
+        return self.at
 
     def frame(self, text: str) -> None:
         now = time.time_ns()
@@ -195,6 +222,8 @@ class Runs:
     name: str
     runs: list[Seen] = field(default_factory=list)
     cpu: float = 0.0
+    posts: list[float] = field(default_factory=list)
+    probes: list[float] = field(default_factory=list)
 
     def rate(self) -> float:
         return statistics.median(run.rate() for run in self.runs)
@@ -210,8 +239,8 @@ class Runs:
         messages = sum(run.count for run in self.runs)
         latency = (f"p50 {self.percentile_ms(0.5):7.2f} ms  p99 {self.percentile_ms(0.99):7.2f} ms"
                    if self.runs[0].latencies_ns else " " * 32)
-        posts = [post for run in self.runs for post in run.posts]
-        probes = [probe for run in self.runs for probe in run.probes]
+        posts = [post for run in self.runs for post in run.posts] + self.posts
+        probes = self.probes
         post = f"\n    {'':<34} start POSTs p50 {statistics.median(posts) * 1000:6.0f} ms" if posts else ""
         post += f"; another user's POST while they stream p50 {statistics.median(probes) * 1000:6.1f} ms" \
                 f" p99 {sorted(probes)[int(len(probes) * 0.99)] * 1000:6.1f} ms ({len(probes)})" if probes else ""
@@ -219,12 +248,19 @@ class Runs:
               f" {self.frame_rate():7.0f} frames/s  server CPU {self.cpu / messages * 1e6:4.0f} us/report{post}")
 
 
-async def app_client(server: Server, http: httpx.AsyncClient, tab: str, start: str, seen: Seen) -> None:
+async def app_client(server: Server, http: httpx.AsyncClient, tab: str, start: str, seen: Seen,
+                     go: str = "") -> None:
+    """One tab: its socket, the POST that starts its task, then every frame until the task's final row. With
+    `go`, the run's tasks wait for it to be POSTed with their start time once every tab is set up."""
     async with connect(f"ws://{server.host}/ws?tab={tab}", max_size=None, ping_interval=None) as ws:
         posted = time.perf_counter()
         row = (await http.post(start, headers={"X-Tab": tab, "HX-Request": "true"})).text
         seen.posts.append(time.perf_counter() - posted)
         done = f'id="task-{TASK_ID.search(row)[1]}" class="task done"'
+        at = await seen.set_up()
+        if go and seen.ready == seen.clients:
+            seen.ready += 1  # one client sends the start
+            await http.post(f"{go}&at={at}")
         async for frame in ws:
             if done in frame:
                 return
@@ -233,23 +269,35 @@ async def app_client(server: Server, http: httpx.AsyncClient, tab: str, start: s
 
 async def bare_client(server: Server, load: dict, seen: Seen) -> None:
     async with connect(f"ws://{server.host}/ws", ping_interval=None) as ws:
-        await ws.send(json.dumps(load))
+        at = await seen.set_up()
+        await ws.send(json.dumps({**load, "at": at}))
         async for frame in ws:
             if frame == "done":
                 return await ws.send("bye")
             seen.frame(frame)
 
 
-async def run(runs: Runs, server: Server, clients, count: int, probe_at: float = 0.0) -> None:
-    """One run of `count` clients; with probe_at, another user's POSTs from that time until the clients finish."""
-    seen, cpu = Seen(), server.cpu_seconds()
-    if probe_at:
-        probe = await asyncio.create_subprocess_exec(sys.executable, "-c", PROBE, f"http://{server.host}",
-                                                     str(probe_at), stdout=asyncio.subprocess.PIPE)
+async def run(runs: Runs, server: Server, clients, count: int, probe: bool = False) -> None:
+    """One run of `count` clients; with probe, another user's POSTs from the streams' start until they finish,
+    and the run's deliveries kept out of `runs` (only its POSTs count)."""
+    seen, cpu = Seen(clients=count), server.cpu_seconds()
+    if probe:
+        async def probing() -> list[float]:
+            await seen.all_ready.wait()
+            process = await asyncio.create_subprocess_exec(sys.executable, "-c", PROBE, f"http://{server.host}",
+                                                           str(seen.at), stdout=asyncio.subprocess.PIPE)
+            await finished.wait()
+            process.terminate()
+            return [float(line) for line in (await process.communicate())[0].split()]
+
+        finished = asyncio.Event()
+        probes = asyncio.create_task(probing())
     await asyncio.gather(*(clients(i, seen) for i in range(count)))
-    if probe_at:
-        probe.terminate()
-        seen.probes = [float(line) for line in (await probe.communicate())[0].split()]
+    if probe:
+        finished.set()
+        runs.probes += await probes
+        runs.posts += seen.posts
+        return
     runs.cpu += server.cpu_seconds() - cpu
     runs.runs.append(seen)
 
@@ -263,32 +311,35 @@ async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespa
                 httpx.AsyncClient(base_url=f"http://{app.host}", limits=limits, timeout=120))
             await https[name].get("/")  # one session cookie, shared like the tabs of one browser
         for clients in args.clients:
-            for phase, interval in (("burst", 0.0), ("paced", args.interval)):
+            for phase, interval in ((phase, args.interval if PHASES[phase] else 0.0) for phase in args.phases):
                 rate = "back to back" if not interval else f"one per {interval * 1000:.0f} ms per task"
                 print(f"task progress, {phase}: {clients} clients x {args.messages} reports, {rate}, "
                       f"{args.repeats} runs each side, alternating", flush=True)
                 in_apps = {name: Runs(f"{name} (start_task -> report -> tab)") for name in apps}
                 in_bare = Runs("bare Starlette websocket")
-                for repeat in range(args.repeats):
+                for repeat in range(args.repeats + 1):
                     for name, app in apps.items():
-                        at = time.time() + SETUP_SECONDS * clients / 100
-                        start = f"/bench/start?count={args.messages}&at={at}&interval={interval}"
-                        await run(in_apps[name], app, lambda i, seen, app=app, name=name, start=start: app_client(
-                            app, https[name], f"{name}-{phase}{clients}-{repeat}-{i}", start, seen), clients, at)
-                    load = dict(count=args.messages, at=time.time() + SETUP_SECONDS * clients / 100,
-                                interval=interval)
-                    await run(in_bare, bare, lambda i, seen: bare_client(bare, load, seen), clients)
+                        key = f"{name}-{phase}{clients}-{repeat}"
+                        start = f"/bench/start?count={args.messages}&run={key}&interval={interval}"
+                        await run(in_apps[name], app, lambda i, seen, app=app, name=name, start=start, key=key:
+                                  app_client(app, https[name], f"{key}-{i}", start, seen, f"/bench/go?run={key}"),
+                                  clients, probe=repeat == args.repeats)
+                    if repeat < args.repeats:
+                        load = dict(count=args.messages, interval=interval)
+                        await run(in_bare, bare, lambda i, seen: bare_client(bare, load, seen), clients)
                 for runs in (*in_apps.values(), in_bare):
                     runs.print()
                 for name, runs in in_apps.items():
                     print(f"  {name}/bare: throughput {runs.rate() / in_bare.rate():.2f} (target >= 0.8), "
                           f"p99 {runs.percentile_ms(0.99) / in_bare.percentile_ms(0.99):.2f} (paced target <= 1.2)",
                           flush=True)
+        if "demo" not in args.parts:
+            return
         clients = args.clients[0]
         print(f"demo task: {clients} clients each count the words of {args.messages - 1} files")
         for name, app in apps.items():
             demo = Runs(f"{name} demo task (count words)")
-            path = COUNT_WORDS[name]
+            path = next(path for path in COUNT_WORDS if (await https[name].get(path)).status_code == 200)
             await run(demo, app, lambda i, seen: app_client(
                 app, https[name], f"{name}-demo{i}", path, seen), clients)
             demo.print()
@@ -346,6 +397,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="chat replies")
     parser.add_argument("--repeats", type=int, default=3, help="runs per side of each progress phase")
     parser.add_argument("--before", default=BEFORE, help="git ref to compare against ('' for none)")
+    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
+    parser.add_argument("--parts", nargs="+", choices=("progress", "demo", "chat"),
+                        default=["progress", "demo", "chat"], help="what to run (demo runs with progress)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flakewright-bench-") as tmp:
         renders = now_and_before(Path(tmp), args.before)
@@ -361,8 +415,10 @@ def main() -> None:
             apps = {name: stack.enter_context(uvicorn("bench_app:app", render, env))
                     for name, render in renders.items()}
             bare = stack.enter_context(uvicorn("bare_app:app", Path(tmp)))
-            asyncio.run(progress(apps, bare, args))
-            asyncio.run(chat(apps, fake, args.rounds))
+            if "progress" in args.parts:
+                asyncio.run(progress(apps, bare, args))
+            if "chat" in args.parts:
+                asyncio.run(chat(apps, fake, args.rounds))
 
 
 if __name__ == "__main__":
