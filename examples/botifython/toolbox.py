@@ -538,11 +538,13 @@ def reap(child: subprocess.Popen) -> None:
 
 class Link:
     """The child's end of the pipe. report() only records the latest bar and the new lines; a thread sends them
-    every BAR_EVERY seconds (so a tool may report a million times a second) and notices Cancel."""
+    every BAR_EVERY seconds, a bar only when it moved (so a tool may report a million times a second, and one
+    that reports the same bar wakes the server for nothing), and notices Cancel."""
 
     def __init__(self, conn: Connection):
         self.conn, self.lock = conn, threading.Lock()
         self.bar: tuple[int, int] | None = None
+        self.sent: tuple[int, int] | None = None
         self.lines: list[str] = []
         self.cancelled = False
         self.finished = threading.Event()
@@ -575,8 +577,11 @@ class Link:
     def send_progress(self) -> None:
         with self.lock:
             bar, lines, self.bar, self.lines = self.bar, self.lines, None, []
+        if bar == self.sent:
+            bar = None
         if bar or lines:
             self.conn.send_bytes(json.dumps(["progress", bar, lines]).encode())
+            self.sent = bar or self.sent
 
     def finish(self, *message) -> None:
         self.finished.set()
@@ -608,9 +613,18 @@ class Printed(io.TextIOBase):
             self.partial = ""
 
 
+def lower_session_priority(pid: int) -> None:
+    """NICENESS for the whole session `pid` leads (a tool's process, a notebook's kernel): Linux shares CPU time
+    between sessions (autogroups) before nice values count, so a nice value alone counts only inside the session.
+    Without autogroups there is no such file, and nice values suffice."""
+    with suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text(str(NICENESS))
+
+
 def child_main(fd: int) -> None:
     """The child process: read the job, run the tool, send back its result as HTML."""
     os.nice(NICENESS)
+    lower_session_priority(os.getpid())
     conn = Connection(fd)
     job = json.loads(conn.recv_bytes())
     link = Link(conn)
@@ -702,9 +716,13 @@ def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str]
         ran += 1
         link.report(ran, len(code), f"cell {ran} of {len(code)} done")
 
+    def started(notebook):
+        lower_session_priority(client.km.provisioner.pid)
+
     # The kernel has nothing to save: stopping it at once makes the end of a run, and Cancel, quicker.
     client = NotebookClient(notebook, kernel_name="python3", timeout=None, shutdown_kernel="immediate",
-                            resources={"metadata": {"path": str(outputs)}}, on_cell_executed=executed)
+                            resources={"metadata": {"path": str(outputs)}}, on_notebook_start=started,
+                            on_cell_executed=executed)
     saved = unique(outputs, f"{source.stem}.ipynb")
     try:
         client.execute()

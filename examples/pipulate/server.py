@@ -26,16 +26,6 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-import anyio
-import apsw
-import httpx
-import uvicorn
-from fasthtml.common import *
-from fasthtml.live_reload import live_reload_ws
-from starlette.datastructures import UploadFile
-
-import toolbox
-
 
 @contextmanager
 def hidden(*modules: str):
@@ -49,11 +39,22 @@ def hidden(*modules: str):
             del sys.modules[name]
 
 
-# apswutils, under fastlite, tries `import pandas` and `import numpy` only to map their scalar types to SQL
-# column types, which this app never stores; that import costs about 1.5 s and 40 MB on every start. Hidden for
-# this one import, they stay out of the server unless a tool imports them, which then works as usual.
-with hidden("numpy", "pandas"):
+# Hidden while the libraries below import, these stay out of the server unless a tool imports them, which then
+# works as usual. apswutils, under fastlite, tries `import pandas` and `import numpy` only to map their scalar
+# types to SQL column types, which this app never stores: about 1.5 s and 40 MB. httpx, under FastHTML, imports
+# its command-line client when rich is installed: about 0.1 s of CPU.
+with hidden("numpy", "pandas", "rich"):
+    import anyio
+    import apsw
+    import httpx
+    import uvicorn
+    from fasthtml.common import *
+    from fasthtml.live_reload import live_reload_ws
     from fastlite import Database
+    from starlette.datastructures import UploadFile
+
+import toolbox
+
 
 # --- config ----------------------------------------------------------------------------------------------
 
@@ -94,7 +95,7 @@ SAVE_EVERY = 0.5
 PUSH_EVERY = 0.05  # progress frames per task and tab: 20 a second at most, the latest bar wins
 REPORT_SLICE = 0.005  # a task that reports in a tight loop holds the event loop this long at most
 OUTBOX_FRAMES = 256  # frames a page may fall behind by before its socket is closed
-TAB_LOG_BACKLOG = 1_000_000  # characters of log waiting for a page that fell behind; older lines are skipped
+TAB_LOG_BACKLOG = 1_000_000  # characters of log waiting for a page; older lines are skipped (the full log has them)
 INLINE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}  # shown in the page; every other file downloads
 
 log = logging.getLogger(__name__)
@@ -701,7 +702,8 @@ def ProgressUpdate(task_id: int, done: int, total: int, lines: list[str], skippe
     """The bar, count and new log lines of one progress frame. A string template, not FT: it goes out many
     times a second, and building the three elements would cost more than sending them."""
     gap = f"… {skipped:,} lines not shown here: the full log has them\n" if skipped else ""
-    text = gap + "".join(f"{html.escape(line)}\n" for line in lines)
+    new = "\n".join(lines) + "\n" if lines else ""
+    text = html.escape(gap + new)  # escaped once, not per line: a frame may carry thousands of lines
     log_line = f'<pre id="{dom_id(task_id, "log")}" hx-swap-oob="beforeend">{text}</pre>' if text else ""
     return Safe(f'<progress id="{dom_id(task_id, "bar")}" value="{int(done)}" max="{int(total) or 1}" '
                 f'hx-swap-oob="true"></progress>'
@@ -778,7 +780,11 @@ def scrub(text: str) -> str:
 
 @dataclass(eq=False)
 class Pending:
-    """A task's progress on its way to a tab: the latest bar, and the log lines since the last frame, bounded."""
+    """A task's progress on its way to a tab: the latest bar, and the newest log lines since the last frame.
+
+    A task's row shows its last TASK_LOG_LINES lines (its poll and a reload show no more), so a frame carries at
+    most those, and a line count for the rest, which the full log has: a task logging thousands of lines a
+    second costs its page, and the server that compresses every frame, no more than one logging fifty."""
     done: int = 0
     total: int = 0
     lines: deque = field(default_factory=deque)
@@ -787,9 +793,12 @@ class Pending:
 
     def add(self, done: int, total: int, lines: list[str]) -> None:
         self.done, self.total = done, total
+        if len(lines) > TASK_LOG_LINES:
+            self.skipped += len(lines) - TASK_LOG_LINES
+            lines = lines[-TASK_LOG_LINES:]
         self.lines.extend(lines)
         self.size += sum(map(len, lines))
-        while self.size > TAB_LOG_BACKLOG:
+        while len(self.lines) > TASK_LOG_LINES or self.size > TAB_LOG_BACKLOG:
             self.size -= len(self.lines.popleft())
             self.skipped += 1
 
@@ -824,7 +833,8 @@ class Tab:
         self.ready.set()
 
     def report(self, task_id: int, done: int, total: int, lines: list[str]) -> None:
-        pending = self.progress.setdefault(task_id, Pending())
+        if (pending := self.progress.get(task_id)) is None:  # not setdefault: it would build a Pending every time
+            pending = self.progress[task_id] = Pending()
         pending.add(done, total, lines)
         self.ready.set()
 
@@ -1022,10 +1032,14 @@ SOCKETS["/ws"] = ws
 
 
 def new_task(req, *, title: str, kind: str = "", params: dict | None = None) -> Task:
-    """The row of a task starting now for the request's tab and profile."""
-    return tasks.insert(profile_id=current_profile(req.session).id, tab=req.headers.get("x-tab", ""),
-                        title=scrub(title), status="running", done=0, total=0, log="", result="", kind=kind,
-                        params="" if params is None else json.dumps(params))
+    """The row of a task starting now for the request's tab and profile. A plain INSERT: fastlite's insert reads
+    the table's schema three times first, and 500 tabs starting tasks at once waited on that."""
+    row = dict(profile_id=current_profile(req.session).id, tab=req.headers.get("x-tab", ""), title=scrub(title),
+               status="running", done=0, total=0, log="", result="", kind=kind,
+               params="" if params is None else json.dumps(params))
+    task_id = db.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) RETURNING id",
+                         list(row.values())).fetchone()[0]
+    return Task(id=task_id, **row)
 
 
 def start_task(req, *, title: str, fn, params: dict):
@@ -1061,16 +1075,18 @@ def failed(message: str) -> dict:
     return dict(status="failed", result=scrub(html.escape(f"Failed: {message}")))
 
 
-def save_tasks(batch: list[tuple[Task, int, list[str]]]) -> None:
-    """Write each task's row and its new log lines, numbered from the given first one, in one transaction; runs
-    in a worker thread."""
+def save_tasks(batch: list[tuple[tuple, int, list[str]]]) -> None:
+    """Write tasks' rows (status, done, total, log, result, id) and their new log lines, numbered from the given
+    first one, in one transaction; runs in a worker thread. Each through one executemany, whose loop is in C and
+    lets go of the GIL on every row: a Python call per task, or one JSON of every row, held the GIL long enough,
+    with hundreds of tasks running, to delay every tab's frames."""
     with transaction():
-        for task, first, lines in batch:
-            db.execute("INSERT OR IGNORE INTO task_lines (task_id, n, line) SELECT ?, ? + key, value FROM json_each(?)",
-                       [task.id, first, json.dumps(lines)])
-            # A plain UPDATE: fastlite's update re-reads the table schema on every call.
-            db.execute("UPDATE tasks SET status = ?, done = ?, total = ?, log = ?, result = ? WHERE id = ?",
-                       [task.status, task.done, task.total, task.log, task.result, task.id])
+        db.conn.executemany("INSERT OR IGNORE INTO task_lines (task_id, n, line) "
+                            "SELECT ?, ? + key, value FROM json_each(?)",
+                            [(row[-1], first, json.dumps(lines)) for row, first, lines in batch if lines])
+        # A plain UPDATE: fastlite's update re-reads the table schema on every call.
+        db.conn.executemany("UPDATE tasks SET status = ?, done = ?, total = ?, log = ?, result = ? WHERE id = ?",
+                            [row for row, _, _ in batch])
 
 
 class Saver:
@@ -1094,11 +1110,11 @@ class Saver:
             await self.write(list(self.unsaved))
         self.ticking = None
 
-    async def write(self, runs: list, **outcome) -> bool:
-        """Write these runs' rows as they stand, with an outcome for a run that ended; whether it landed."""
+    async def write(self, runs: list) -> bool:
+        """Write these runs' rows as they stand; whether they landed."""
         while self.writing and not self.writing.done():
             await asyncio.wait([self.writing])
-        batch = [(run, run.snapshot(**outcome)) for run in runs]
+        batch = [(run, run.snapshot()) for run in runs]
         for run in runs:
             self.unsaved.pop(run, None)
         writing = self.writing = asyncio.ensure_future(asyncio.to_thread(save_tasks, [rows for _, rows in batch]))
@@ -1164,12 +1180,13 @@ class Run:
         if tab := TABS.get(self.task.tab):
             tab.report(self.task.id, self.task.done, self.task.total, lines)
 
-    def snapshot(self, **outcome) -> tuple[Task, int, list[str]]:
-        """The row as it stands, the log lines not saved yet and the number of the first, for a write."""
+    def snapshot(self) -> tuple[tuple, int, list[str]]:
+        """The row as it stands, the log lines not saved yet and the number of the first, for a write. Plain
+        values, not a copy of the Task: a copy costs more than the write, with hundreds of tasks saved at once."""
         lines, first, self.unsaved = self.unsaved, self.lines_saved, []
         self.lines_saved += len(lines)
-        self.task = replace(self.task, log="".join(self.tail), **outcome)
-        return replace(self.task), first, lines  # a copy: report() changes self.task while the write runs
+        task = self.task
+        return (task.status, task.done, task.total, "".join(self.tail), task.result, task.id), first, lines
 
     async def execute(self, work) -> None:
         try:
@@ -1185,8 +1202,8 @@ class Run:
         if self.timer:
             self.timer.cancel()
         self.push()
-        self.task = replace(self.task, **outcome)  # what a poll or the Cancel answer shows while it is saved
-        while not await SAVER.write([self], **outcome):
+        self.task = replace(self.task, log="".join(self.tail), **outcome)  # what a poll or Cancel shows meanwhile
+        while not await SAVER.write([self]):
             await asyncio.sleep(SAVE_EVERY)
         RUNS.pop(self.task.id)
         if tab := TABS.get(self.task.tab):
@@ -1245,6 +1262,7 @@ class Toolbox:
 
 
 TOOLS = Toolbox(TOOLS_DIR)
+KEEP_UPLOADS_DAYS = 30  # after the last run that used it, an upload is deleted; a run of it then asks for it again
 
 
 def safe_name(name: str) -> str:
@@ -1254,11 +1272,26 @@ def safe_name(name: str) -> str:
 
 
 def save_upload(upload: UploadFile) -> Path:
-    """The upload written to data/uploads/ under a name no other upload has, readable by this user only."""
+    """The upload written to data/uploads/ under a name no other upload has, readable by this user only. Uploads
+    older than KEEP_UPLOADS_DAYS are deleted first: nothing else would ever empty the folder."""
+    prune_uploads(time.time() - KEEP_UPLOADS_DAYS * 86400)
     path = UPLOADS / f"{secrets.token_hex(8)}-{safe_name(upload.filename or '')}"
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
         shutil.copyfileobj(upload.file, out)
     return path
+
+
+def prune_uploads(before: float) -> None:
+    for path in UPLOADS.iterdir():
+        with suppress(FileNotFoundError):  # deleted by another request meanwhile
+            if path.stat().st_mtime < before:
+                path.unlink()
+
+
+def uploads_of(tool: toolbox.Tool, params: dict) -> dict[str, Path]:
+    """The uploads these answers name, by field label."""
+    return {field.label: Path(params[field.name]) for field in tool.fields
+            if field.kind == "file" and params.get(field.name)}
 
 
 def file_url(task_id: int, name: str) -> str:
@@ -1473,7 +1506,16 @@ def tasks_again(req, id: int):
     tool = TOOLS.tool(task.kind.removeprefix("tool:")) if task.kind.startswith("tool:") else None
     if task.status == "running" or not tool:
         return Article(Error("That task cannot run again.", id=dom_id(id, "error")))
-    return start_tool(req, tool, json.loads(task.params))
+    params = json.loads(task.params)
+    uploads = uploads_of(tool, params)
+    if gone := [label for label, path in uploads.items() if not toolbox.is_file(path)]:
+        return Article(Error(f"{', '.join(gone)}: the file this run used is gone (uploads are kept "
+                             f"{KEEP_UPLOADS_DAYS} days); run the tool from its page with the file again.",
+                             id=dom_id(id, "error")))
+    for path in uploads.values():
+        with suppress(FileNotFoundError):  # pruned just now: the run says so
+            os.utime(path)  # kept KEEP_UPLOADS_DAYS from now
+    return start_tool(req, tool, params)
 
 
 @app.get("/tools/{name}")
@@ -1500,6 +1542,8 @@ async def tools_run(req, name: str):
 
 if __name__ == "__main__":
     # In development a change to a module or notebook (tools/ included) restarts the server; data/ never does.
+    # The page's socket runs over loopback by default, where compressing frames costs a tenth of the server's CPU.
     uvicorn.run(f"{Path(__file__).stem}:app", host=HOST, port=PORT, app_dir=str(APP_DIR), reload=DEV,
+                ws_per_message_deflate=False,
                 **dict(reload_dirs=[str(APP_DIR)], reload_includes=["*.py", "*.ipynb"],
                        reload_excludes=[str(DATA)]) if DEV else {})

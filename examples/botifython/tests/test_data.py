@@ -184,8 +184,8 @@ def test_an_empty_or_short_session_key_counts_as_missing(broken_key, server, cli
     assert client.cookies.get("session_")
 
 
-def test_starting_the_app_imports_no_pandas_yet_tools_still_can(app_dir):
-    probe = ("import sys, server; print(sorted({'pandas', 'numpy'} & set(sys.modules)));"
+def test_starting_the_app_imports_no_pandas_or_rich_yet_tools_still_can(app_dir):
+    probe = ("import sys, server; print(sorted({'pandas', 'numpy', 'rich'} & set(sys.modules)));"
              "import pandas; print(pandas.DataFrame({'a': [1]}).shape)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=app_dir, capture_output=True, text=True,
                          env={**os.environ, f"{ENV_PREFIX}_ENV": "prod"}, check=True).stdout

@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 import toolbox  # noqa: E402
 
+AUTOGROUP = Path("/proc/self/autogroup")  # Linux's: the CPU share of this process's session against the others'
+
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
@@ -315,16 +317,21 @@ def test_a_sync_tool_runs_in_a_child_with_its_cwd_in_outputs_and_streams_its_pro
     assert oct((app / "data" / "outputs" / "1").stat().st_mode & 0o777) == "0o700"
 
 
-def test_a_tool_runs_at_a_lower_cpu_priority_than_the_server(app):
+def test_a_tool_runs_at_a_lower_cpu_priority_than_the_server_and_so_does_its_session(app):
     tool = one_tool(app, '''
         import os
+        from pathlib import Path
 
 
-        def niceness() -> int:
-            return os.nice(0)
+        def niceness() -> str:
+            group = Path("/proc/self/autogroup")
+            session = group.read_text().split()[-1] if group.exists() else "-"
+            return f"{os.nice(0)} {os.getsid(0) == os.getpid()} {session}"
     ''')
     result, _ = run(tool, {})
-    assert int(result) == min(os.nice(0) + toolbox.NICENESS, 19) > os.nice(0)
+    session = toolbox.NICENESS if AUTOGROUP.exists() else "-"
+    assert result == f"{min(os.nice(0) + toolbox.NICENESS, 19)} True {session}"
+    assert min(os.nice(0) + toolbox.NICENESS, 19) > os.nice(0)
 
 
 def test_the_bar_is_coalesced_in_the_child_but_every_line_arrives_in_order(app):
@@ -338,6 +345,22 @@ def test_the_bar_is_coalesced_in_the_child_but_every_line_arrives_in_order(app):
     assert [line for _, _, line in reports if line] == [f"line {n}" for n in range(100, 100_001, 100)]
     assert len(reports) < 2_000  # one call per line at most, plus one per batch without lines
     assert reports[-1][:2] == (100_000, 100_000)
+
+
+def test_a_bar_that_does_not_move_is_sent_once(app):
+    tool = one_tool(app, '''
+        import time
+
+
+        def still(report):
+            end = time.monotonic() + 1  # twenty of the child's sending rounds
+            while time.monotonic() < end:
+                report(1, 2)
+            report(2, 2, "last")
+    ''')
+    result, reports = run(tool, {})
+    assert result == "Done."
+    assert reports == [(1, 2, ""), (2, 2, "last")]
 
 
 def test_a_busy_sync_tool_leaves_the_event_loop_free(app):
@@ -651,6 +674,16 @@ def test_a_notebook_tool_runs_with_its_answers_injected_after_the_parameters_cel
     assert injected.metadata.tags == ["injected-parameters"]
     assert injected.source == "# Parameters\nmonth = 5\nname = '<ab>'"
     assert executed.cells[3].outputs[0].text == "<ab><ab>\n"
+
+
+def test_a_notebook_tools_kernel_runs_at_the_tools_lower_cpu_priority_and_so_does_its_session(app):
+    notebook(app, "priority.ipynb", ("code", "unused = 0", ["parameters"]),
+             ("code", "import os\nfrom pathlib import Path\ngroup = Path('/proc/self/autogroup')\n"
+                      "print(os.nice(0), group.read_text().split()[-1] if group.exists() else '-')", []))
+    tool = toolbox.discover(app / "tools", jupyter=True)[0]["priority"]
+    result, _ = run(tool, {}, app / "data" / "outputs" / "7")
+    niceness = min(os.nice(0) + toolbox.NICENESS, 19)
+    assert result.startswith(f"<pre>{niceness} {toolbox.NICENESS if AUTOGROUP.exists() else '-'}\n</pre><p>")
 
 
 def test_a_failing_notebook_tool_names_the_kernel_error(app):

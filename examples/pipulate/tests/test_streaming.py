@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import apsw
 import httpx
@@ -177,6 +178,14 @@ def test_unencodable_text_from_ollama_or_the_app_reaches_the_page_replaced(app_s
         assert ">fine</span>" in "".join(replies(ws, '{"type": "chat", "msg": "again"}'))
 
 
+# --- the page's socket ----------------------------------------------------------------------------------
+
+
+def test_the_served_socket_sends_its_frames_uncompressed(live_server):
+    with live_server() as url, connect(url.replace("http", "ws") + "/ws?tab=plain") as ws:  # offers deflate
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+
+
 # --- a page that stops reading ---------------------------------------------------------------------------
 
 
@@ -248,7 +257,10 @@ def tight_loop(server):
         return server.start_task(req, title="tight loop", fn=tight, params={})
 
 
-def test_a_task_reporting_100k_times_sends_few_frames_and_loses_no_line(client, server, tight_loop):
+GAP = re.compile(r"… ([\d,]+) lines not shown here")
+
+
+def test_a_task_reporting_100k_times_sends_few_small_frames_and_loses_no_line(client, server, tight_loop):
     headers = open_page(client)
     with client.websocket_connect(f"/ws?tab={headers['X-Tab']}") as ws:
         task_id = task_id_of(client.post("/test-task/tight", headers=headers).text)
@@ -259,8 +271,17 @@ def test_a_task_reporting_100k_times_sends_few_frames_and_loses_no_line(client, 
     # The first push, one per PUSH_EVERY, the last progress, the final row, and one window for the task
     # having started before the clock did.
     assert len(progress) <= seconds / server.PUSH_EVERY + 4, (len(progress), seconds)
-    logged = "".join(re.findall(r'hx-swap-oob="beforeend">(.*?)</pre>', "".join(progress), re.S)).splitlines()
-    assert logged == [f"line {step}" for step in range(1, REPORTS + 1)]
+    shown, skipped = [], 0
+    for text in re.findall(r'hx-swap-oob="beforeend">(.*?)</pre>', "".join(progress), re.S):
+        lines = text.splitlines()
+        if gap := GAP.match(lines[0]):
+            skipped += int(gap[1].replace(",", ""))
+            lines = lines[1:]
+        assert len(lines) <= server.TASK_LOG_LINES, "a frame carries more lines than the row shows"
+        shown += lines
+    steps = [int(line.removeprefix("line ")) for line in shown]
+    assert steps == sorted(set(steps)) and steps[-1] == REPORTS, "lines out of order, twice, or the last missing"
+    assert len(steps) + skipped == REPORTS, "a line neither shown nor counted as not shown"
     assert f"{REPORTS}/{REPORTS}" in frames[-1]
     task = server.tasks[task_id]
     assert (task.status, task.done, task.total) == ("done", REPORTS, REPORTS)
@@ -277,6 +298,56 @@ def test_a_poll_of_a_running_task_does_not_race_its_reports(client, server, tigh
     while server.RUNS:
         counts.append(int(COUNT.search(client.get(f"/tasks/{task_id}", headers=headers).text)[1]))
     assert counts == sorted(counts) and server.tasks[task_id].done == REPORTS
+
+
+def test_a_save_of_many_tasks_makes_as_many_python_calls_to_the_database_as_a_save_of_one(server, monkeypatch):
+    profile_id = server.current_profile({}).id
+    new = dict(profile_id=profile_id, tab="", title="t", status="running", done=0, total=0, log="", result="",
+               kind="", params="")
+    ids = [server.tasks.insert(**new).id for _ in range(50)]
+    calls = []
+
+    class Counted:
+        """The thread's connection, counting the calls from Python that run SQL."""
+
+        def __init__(self, conn):
+            self.conn = conn
+
+        def __getattr__(self, name: str):
+            if name in ("execute", "executemany", "cursor"):
+                calls.append(name)
+            return getattr(self.conn, name)
+
+    database = server.db.here()
+    monkeypatch.setattr(database, "conn", Counted(database.conn))
+    counts = []
+    for batch in ([(("running", 1, 3, "a\n", "", ids[0]), 0, ["a"])],
+                  [(("running", 2, 3, f"a\nb{i}\n", "", i), 1, [f"b{i}"]) for i in ids],
+                  [(("done", 3, 3, f"c{i}\n", "ok", i), 2, [f"c{i}", f"d{i}"]) for i in ids]):
+        calls.clear()
+        server.save_tasks(batch)
+        counts.append(len(calls))
+    monkeypatch.undo()
+    assert counts == [4, 4, 4]  # BEGIN, the lines, the rows, COMMIT
+    for i in ids:
+        task = server.tasks[i]
+        assert (task.status, task.done, task.total, task.log, task.result) == ("done", 3, 3, f"c{i}\n", "ok")
+        lines = server.db.execute("SELECT n, line FROM task_lines WHERE task_id = ? ORDER BY n", [i]).fetchall()
+        assert lines == ([(0, "a")] if i == ids[0] else []) + [(1, f"b{i}"), (2, f"c{i}"), (3, f"d{i}")]
+
+
+def test_starting_a_task_runs_one_insert_and_reads_no_schema(server):
+    request = SimpleNamespace(session={}, headers={"x-tab": "a-tab"})
+    statements = []
+    conn = server.db.here().conn
+    conn.exec_trace = lambda cursor, sql, bindings: statements.append(sql) or True
+    try:
+        task = server.new_task(request, title="t", kind="tool:x", params={"a": 1})
+    finally:
+        conn.exec_trace = None
+    on_tasks = [sql for sql in statements if "tasks" in sql.lower()]
+    assert len(on_tasks) == 1 and on_tasks[0].startswith("INSERT INTO tasks"), statements
+    assert server.tasks[task.id] == task
 
 
 # --- running tasks across a second start and a crash -----------------------------------------------------

@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import json
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -354,6 +355,28 @@ def test_run_again_reuses_the_answers_and_the_upload(client, server, app_dir):
     client.post("/profiles", data={"name": "Other"}, headers=headers)
     assert not TASK_ID.search(re.search(r'<section id="tasks">(.*?)</section>', client.get("/tools/echo").text,
                                         re.S)[1])
+
+
+def test_an_upload_unused_for_its_days_goes_when_another_arrives_and_its_run_asks_for_it(client, server, app_dir):
+    add_tool(app_dir, "every.py", EVERY_TYPE)
+    headers = open_page(client)
+    data = {"text": "old", "count": "3", "ratio": "1", "day": "2026-01-02", "names": "x"}
+    first = run(client, server, headers, "echo", data, files={"data": ("old.csv", b"old")})
+    (old,) = (server.DATA / "uploads").iterdir()
+    kept_until = old.stat().st_mtime - server.KEEP_UPLOADS_DAYS * 86400
+    os.utime(old, (kept_until - 1, kept_until - 1))
+    second = run(client, server, headers, "echo", data, files={"data": ("new.csv", b"new")})
+    assert '"data": "new"' in html.unescape(result_of(second))
+    assert [path.name.split("-", 1)[1] for path in (server.DATA / "uploads").iterdir()] == ["new.csv"]
+    runs = len(server.tasks())
+    again = client.post(f"/tasks/{task_id_of(first)}/again", headers=headers).text
+    assert f"Data: the file this run used is gone (uploads are kept {server.KEEP_UPLOADS_DAYS} days)" in again
+    assert len(server.tasks()) == runs and not TASK_ID.search(again)
+    (new,) = (server.DATA / "uploads").iterdir()
+    os.utime(new, (kept_until, kept_until))
+    again = client.post(f"/tasks/{task_id_of(second)}/again", headers=headers).text
+    assert '"data": "new"' in html.unescape(result_of(ended(client, server, task_id_of(again), headers)))
+    assert new.stat().st_mtime > kept_until + 86400  # kept for as long again from this run on
 
 
 def test_an_upload_over_the_limit_gets_the_413_notice_and_keeps_nothing(client, server, app_dir, monkeypatch):
