@@ -172,6 +172,18 @@ def test_non_utf8_answer_is_one_line(raw: bytes, plain_template: Path, tmp_path:
     assert not (tmp_path / "x").exists()
 
 
+def children_running(pid: int, program: str) -> bool:
+    """Whether a child process of `pid` runs `program` (Linux's /proc)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and (stat.parent / "comm").read_text().strip() == program:
+                return True
+        except (OSError, IndexError, ValueError):  # the process ended while we looked
+            continue
+    return False
+
+
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_signal_during_new_leaves_no_dest(signame: str, tmp_path: Path) -> None:
     import signal
@@ -190,9 +202,10 @@ def test_signal_during_new_leaves_no_dest(signame: str, tmp_path: Path) -> None:
         [sys.executable, "-m", "flakewright", "new", "darwinix", str(dest), "-t", str(template.path), "--defaults", "--trust"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    # wait until the render is done and the task runs: the staging copy holds the answers file
+    # Wait until the render is done and its task's `sleep` runs: a signal while copier is still starting that
+    # process could leave it behind, holding the output pipes open.
     deadline = time.monotonic() + 60
-    while not list(parent.glob(".app.flakewright-*/app/.copier-answers.yml")):
+    while not children_running(process.pid, "sleep"):
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the render never reached its task"
         time.sleep(0.05)
