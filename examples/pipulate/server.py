@@ -8,6 +8,7 @@ notebook can read and write `db` and `store` directly.
 """
 import asyncio
 import fcntl
+import gc
 import html
 import importlib
 import json
@@ -565,9 +566,11 @@ SOCKETS = {}  # websocket handlers by path
 # FastHTML() rather than fast_app(): fast_app's static route follows ../ out of the app folder.
 # No default headers: they load htmx and helper scripts from a CDN; HEAD has what the page uses, served locally.
 # Not FastHTMLWithLiveReload: it puts its script inline; static/live-reload.js is the same few lines.
+# gc.freeze: what exists at start-up (modules, routes) lives as long as the server, and a full garbage collection
+# walking it all would pause every tab and socket for about 20 ms at unpredictable moments.
 app = FastHTML(
     title=TITLE, default_hdrs=False, hdrs=HEAD, canonical=False, secret_key=session_secret(DATA / ".sesskey"),
-    on_startup=[mark_interrupted], exception_handlers={apsw.BusyError: database_busy},
+    on_startup=[mark_interrupted, gc.freeze], exception_handlers={apsw.BusyError: database_busy},
     middleware=[Middleware(SecurityHeaders), Middleware(KnownHost), Middleware(SameOrigin), Middleware(BodyLimit),
                 Middleware(DirectSockets)])
 app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -8,6 +8,7 @@ the others leave it unstarted and point the app at a port where nothing listens.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
 import json
 import os
@@ -84,6 +85,7 @@ class LocalClient(TestClient):
 def client(server):
     with LocalClient(server.app) as test_client:
         yield test_client
+    gc.unfreeze()  # the app's start froze what was alive; this process starts a fresh app for every test
 
 
 def open_page(client: TestClient) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import html
 import json
 import re
@@ -32,6 +33,10 @@ def test_page_has_title_profiles_tools_and_tasks(client, server):
     for part in ('id="profiles"', 'id="tools"', 'id="task-list"', 'ws-connect="/ws?tab='):
         assert part in page
     assert (server.DATA / ".sesskey").stat().st_mode & 0o077 == 0
+
+
+def test_start_up_freezes_what_lives_as_long_as_the_server(client):
+    assert gc.get_freeze_count() > 0, "a full garbage collection would walk every module and route"
 
 
 def test_store_is_a_persistent_dict(server):
