@@ -133,8 +133,9 @@ def task_id_of(row: str) -> int:
 
 
 def ended(client, server, task_id: int, headers: dict) -> str:
-    """The task's row once it has ended."""
-    for _ in range(600):
+    """The task's row once it has ended (a notebook's kernel runs at the tools' lower priority: on a loaded
+    machine it waits for whatever else is running)."""
+    for _ in range(2400):
         if task_id not in server.RUNS:
             return client.get(f"/tasks/{task_id}", headers=headers).text
         client.portal.call(asyncio.sleep, 0.05)
