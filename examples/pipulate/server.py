@@ -97,6 +97,7 @@ PUSH_EVERY = 0.05  # progress frames per task and tab: 20 a second at most, the 
 REPORT_SLICE = 0.005  # a task that reports in a tight loop holds the event loop this long at most
 OUTBOX_FRAMES = 256  # frames a page may fall behind by before its socket is closed
 TAB_LOG_BACKLOG = 1_000_000  # characters of log waiting for a page; older lines are skipped (the full log has them)
+KEEP_UPLOADS_DAYS = 30  # after the last run that used it, an upload is deleted; a run of it then asks for it again
 INLINE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}  # shown in the page; every other file downloads
 
 log = logging.getLogger(__name__)
@@ -1265,7 +1266,6 @@ class Toolbox:
 
 
 TOOLS = Toolbox(TOOLS_DIR)
-KEEP_UPLOADS_DAYS = 30  # after the last run that used it, an upload is deleted; a run of it then asks for it again
 
 
 def safe_name(name: str) -> str:
