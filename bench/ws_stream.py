@@ -24,13 +24,16 @@ The shipped demo task (count words of M-1 files under data/) runs too, for its r
 Chat. The rendered fake Ollama streams stamped tokens; their latency read straight from it vs through the
 app's websocket. The difference of the medians is what forwarding adds per chunk.
 
-Servers run under uvicorn on 127.0.0.1 and are stopped at the end; server CPU comes from /proc.
+Servers run under uvicorn on 127.0.0.1, both without permessage-deflate as server.py serves the app, and are
+stopped at the end; server CPU comes from /proc and counts the streaming only. Every run's p99 is printed, and
+the ratio to bare is given pooled and as the median of the runs side by side.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import re
@@ -158,7 +161,7 @@ def uvicorn(app: str, cwd: Path, env: dict | None = None):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--timeout-keep-alive", "120"],
+         "--timeout-keep-alive", "120", "--ws-per-message-deflate", "false"],
         cwd=cwd, env={**os.environ, **(env or {})})
     try:
         deadline = time.monotonic() + 30
@@ -238,17 +241,24 @@ class Runs:
         pooled = sorted(x for run in self.runs for x in run.latencies_ns)
         return pooled[min(len(pooled) - 1, int(len(pooled) * q))] / 1e6
 
+    def p99s_ms(self) -> list[float]:
+        """Each run's own p99, in run order: runs of the two sides alternate, so run i of each met the same
+        moment of a shared machine."""
+        return [sorted(run.latencies_ns)[int(len(run.latencies_ns) * 0.99)] / 1e6 for run in self.runs]
+
     def print(self) -> None:
         messages = sum(run.count for run in self.runs)
         latency = (f"p50 {self.percentile_ms(0.5):7.2f} ms  p99 {self.percentile_ms(0.99):7.2f} ms"
                    if self.runs[0].latencies_ns else " " * 32)
+        each = f"\n    {'':<34} p99 of each run, ms: {' '.join(f'{p99:.1f}' for p99 in self.p99s_ms())}" \
+            if self.runs[0].latencies_ns and len(self.runs) > 1 else ""
         posts = [post for run in self.runs for post in run.posts] + self.posts
         probes = self.probes
         post = f"\n    {'':<34} start POSTs p50 {statistics.median(posts) * 1000:6.0f} ms" if posts else ""
         post += f"; another user's POST while they stream p50 {statistics.median(probes) * 1000:6.1f} ms" \
                 f" p99 {sorted(probes)[int(len(probes) * 0.99)] * 1000:6.1f} ms ({len(probes)})" if probes else ""
         print(f"  {self.name:<34} {latency}  {self.rate():8.0f} reports/s (median of {len(self.runs)}),"
-              f" {self.frame_rate():7.0f} frames/s  server CPU {self.cpu / messages * 1e6:4.0f} us/report{post}")
+              f" {self.frame_rate():7.0f} frames/s  server CPU {self.cpu / messages * 1e6:4.0f} us/report{each}{post}")
 
 
 async def app_client(server: Server, http: httpx.AsyncClient, tab: str, start: str, seen: Seen,
@@ -283,7 +293,14 @@ async def bare_client(server: Server, load: dict, seen: Seen) -> None:
 async def run(runs: Runs, server: Server, clients, count: int, probe: bool = False) -> None:
     """One run of `count` clients; with probe, another user's POSTs from the streams' start until they finish,
     and the run's deliveries kept out of `runs` (only its POSTs count)."""
-    seen, cpu = Seen(clients=count), server.cpu_seconds()
+    seen = Seen(clients=count)
+
+    async def cpu_at_start() -> float:
+        await seen.all_ready.wait()
+        await asyncio.sleep(max(0.0, seen.at - time.time()))
+        return server.cpu_seconds()
+
+    cpu = asyncio.create_task(cpu_at_start())
     if probe:
         async def probing() -> list[float]:
             await seen.all_ready.wait()
@@ -295,13 +312,18 @@ async def run(runs: Runs, server: Server, clients, count: int, probe: bool = Fal
 
         finished = asyncio.Event()
         probes = asyncio.create_task(probing())
-    await asyncio.gather(*(clients(i, seen) for i in range(count)))
+    gc.collect()
+    gc.disable()  # a full collection here stalls every client's reads for 100 ms or more, at random, either side
+    try:
+        await asyncio.gather(*(clients(i, seen) for i in range(count)))
+    finally:
+        gc.enable()
     if probe:
         finished.set()
         runs.probes += await probes
         runs.posts += seen.posts
         return
-    runs.cpu += server.cpu_seconds() - cpu
+    runs.cpu += server.cpu_seconds() - await cpu
     runs.runs.append(seen)
 
 
@@ -333,9 +355,11 @@ async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespa
                 for runs in (*in_apps.values(), in_bare):
                     runs.print()
                 for name, runs in in_apps.items():
+                    pairs = [app / bare for app, bare in zip(runs.p99s_ms(), in_bare.p99s_ms())]
                     print(f"  {name}/bare: throughput {runs.rate() / in_bare.rate():.2f} (target >= 0.8), "
-                          f"p99 {runs.percentile_ms(0.99) / in_bare.percentile_ms(0.99):.2f} (paced target <= 1.2)",
-                          flush=True)
+                          f"p99 {runs.percentile_ms(0.99) / in_bare.percentile_ms(0.99):.2f} pooled, "
+                          f"{statistics.median(pairs):.2f} median of runs side by side (paced target <= 1.2); "
+                          f"run by run {' '.join(f'{ratio:.2f}' for ratio in pairs)}", flush=True)
         if "demo" not in args.parts:
             return
         clients = args.clients[0]
