@@ -1094,48 +1094,63 @@ def save_tasks(batch: list[tuple[tuple, int, list[str]]]) -> None:
 
 
 class Saver:
-    """Writes running tasks to the database: every SAVE_EVERY seconds all their progress in one transaction (one
-    thread hop and one commit however many tasks run), and a task's final row as soon as it ends. One write at a
-    time, in order; a write refused as busy puts its rows back for the next one."""
+    """Writes running tasks to the database, one write at a time, each one thread hop and one transaction however
+    many tasks it holds: all their progress every SAVE_EVERY seconds, and at once when a task ends, with every
+    other task that ended meanwhile. A write that fails puts its rows back, and the next one carries them."""
 
     def __init__(self):
         self.unsaved: dict = {}  # runs with progress not written yet, in order (a dict used as a set)
-        self.writing: asyncio.Future | None = None
-        self.ticking: asyncio.Task | None = None
+        self.ended: list[asyncio.Future] = []  # resolved by the next write that lands: it holds their final rows
+        self.wake: asyncio.Future | None = None
+        self.writer: asyncio.Task | None = None
 
     def mark(self, run) -> None:
         self.unsaved[run] = None
-        if not self.ticking:
-            self.ticking = asyncio.create_task(self.tick())
+        if not self.writer:
+            self.writer = asyncio.create_task(self.write_all())
 
-    async def tick(self) -> None:
-        while self.unsaved:
-            await asyncio.sleep(SAVE_EVERY)
-            await self.write(list(self.unsaved))
-        self.ticking = None
+    async def save(self, run) -> None:
+        """Returns once the run's row as it stands now is in the database. Hundreds of tasks ending at once
+        share a write, rather than each waiting its turn for one of its own."""
+        written = asyncio.get_running_loop().create_future()
+        self.ended.append(written)
+        self.mark(run)
+        if self.wake and not self.wake.done():
+            self.wake.set_result(None)
+        await written
 
-    async def write(self, runs: list) -> bool:
-        """Write these runs' rows as they stand; whether they landed."""
-        while self.writing and not self.writing.done():
-            await asyncio.wait([self.writing])
-        batch = [(run, run.snapshot()) for run in runs]
-        for run in runs:
-            self.unsaved.pop(run, None)
-        writing = self.writing = asyncio.ensure_future(asyncio.to_thread(save_tasks, [rows for _, rows in batch]))
-        writing.add_done_callback(lambda done: self.written(batch, done))
-        await asyncio.wait([writing])
-        return writing.exception() is None
+    async def write_all(self) -> None:
+        try:
+            while self.unsaved:
+                if not self.ended:
+                    self.wake = asyncio.get_running_loop().create_future()
+                    await asyncio.wait([self.wake], timeout=SAVE_EVERY)
+                if not await self.write():
+                    await asyncio.sleep(SAVE_EVERY)
+        finally:
+            self.writer = None
 
-    def written(self, batch: list, done: asyncio.Future) -> None:
-        if (error := done.exception()) is None:
-            return
-        if isinstance(error, apsw.BusyError):
-            log.warning("the database is busy: the progress of %s task(s) waits for the next save", len(batch))
-        else:
-            log.error("saving task progress failed", exc_info=error)
-        for run, (_, first, lines) in batch:
-            run.unsaved[:0], run.lines_saved = lines, first
-            self.mark(run)
+    async def write(self) -> bool:
+        """Write every marked run's row as it stands; whether it landed."""
+        runs, ended = list(self.unsaved), self.ended
+        self.unsaved, self.ended = {}, []
+        batch = [run.snapshot() for run in runs]
+        try:
+            await asyncio.to_thread(save_tasks, batch)
+        except Exception as error:
+            if isinstance(error, apsw.BusyError):
+                log.warning("the database is busy: the progress of %s task(s) waits for the next save", len(runs))
+            else:
+                log.error("saving task progress failed", exc_info=error)
+            for run, (_, first, lines) in zip(runs, batch):
+                run.unsaved[:0], run.lines_saved = lines, first
+            self.unsaved = dict.fromkeys(runs) | self.unsaved
+            self.ended[:0] = ended
+            return False
+        for written in ended:
+            if not written.done():  # its task was cancelled while it waited
+                written.set_result(None)
+        return True
 
 
 SAVER = Saver()
@@ -1203,12 +1218,14 @@ class Run:
         except Exception as error:
             log.exception("task %s (%s) failed", self.task.id, self.task.title)
             outcome = failed(str(error) or type(error).__name__)
+        await asyncio.shield(self.end(outcome))  # a second Cancel, or the server stopping, cannot cut it short
+
+    async def end(self, outcome: dict) -> None:
         if self.timer:
             self.timer.cancel()
         self.push()
         self.task = replace(self.task, log="".join(self.tail), **outcome)  # what a poll or Cancel shows meanwhile
-        while not await SAVER.write([self]):
-            await asyncio.sleep(SAVE_EVERY)
+        await SAVER.save(self)
         RUNS.pop(self.task.id)
         if tab := TABS.get(self.task.tab):
             tab.finish(self.task.id, TaskRow(self.task)(hx_swap_oob="true"))

@@ -336,6 +336,123 @@ def test_a_save_of_many_tasks_makes_as_many_python_calls_to_the_database_as_a_sa
         assert lines == ([(0, "a")] if i == ids[0] else []) + [(1, f"b{i}"), (2, f"c{i}"), (3, f"d{i}")]
 
 
+def run_tasks(server, *works) -> list[int]:
+    """Run each `work(report)` as a task on a loop of its own, to the end; their ids."""
+    request = SimpleNamespace(session={}, headers={"x-tab": ""})
+
+    async def main() -> list[int]:
+        tasks = [server.new_task(request, title="t") for _ in works]
+        for task, work in zip(tasks, works):
+            server.launch(task, work)
+        await asyncio.gather(*(server.RUNS[task.id].job for task in tasks))
+        return [task.id for task in tasks]
+
+    return asyncio.run(main())
+
+
+def counting_yields(server, monkeypatch) -> list[float]:
+    """The delays of the asyncio.sleep calls the server makes from now on."""
+    calls, sleep = [], asyncio.sleep
+
+    def counted(delay, *args):
+        calls.append(delay)
+        return sleep(delay, *args)
+
+    monkeypatch.setattr(server.asyncio, "sleep", counted)
+    return calls
+
+
+def test_a_task_reporting_in_a_tight_loop_lets_the_loop_run_between_slices(server, monkeypatch):
+    progress, seen = {"done": 0}, []
+
+    async def tight(report):
+        for step in range(1, 20_001):
+            progress["done"] = step
+            await report(step, 20_000)
+        return "reported"
+
+    async def watcher(report):
+        while progress["done"] < 20_000:
+            seen.append(progress["done"])
+            await asyncio.sleep(0.001)
+        return "watched"
+
+    yields = counting_yields(server, monkeypatch)
+    run_tasks(server, tight, watcher)
+    assert yields.count(0) >= 2, "a tight loop of reports held the event loop for its whole run"
+    assert any(0 < done < 20_000 for done in seen), "another task never ran while the tight loop reported"
+
+
+def test_tasks_that_end_together_share_their_final_write(server, monkeypatch):
+    writes, save_tasks = [], server.save_tasks
+    monkeypatch.setattr(server, "save_tasks", lambda batch: writes.append(len(batch)) or save_tasks(batch))
+    monkeypatch.setattr(server, "SAVE_EVERY", 3600.0)  # only ends write
+
+    async def short(report):
+        await report(1, 1, "only line")
+        return "ok"
+
+    ids = run_tasks(server, *[short] * 200)
+    assert sum(writes) == 200 and len(writes) <= 3, writes
+    assert {(server.tasks[i].status, server.tasks[i].log) for i in ids} == {("done", "only line\n")}
+
+
+def test_a_save_refused_as_busy_is_carried_by_the_next_and_loses_no_line(server, monkeypatch):
+    refused, save_tasks = [], server.save_tasks
+
+    def busy_once(batch):
+        if not refused:
+            refused.append(batch)
+            raise apsw.BusyError("database is locked")
+        save_tasks(batch)
+
+    monkeypatch.setattr(server, "save_tasks", busy_once)
+    monkeypatch.setattr(server, "SAVE_EVERY", 0.01)
+
+    async def lines(report):
+        for step in range(1, 101):
+            await report(step, 100, f"line {step}")
+            await asyncio.sleep(0.002)
+        return "ok"
+
+    [task_id] = run_tasks(server, lines)
+    assert refused, "no save was refused: the test proves nothing"
+    task = server.tasks[task_id]
+    assert (task.status, task.done) == ("done", 100)
+    saved = server.db.execute("SELECT n, line FROM task_lines WHERE task_id = ? ORDER BY n", [task_id]).fetchall()
+    assert saved == [(n, f"line {n + 1}") for n in range(100)]
+
+
+def test_a_second_cancel_while_the_task_saves_its_end_leaves_nothing_running(server, monkeypatch):
+    save_tasks = server.save_tasks
+    monkeypatch.setattr(server, "save_tasks", lambda batch: time.sleep(0.2) or save_tasks(batch))
+    request = SimpleNamespace(session={}, headers={"x-tab": ""})
+
+    async def forever(report):
+        await report(1, 2, "started")
+        await asyncio.Event().wait()
+
+    async def main() -> int:
+        task = server.new_task(request, title="t")
+        server.launch(task, forever)
+        run = server.RUNS[task.id]
+        while run.task.done < 1:
+            await asyncio.sleep(0.01)
+        run.job.cancel()  # the Cancel button, clicked twice: the second lands while the end is saved
+        await asyncio.sleep(0.05)
+        run.job.cancel()
+        await asyncio.wait([run.job])
+        for _ in range(100):
+            if not server.RUNS:
+                break
+            await asyncio.sleep(0.05)
+        return task.id
+
+    task_id = asyncio.run(main())
+    assert not server.RUNS, "the task stayed running in memory"
+    assert server.tasks[task_id].status == "interrupted"
+
+
 def test_starting_a_task_runs_one_insert_and_reads_no_schema(server):
     request = SimpleNamespace(session={}, headers={"x-tab": "a-tab"})
     statements = []
