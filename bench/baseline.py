@@ -35,3 +35,10 @@ def percentile_ms(values: list[float], q: float) -> float:
     """The q-quantile of durations given in seconds, in milliseconds."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
+
+
+def spread(values: list[float]) -> str:
+    """p50, p99 and worst of durations in seconds: a loop held for seconds makes each waiter count once, so p99
+    alone can hide it."""
+    return (f"p50 {percentile_ms(values, 0.5):7.2f} p99 {percentile_ms(values, 0.99):7.2f}"
+            f" max {max(values) * 1000:7.1f} ms ({len(values)})")

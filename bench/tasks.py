@@ -31,7 +31,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baseline import BEFORE, percentile_ms  # noqa: E402
+from baseline import BEFORE, spread  # noqa: E402
 from baseline import renders as now_and_before  # noqa: E402
 from ws_stream import REPO, uvicorn  # noqa: E402
 
@@ -160,12 +160,6 @@ async def loop(host: str, tabs: int, reports: int, idle_seconds: float = 2.0) ->
         exact = f"{reports}/{reports}" in frame and f"{reports}/{reports}" in saved
     closed = await closed_tab(host, tabs, reports)
     return dict(idle=idle, busy=busy, closed=closed, frames=frames, seconds=seconds, exact=exact)
-
-
-def spread(values: list[float]) -> str:
-    """p50, p99 and worst: a loop held for seconds makes each waiting tab count once, so p99 alone can hide it."""
-    return (f"p50 {percentile_ms(values, 0.5):6.2f} p99 {percentile_ms(values, 0.99):7.2f}"
-            f" max {max(values) * 1000:7.1f} ms")
 
 
 async def measure(servers: dict, args: argparse.Namespace) -> None:

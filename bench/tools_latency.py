@@ -46,7 +46,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from baseline import percentile_ms, render_at  # noqa: E402
+from baseline import percentile_ms, render_at, spread  # noqa: E402
 from helpers import free_port, render_variant  # noqa: E402
 
 TOOLS = 4
@@ -173,11 +173,6 @@ def paced_gets(targets: list[tuple[httpx.Client, str]], requests: int, interval:
         response.raise_for_status()
         next_start = started + interval
     return seen
-
-
-def spread(values: list[float]) -> str:
-    return (f"p50 {percentile_ms(values, 0.5):7.2f} p99 {percentile_ms(values, 0.99):7.2f}"
-            f" max {max(values) * 1000:7.1f} ms ({len(values)} requests)")
 
 
 def pool(runs: list[dict[str, list[float]]], key: str) -> list[float]:

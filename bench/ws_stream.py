@@ -50,7 +50,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 REPO = Path(__file__).resolve().parent.parent
-from baseline import BEFORE  # noqa: E402
+from baseline import BEFORE, percentile_ms  # noqa: E402
 from baseline import renders as now_and_before  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -187,7 +187,7 @@ class Seen:
     arrival, and how long each client's POST took to start its task."""
     count: int = 0
     frames: int = 0
-    latencies_ns: list[int] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)  # seconds
     posts: list[float] = field(default_factory=list)
     probes: list[float] = field(default_factory=list)
     first: int = sys.maxsize
@@ -213,7 +213,7 @@ class Seen:
         stamps = STAMP.findall(text)
         not_shown = sum(int(count.replace(",", "")) for count in GAP.findall(text))
         self.count += (len(stamps) or sum(lines.count("\n") for lines in LOG_LINES.findall(text))) + not_shown
-        self.latencies_ns += (now - int(stamp) for stamp in stamps)
+        self.latencies += ((now - int(stamp)) / 1e9 for stamp in stamps)
 
     def seconds(self) -> float:
         return (self.last - self.first) / 1e9
@@ -238,25 +238,24 @@ class Runs:
         return statistics.median(run.frames / run.seconds() for run in self.runs)
 
     def percentile_ms(self, q: float) -> float:
-        pooled = sorted(x for run in self.runs for x in run.latencies_ns)
-        return pooled[min(len(pooled) - 1, int(len(pooled) * q))] / 1e6
+        return percentile_ms([x for run in self.runs for x in run.latencies], q)
 
     def p99s_ms(self) -> list[float]:
         """Each run's own p99, in run order: runs of the two sides alternate, so run i of each met the same
         moment of a shared machine."""
-        return [sorted(run.latencies_ns)[int(len(run.latencies_ns) * 0.99)] / 1e6 for run in self.runs]
+        return [percentile_ms(run.latencies, 0.99) for run in self.runs]
 
     def print(self) -> None:
         messages = sum(run.count for run in self.runs)
         latency = (f"p50 {self.percentile_ms(0.5):7.2f} ms  p99 {self.percentile_ms(0.99):7.2f} ms"
-                   if self.runs[0].latencies_ns else " " * 32)
+                   if self.runs[0].latencies else " " * 32)
         each = f"\n    {'':<34} p99 of each run, ms: {' '.join(f'{p99:.1f}' for p99 in self.p99s_ms())}" \
-            if self.runs[0].latencies_ns and len(self.runs) > 1 else ""
+            if self.runs[0].latencies and len(self.runs) > 1 else ""
         posts = [post for run in self.runs for post in run.posts] + self.posts
         probes = self.probes
         post = f"\n    {'':<34} start POSTs p50 {statistics.median(posts) * 1000:6.0f} ms" if posts else ""
         post += f"; another user's POST while they stream p50 {statistics.median(probes) * 1000:6.1f} ms" \
-                f" p99 {sorted(probes)[int(len(probes) * 0.99)] * 1000:6.1f} ms ({len(probes)})" if probes else ""
+                f" p99 {percentile_ms(probes, 0.99):6.1f} ms ({len(probes)})" if probes else ""
         print(f"  {self.name:<34} {latency}  {self.rate():8.0f} reports/s (median of {len(self.runs)}),"
               f" {self.frame_rate():7.0f} frames/s  server CPU {self.cpu / messages * 1e6:4.0f} us/report{each}{post}")
 
@@ -290,14 +289,17 @@ async def bare_client(server: Server, load: dict, seen: Seen) -> None:
             seen.frame(frame)
 
 
-async def run(runs: Runs, server: Server, clients, count: int, probe: bool = False) -> None:
+async def run(runs: Runs, server: Server, clients, count: int, probe: bool = False, set_up_counts: bool = False
+              ) -> None:
     """One run of `count` clients; with probe, another user's POSTs from the streams' start until they finish,
-    and the run's deliveries kept out of `runs` (only its POSTs count)."""
+    and the run's deliveries kept out of `runs` (only its POSTs count). Server CPU counts from the streams' start,
+    or from the first client with set_up_counts (work whose POST starts it at once, like the demo task)."""
     seen = Seen(clients=count)
 
     async def cpu_at_start() -> float:
-        await seen.all_ready.wait()
-        await asyncio.sleep(max(0.0, seen.at - time.time()))
+        if not set_up_counts:
+            await seen.all_ready.wait()
+            await asyncio.sleep(max(0.0, seen.at - time.time()))
         return server.cpu_seconds()
 
     cpu = asyncio.create_task(cpu_at_start())
@@ -366,9 +368,10 @@ async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespa
         print(f"demo task: {clients} clients each count the words of {args.messages - 1} files")
         for name, app in apps.items():
             demo = Runs(f"{name} demo task (count words)")
-            path = next(path for path in COUNT_WORDS if (await https[name].get(path)).status_code == 200)
+            served = [path for path in COUNT_WORDS if (await https[name].get(path)).status_code == 200]
+            path = served[0]
             await run(demo, app, lambda i, seen: app_client(
-                app, https[name], f"{name}-demo{i}", path, seen), clients)
+                app, https[name], f"{name}-demo{i}", path, seen), clients, set_up_counts=True)
             demo.print()
 
 
@@ -383,6 +386,7 @@ async def chat_direct(fake_url: str, rounds: int, seen: Seen) -> None:
 
 async def chat_via_app(app: Server, rounds: int, chunks: int, seen: Seen) -> None:
     async with connect(f"ws://{app.host}/ws?tab=chatbench") as ws:
+        await asyncio.sleep(max(0.0, await seen.set_up() - time.time()))  # as every client of a run does
         for _ in range(rounds):
             await ws.send(json.dumps({"type": "chat", "msg": "hi"}))
             received = 0
