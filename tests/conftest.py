@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import TemplateRepo, copy_releases, copy_template, render_tagged, render_variant
+from helpers import PIP_NO_COMPILING, TemplateRepo, copy_releases, copy_template, render_tagged, render_variant
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
@@ -66,9 +66,7 @@ def pip_wheels(tmp_path_factory: pytest.TempPathFactory):
     def download(requirements: Path) -> dict[str, str]:
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
                         "--dest", str(folder), "-r", str(requirements)], check=True, capture_output=True, timeout=600)
-        # Compiling pandas' and numpy's .pyc files is most of a local install's time; Python writes them on import.
-        # PIP_COMPILE, not PIP_NO_COMPILE: pip reads a --no-* option's variable inverted, so PIP_NO_COMPILE=1 compiles.
-        return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(folder), "PIP_COMPILE": "false"}
+        return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(folder), **PIP_NO_COMPILING}
 
     return download
 

@@ -46,6 +46,11 @@ GIT_ENV = {
     "GIT_COMMITTER_EMAIL": "tests@flakewright.invalid",
 }
 
+# Compiling every installed module's .pyc (pandas', numpy's) is most of a pip install's CPU, and Python writes
+# them on import anyway. PIP_COMPILE, not PIP_NO_COMPILE: pip reads a --no-* option's variable inverted, so
+# PIP_NO_COMPILE=1 turns compiling on.
+PIP_NO_COMPILING = {"PIP_COMPILE": "false"}
+
 
 def flags(answers: dict) -> dict[str, bool]:
     """The feature flags a render with ``answers`` gets: the variant's, with a jupyter answer winning, and
@@ -74,6 +79,11 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+
+def own_basetemp(tmp_path: Path) -> list[str]:
+    """pytest arguments for a rendered repo's own suite run inside this one: by default an inner pytest prunes
+    the outer run's old temp folders (renders, venvs)."""
+    return ["--basetemp", str(tmp_path / "suite")]
 
 def render_variant(dest: Path, variant: str, *, template: Path = REPO, **data: object) -> Path:
     """Render the working-tree template (or ``template``, a plain copy of it) into ``dest`` with default answers."""

@@ -21,7 +21,7 @@ import pytest
 
 from packaging.utils import canonicalize_name
 
-from helpers import flags, free_port, need
+from helpers import flags, free_port, need, own_basetemp
 from nixenv import CASES, OVERRIDE, current_system, eval_raw, flake_check, flake_ref, flake_show, git_checkout, run, shell
 from uvlock import installs, venv_python
 
@@ -140,9 +140,8 @@ def test_cuda_is_detected_at_run_time_only(entered, tmp_path):
 
 
 def test_rendered_repo_own_test_suite_passes(entered, tmp_path):
-    # Its own --basetemp: by default an inner pytest prunes the outer run's old temp folders (renders, venvs).
-    suite_tmp = shlex.quote(str(tmp_path / "suite"))
-    result = entered.shell(f"python -m pytest -q -p no:cacheprovider --basetemp {suite_tmp}", check=False, timeout=900)
+    command = shlex.join(["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *own_basetemp(tmp_path)])
+    result = entered.shell(command, check=False, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert re.search(r"\d+ passed", result.stdout)
 

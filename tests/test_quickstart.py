@@ -16,7 +16,7 @@ import pytest
 
 from packaging.utils import canonicalize_name
 
-from helpers import REPO, free_port
+from helpers import PIP_NO_COMPILING, REPO, free_port
 from uvlock import installs, venv_python
 
 
@@ -59,9 +59,7 @@ def test_new_then_scripts_run_serves_the_app_without_nix(tmp_path: Path, hide_uv
         path.insert(1, str(Path(shutil.which("uv") or pytest.fail("uv is not installed")).parent))
     port = free_port()
     env = {**os.environ, "PATH": os.pathsep.join(path), "PORT": str(port), "MY_PIPULATE_ENV": "prod",
-           # pip compiling every installed module was most of the fallback's CPU; Python compiles on import.
-           # (PIP_NO_COMPILE=1 would turn compiling on: pip reads a --no-* option's variable inverted.)
-           "PIP_COMPILE": "false"}
+           **PIP_NO_COMPILING}
     env.pop("VIRTUAL_ENV", None)
     proc = subprocess.Popen([str(dest / "scripts" / "run")], cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

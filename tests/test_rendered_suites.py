@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import VARIANTS, flags
+from helpers import VARIANTS, flags, own_basetemp
 from nixenv import CASES as NIX_CASES
 
 # These assert that pytest runs inside the render's own .venv, which only the Nix/venv tests build;
@@ -38,8 +38,7 @@ ON_HOST = [variant for variant in VARIANTS if suite_key({"variant": variant}) no
 def test_rendered_suite_passes(render, variant: str, tmp_path: Path) -> None:
     repo = shutil.copytree(render(variant), tmp_path / variant)  # running the suite writes data/ and caches
     result = subprocess.run(
-        # Its own --basetemp: by default an inner pytest prunes the outer run's old temp folders (renders, venvs).
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "suite"), "tests",
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *own_basetemp(tmp_path), "tests",
          *(arg for test in NEEDS_REPO_VENV for arg in ("--deselect", test))],
         cwd=repo, capture_output=True, text=True, timeout=900,
     )

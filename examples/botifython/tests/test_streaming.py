@@ -336,16 +336,19 @@ def test_a_save_of_many_tasks_makes_as_many_python_calls_to_the_database_as_a_sa
         assert lines == ([(0, "a")] if i == ids[0] else []) + [(1, f"b{i}"), (2, f"c{i}"), (3, f"d{i}")]
 
 
+def launched(server, work):
+    """`work(report)` started as a task of no tab, on the running loop; its run."""
+    task = server.new_task(SimpleNamespace(session={}, headers={"x-tab": ""}), title="t")
+    server.launch(task, work)
+    return server.RUNS[task.id]
+
+
 def run_tasks(server, *works) -> list[int]:
     """Run each `work(report)` as a task on a loop of its own, to the end; their ids."""
-    request = SimpleNamespace(session={}, headers={"x-tab": ""})
-
     async def main() -> list[int]:
-        tasks = [server.new_task(request, title="t") for _ in works]
-        for task, work in zip(tasks, works):
-            server.launch(task, work)
-        await asyncio.gather(*(server.RUNS[task.id].job for task in tasks))
-        return [task.id for task in tasks]
+        runs = [launched(server, work) for work in works]
+        await asyncio.gather(*(run.job for run in runs))
+        return [run.task.id for run in runs]
 
     return asyncio.run(main())
 
@@ -426,16 +429,13 @@ def test_a_save_refused_as_busy_is_carried_by_the_next_and_loses_no_line(server,
 def test_a_second_cancel_while_the_task_saves_its_end_leaves_nothing_running(server, monkeypatch):
     save_tasks = server.save_tasks
     monkeypatch.setattr(server, "save_tasks", lambda batch: time.sleep(0.2) or save_tasks(batch))
-    request = SimpleNamespace(session={}, headers={"x-tab": ""})
 
     async def forever(report):
         await report(1, 2, "started")
         await asyncio.Event().wait()
 
     async def main() -> int:
-        task = server.new_task(request, title="t")
-        server.launch(task, forever)
-        run = server.RUNS[task.id]
+        run = launched(server, forever)
         while run.task.done < 1:
             await asyncio.sleep(0.01)
         run.job.cancel()  # the Cancel button, clicked twice: the second lands while the end is saved
@@ -446,7 +446,7 @@ def test_a_second_cancel_while_the_task_saves_its_end_leaves_nothing_running(ser
             if not server.RUNS:
                 break
             await asyncio.sleep(0.05)
-        return task.id
+        return run.task.id
 
     task_id = asyncio.run(main())
     assert not server.RUNS, "the task stayed running in memory"

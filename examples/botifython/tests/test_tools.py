@@ -17,6 +17,8 @@ sys.path.insert(0, str(REPO))
 import toolbox  # noqa: E402
 
 AUTOGROUP = Path("/proc/self/autogroup")  # Linux's: the CPU share of this process's session against the others'
+TOOL_NICE = min(os.nice(0) + toolbox.NICENESS, 19)  # a tool's process's nice value, counted from this process's
+TOOL_SESSION = str(toolbox.NICENESS) if AUTOGROUP.exists() else "-"  # its session's autogroup value, if any
 
 
 @pytest.fixture
@@ -329,9 +331,8 @@ def test_a_tool_runs_at_a_lower_cpu_priority_than_the_server_and_so_does_its_ses
             return f"{os.nice(0)} {os.getsid(0) == os.getpid()} {session}"
     ''')
     result, _ = run(tool, {})
-    session = toolbox.NICENESS if AUTOGROUP.exists() else "-"
-    assert result == f"{min(os.nice(0) + toolbox.NICENESS, 19)} True {session}"
-    assert min(os.nice(0) + toolbox.NICENESS, 19) > os.nice(0)
+    assert result == f"{TOOL_NICE} True {TOOL_SESSION}"
+    assert TOOL_NICE > os.nice(0)
 
 
 def test_the_bar_is_coalesced_in_the_child_but_every_line_arrives_in_order(app):
@@ -682,8 +683,7 @@ def test_a_notebook_tools_kernel_runs_at_the_tools_lower_cpu_priority_and_so_doe
                       "print(os.nice(0), group.read_text().split()[-1] if group.exists() else '-')", []))
     tool = toolbox.discover(app / "tools", jupyter=True)[0]["priority"]
     result, _ = run(tool, {}, app / "data" / "outputs" / "7")
-    niceness = min(os.nice(0) + toolbox.NICENESS, 19)
-    assert result.startswith(f"<pre>{niceness} {toolbox.NICENESS if AUTOGROUP.exists() else '-'}\n</pre><p>")
+    assert result.startswith(f"<pre>{TOOL_NICE} {TOOL_SESSION}\n</pre><p>")
 
 
 def test_a_failing_notebook_tool_names_the_kernel_error(app):
