@@ -4,6 +4,7 @@ Test modules import from here (or from nixenv/uvlock/terminal), never from one a
 """
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import os
 import re
@@ -73,11 +74,23 @@ def need(tool: str, *, why: str = "") -> str:
     pytest.skip(message)
 
 
+# xdist worker gwN's ports: 20000 + 1000 N up to the next thousand, all below the ephemeral range (32768 up).
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+_PORTS = iter(range(20_000 + 1_000 * _WORKER, 21_000 + 1_000 * _WORKER))
+
+
 def free_port() -> int:
-    """A port nothing on 127.0.0.1 listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A 127.0.0.1 port for a server a test is about to start, which may bind it minutes later (after an install).
+
+    Each xdist worker takes ports from its own block below the kernel's ephemeral range, and never one twice. So
+    neither another worker's server nor a port the kernel hands out (a bind to 0 in a rendered suite, an outgoing
+    connection) can take it first, as a port the kernel picked could be.
+    """
+    for port in _PORTS:
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            return port
+    raise AssertionError("this worker has used every port of its block")
 
 
 def own_basetemp(tmp_path: Path) -> list[str]:

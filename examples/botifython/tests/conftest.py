@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from fake_ollama import FakeOllama
 REPO = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "BOTIFYTHON"
 NO_OLLAMA = "http://127.0.0.1:9"  # the discard port: a chat that was not expected fails at once
+LISTENING = re.compile(r"Uvicorn running on (\S+)")
 
 
 @pytest.fixture
@@ -122,10 +122,25 @@ def receive_until(ws, text: str, timeout: float = 10.0) -> list[str]:
     return frames
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def started(command: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """Run `command`, a server told to listen on port 0, and return it with the address it reports.
+
+    The kernel then picks a port nothing holds. A port picked here first could be taken by another process
+    (another suite, run in parallel) before the server binds it, and the test would talk to that one.
+    """
+    log = cwd / "server.log"
+    seen = log.stat().st_size if log.exists() else 0
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + 30
+    while True:
+        output = log.read_bytes()[seen:].decode(errors="replace")
+        if listening := LISTENING.search(output):
+            return process, listening[1]
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"the server did not start within 30 s:\n{output}")
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -138,22 +153,12 @@ def live_server(app_dir: Path, request: pytest.FixtureRequest):
 
     @contextlib.contextmanager
     def run(**extra_env: str):
-        port = free_port()
-        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), f"{ENV_PREFIX}_ENV": "prod",
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": "0", f"{ENV_PREFIX}_ENV": "prod",
                "OLLAMA_HOST": ollama,
                **extra_env}
-        log = app_dir / "server.log"
-        with log.open("ab") as out:
-            process = subprocess.Popen([sys.executable, "server.py"], cwd=app_dir, env=env, stdout=out, stderr=out)
+        process, url = started([sys.executable, "server.py"], cwd=app_dir, env=env)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, log.read_text()
-                with contextlib.suppress(OSError), socket.create_connection((env["HOST"], port), timeout=1):
-                    break
-                assert time.monotonic() < deadline, "server did not start within 30 s"
-                time.sleep(0.1)
-            yield f"http://{'[::1]' if env['HOST'] == '::1' else env['HOST']}:{port}"
+            yield url
         finally:
             process.terminate()
             try:

@@ -11,6 +11,7 @@ import importlib
 import io
 import os
 import re
+import socket
 import stat
 import sys
 import time
@@ -21,7 +22,7 @@ import httpx
 import pytest
 
 import fake_botify
-from conftest import free_port, open_page, receive_until
+from conftest import open_page, receive_until
 from fake_botify import VALID_TOKEN
 
 OTHER_TOKEN = "ffffffffffffffffffffffffffffffffffff1234"
@@ -110,8 +111,10 @@ def test_rejected_token_keeps_the_old_one(client, tab, connected):
 
 
 def test_unreachable_api_keeps_the_old_token(client, tab, connected, monkeypatch):
-    monkeypatch.setenv("BOTIFY_API_BASE", f"http://127.0.0.1:{free_port()}/v1")
-    card = client.post("/botify/connect", data={"token": OTHER_TOKEN}, headers=tab).text
+    with socket.socket() as unlistened:  # bound but not listening: refuses every connection, and no one can take it
+        unlistened.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("BOTIFY_API_BASE", f"http://127.0.0.1:{unlistened.getsockname()[1]}/v1")
+        card = client.post("/botify/connect", data={"token": OTHER_TOKEN}, headers=tab).text
     assert "Could not reach Botify" in card and "The saved connection is unchanged." in card
     assert connected.read_text() == VALID_TOKEN
 

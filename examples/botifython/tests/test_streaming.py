@@ -24,7 +24,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from conftest import ENV_PREFIX, free_port, ollama_host, open_page, receive_until
+from conftest import ENV_PREFIX, ollama_host, open_page, receive_until, started
 
 STREAMING_APP = '''
 import asyncio
@@ -66,20 +66,10 @@ def app_server(app_dir: Path, request: pytest.FixtureRequest):
         return [sys.executable, "-m", "uvicorn", "streaming_app:app", "--host", "127.0.0.1", "--port", str(port)]
 
     @contextlib.contextmanager
-    def run(port: int | None = None):
-        port = port or free_port()
-        log = app_dir / "server.log"
-        with log.open("ab") as out:
-            process = subprocess.Popen(command(port), cwd=app_dir, env=env, stdout=out, stderr=out)
+    def run():
+        process, url = started(command(0), cwd=app_dir, env=env)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, log.read_text()
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-                assert time.monotonic() < deadline, "server did not start within 30 s"
-                time.sleep(0.1)
-            yield f"http://127.0.0.1:{port}", process
+            yield url, process
         finally:
             if process.poll() is None:
                 process.terminate()
