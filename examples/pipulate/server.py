@@ -1156,28 +1156,6 @@ class Saver:
 SAVER = Saver()
 
 
-class LoopTurns:
-    """Counts the event loop's turns. A task that sees the same count at two reports has held the loop from one
-    to the other; one that awaits between reports (a sleep, a request) sees a new count, and never has to yield
-    in report() as well. One callback per turn, however many tasks look."""
-
-    def __init__(self):
-        self.count = 0
-        self.ticking: asyncio.AbstractEventLoop | None = None  # the loop a tick is due on
-
-    def now(self) -> int:
-        if self.ticking is not (loop := asyncio.get_running_loop()):
-            self.ticking = loop
-            loop.call_soon(self.tick)
-        return self.count
-
-    def tick(self) -> None:
-        self.count, self.ticking = self.count + 1, None
-
-
-TURNS = LoopTurns()
-
-
 @dataclass(eq=False)
 class Run:
     """A running task's row, kept current in memory, pushed to its tab at most every PUSH_EVERY seconds and saved
@@ -1188,8 +1166,7 @@ class Run:
     unsaved: list = field(default_factory=list)
     lines_saved: int = 0
     pushed: float = 0.0
-    turn: int = -1  # the loop's turn at its last report
-    slice_began: float = 0.0
+    yielded: float = 0.0
     timer: asyncio.TimerHandle | None = None
     job: asyncio.Task | None = None
     cancelled: bool = False  # by its Cancel button; a server that stops cancels the rest, which are interrupted
@@ -1205,17 +1182,15 @@ class Run:
             self.tail.append(line + "\n")
             self.unsent.append(line)
             self.unsaved.append(line)
-        now = time.monotonic()
         if not self.timer:
-            if (wait := self.pushed + PUSH_EVERY - now) <= 0:
+            if (wait := self.pushed + PUSH_EVERY - time.monotonic()) <= 0:
                 self.push()
             else:
                 self.timer = asyncio.get_running_loop().call_later(wait, self.push)
         SAVER.mark(self)
-        if (turn := TURNS.now()) != self.turn:  # the task let others run since its last report: a new slice
-            self.turn, self.slice_began = turn, now
-        elif now - self.slice_began >= REPORT_SLICE:  # every other tab runs between slices
+        if time.monotonic() - self.yielded >= REPORT_SLICE:  # every other tab runs between slices
             await asyncio.sleep(0)
+            self.yielded = time.monotonic()
 
     def push(self) -> None:
         """Send the tab the latest bar and the log lines since the last push."""

@@ -376,20 +376,6 @@ def test_a_task_reporting_in_a_tight_loop_lets_the_loop_run_between_slices(serve
     assert any(0 < done < 20_000 for done in seen), "another task never ran while the tight loop reported"
 
 
-def test_a_task_that_awaits_between_reports_is_not_made_to_yield_in_report_as_well(server, monkeypatch):
-    async def paced(report):
-        for step in range(1, 301):
-            await report(step, 300)
-            await asyncio.sleep(0.001)  # the loop runs others here: a yield in report() would only cost a turn
-        return "reported"
-
-    yields = counting_yields(server, monkeypatch)
-    [task_id] = run_tasks(server, paced)
-    assert yields.count(0.001) == 300, "the test's own sleeps were not counted: it proves nothing"
-    assert yields.count(0) == 0, f"report() yielded {yields.count(0)} times in a task that yields by itself"
-    assert (server.tasks[task_id].status, server.tasks[task_id].done) == ("done", 300)
-
-
 def test_tasks_that_end_together_share_their_final_write(server, monkeypatch):
     writes, save_tasks = [], server.save_tasks
     monkeypatch.setattr(server, "save_tasks", lambda batch: writes.append(len(batch)) or save_tasks(batch))
