@@ -11,11 +11,14 @@ sends, one frame per report. All streams begin together half a second after the 
 on the app side, its POST has answered), so setting up is never measured as streaming; the sides alternate,
 --repeats times each, and the median throughput is compared. Throughput counts reports delivered (log lines
 reaching the page, plus those a frame counts as not shown: a frame carries a task's newest 50), since the app
-may carry several in one frame; frames/s is printed beside it. Two phases:
-  burst   reports back to back: delivery throughput (reports/s), app vs bare
-  paced   one report per --interval per task: delivery latency p50/p99 under load, app vs bare. The default
-          (10 reports/s per task) stays under the app's 20 progress frames/s per task, so this is latency,
-          not coalescing
+may carry several in one frame; frames/s is printed beside it. Three phases:
+  burst      reports back to back: delivery throughput (reports/s), app vs bare
+  paced      one report per --interval per task, every task in step: delivery latency p50/p99 under load, app
+             vs bare. The default (10 reports/s per task) stays under the app's 20 progress frames/s per task,
+             so this is latency, not coalescing. In step, each round's reports run in one turn of the event
+             loop, so p99 is about the CPU of a whole round, and moves with how tightly the rounds cluster
+  staggered  as paced, but the tasks' first reports spread evenly over one interval, as tabs people start
+             are: the latency of a report rather than of a round
 Each app side also prints the median time its POSTs took to start the N tasks (all at once, like N tabs), and,
 from one more run whose deliveries are not counted (the bare side has no such user), the latency of another
 user's POSTs (POST /profiles/switch every 100 ms from a separate process) while the N tasks stream.
@@ -61,7 +64,8 @@ LOG_LINES = re.compile(r'hx-swap-oob="beforeend">(.*?)</pre>', re.S)
 GAP = re.compile(r"… ([\d,]+) lines not shown here")  # a frame carries a task's newest lines and counts the rest
 TASK_ID = re.compile(r'id="task-(\d+)"')
 LEAD = 0.5  # seconds from the last client being ready to every stream's start
-PHASES = {"burst": False, "paced": True}  # whether the phase waits --interval between reports
+# Per phase: whether tasks wait --interval between reports, and whether their starts spread over one interval.
+PHASES = {"burst": (False, False), "paced": (True, False), "staggered": (True, True)}
 COUNT_WORDS = ("/tools/count_words", "/tasks/count-words")  # the demo task, as a tool and before it was one
 
 BENCH_APP = '''
@@ -77,9 +81,9 @@ def start_of(run: str) -> asyncio.Future:
     return STARTS.setdefault(run, asyncio.get_running_loop().create_future())
 
 
-async def stamped(report, count: int, run: str, interval: float):
+async def stamped(report, count: int, run: str, interval: float, offset: float):
     at = await start_of(run)
-    await asyncio.sleep(max(0.0, at - time.time()))
+    await asyncio.sleep(max(0.0, at + offset - time.time()))
     for done in range(1, count + 1):
         await report(done, count, f"{time.time_ns()} ")
         if interval:
@@ -88,8 +92,9 @@ async def stamped(report, count: int, run: str, interval: float):
 
 
 @app.post("/bench/start")
-async def bench_start(req, count: int, run: str, interval: float):
-    return start_task(req, title="bench", fn=stamped, params=dict(count=count, run=run, interval=interval))
+async def bench_start(req, count: int, run: str, interval: float, offset: float):
+    return start_task(req, title="bench", fn=stamped,
+                      params=dict(count=count, run=run, interval=interval, offset=offset))
 
 
 @app.post("/bench/go")
@@ -133,7 +138,7 @@ PAD = "x" * 180  # the size of one progress frame of the app
 async def stream(ws):
     await ws.accept()
     load = json.loads(await ws.receive_text())
-    await asyncio.sleep(max(0.0, load["at"] - time.time()))
+    await asyncio.sleep(max(0.0, load["at"] + load["offset"] - time.time()))
     for _ in range(load["count"]):
         await ws.send_text(f"{time.time_ns()} {PAD}")
         if load["interval"]:
@@ -338,8 +343,14 @@ async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespa
                 httpx.AsyncClient(base_url=f"http://{app.host}", limits=limits, timeout=120))
             await https[name].get("/")  # one session cookie, shared like the tabs of one browser
         for clients in args.clients:
-            for phase, interval in ((phase, args.interval if PHASES[phase] else 0.0) for phase in args.phases):
-                rate = "back to back" if not interval else f"one per {interval * 1000:.0f} ms per task"
+            for phase in args.phases:
+                paced, spread = PHASES[phase]
+                interval = args.interval if paced else 0.0
+                rate = "back to back" if not paced else f"one per {interval * 1000:.0f} ms per task" + \
+                    (", their starts spread evenly over one interval" if spread else ", all in step")
+
+                def offset(i: int, clients: int = clients, spread: bool = spread) -> float:
+                    return i / clients * interval if spread else 0.0
                 print(f"task progress, {phase}: {clients} clients x {args.messages} reports, {rate}, "
                       f"{args.repeats} runs each side, alternating", flush=True)
                 in_apps = {name: Runs(f"{name} (start_task -> report -> tab)") for name in apps}
@@ -347,13 +358,15 @@ async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespa
                 for repeat in range(args.repeats + 1):
                     for name, app in apps.items():
                         key = f"{name}-{phase}{clients}-{repeat}"
-                        start = f"/bench/start?count={args.messages}&run={key}&interval={interval}"
+                        start = f"/bench/start?count={args.messages}&run={key}&interval={interval}&offset="
                         await run(in_apps[name], app, lambda i, seen, app=app, name=name, start=start, key=key:
-                                  app_client(app, https[name], f"{key}-{i}", start, seen, f"/bench/go?run={key}"),
+                                  app_client(app, https[name], f"{key}-{i}", f"{start}{offset(i)}", seen,
+                                             f"/bench/go?run={key}"),
                                   clients, probe=repeat == args.repeats)
                     if repeat < args.repeats:
                         load = dict(count=args.messages, interval=interval)
-                        await run(in_bare, bare, lambda i, seen: bare_client(bare, load, seen), clients)
+                        await run(in_bare, bare, lambda i, seen: bare_client(bare, {**load, "offset": offset(i)}, seen),
+                                  clients)
                 for runs in (*in_apps.values(), in_bare):
                     runs.print()
                 for name, runs in in_apps.items():
