@@ -4,13 +4,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from helpers import need
 
 from .harness import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, offsite_router
 
 OFFSITE = re.compile(r"^(?!https?://127\.0\.0\.1[:/])(?!data:|blob:|about:)")
+WAIT_MS = 30_000  # for an action or an expect(): htmx round trips, with suites running beside, can take seconds
+
+expect.set_options(timeout=WAIT_MS)  # Playwright's own default for expect() is 5 s
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +29,7 @@ def browser():
 def context(browser):
     """A private browser profile with traffic kept on 127.0.0.1; tests open one or more tabs in it."""
     ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    ctx.set_default_timeout(10_000)
+    ctx.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     offsite: list[str] = []
     ctx.on("weberror", lambda error: errors.append(str(error.error)))

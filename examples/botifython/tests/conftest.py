@@ -7,6 +7,7 @@ the others leave it unstarted and point the app at a port where nothing listens.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import importlib.util
@@ -120,6 +121,17 @@ def receive_until(ws, text: str, timeout: float = 10.0) -> list[str]:
     while not frames or text not in frames[-1]:
         frames.append(receive(ws, max(0.01, deadline - time.monotonic())))
     return frames
+
+
+def wait_until(client: TestClient, ready, timeout: float = 60.0) -> bool:
+    """Let the app's event loop run until `ready()`; whether it was before `timeout` seconds. Generous: work in
+    a worker thread can wait seconds for a core on a loaded machine, and a test that passes waits no longer."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            return False
+        client.portal.call(asyncio.sleep, 0.02)
+    return True
 
 
 def started(command: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:

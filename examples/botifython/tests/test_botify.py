@@ -164,7 +164,7 @@ def export(client, tab, project: str = "site-2") -> int:
     return int(re.search(r'id="task-(\d+)"', row)[1])
 
 
-def finished(client, server, task_id: int, timeout: float = 20.0):
+def finished(client, server, task_id: int, timeout: float = 120.0):
     deadline = time.monotonic() + timeout
     while server.tasks[task_id].status == "running":
         assert time.monotonic() < deadline, f"task {task_id} still running after {timeout} s"
@@ -212,7 +212,7 @@ def test_the_project_picker_starts_a_tool_run(client, server, fake, tab, connect
 def test_export_streams_progress_to_its_tab_and_the_csv_holds_every_analysis_once(client, server, fake, tab, connected):
     with client.websocket_connect(f"/ws?tab={tab['X-Tab']}") as ws:
         task_id = export(client, tab)
-        frames = "".join(receive_until(ws, f'id="task-{task_id}" class="task done"', timeout=20))
+        frames = "".join(receive_until(ws, f'id="task-{task_id}" class="task done"', timeout=120))
     assert "Signed in to Botify as jdoe" in frames and "Fetched 11 of 11 analyses" in frames
     assert listing_requests(fake) == [LISTING, f"{LISTING}?page=2", f"{LISTING}?page=3", f"{LISTING}?page=4"]
     href, disposition, rows = download(client, finished(client, server, task_id))
@@ -262,7 +262,7 @@ def test_cancel_mid_export_leaves_no_file(client, server, fake, tab, connected):
     release = fake.hold(f"{LISTING}?page=2")
     with client.websocket_connect(f"/ws?tab={tab['X-Tab']}") as ws:
         task_id = export(client, tab)
-        receive_until(ws, "Fetched 3 of 11 analyses", timeout=20)
+        receive_until(ws, "Fetched 3 of 11 analyses", timeout=120)
         client.post(f"/tasks/{task_id}/cancel", headers=tab)
         release.set()
         task = finished(client, server, task_id)

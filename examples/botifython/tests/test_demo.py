@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from conftest import ENV_PREFIX, open_page, receive, receive_until
+from conftest import ENV_PREFIX, open_page, receive, receive_until, wait_until
 
 CHUNK = re.compile(r'<span hx-swap-oob="beforeend:#(reply-\w+)">(.*?)</span>', re.S)
 
@@ -33,11 +33,7 @@ def chat(ws, msg: str) -> None:
 
 def wait_for_reply_end(client, server, tab: str) -> None:
     """The stream's closing line comes after the last chunk: wait until the reply task is gone."""
-    for _ in range(200):
-        if server.TABS[tab].reply is None:
-            return
-        client.portal.call(asyncio.sleep, 0.025)
-    raise AssertionError("the reply did not end")
+    assert wait_until(client, lambda: server.TABS[tab].reply is None), "the reply did not end"
 
 
 def chunks(frames: list[str]) -> list[str]:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from conftest import open_page, receive_until
+from conftest import open_page, receive_until, wait_until
 
 APP_TITLE = json.loads(r'''"Botifython"''')
 
@@ -248,10 +248,7 @@ def test_a_task_outlives_its_tab_and_records_the_result(client, server, task_rou
         receive_until(ws, "first step")
     assert server.TABS == {} and server.tasks[task_id].status == "running"
     quick = int(re.search(r'id="task-(\d+)"', client.post("/test-task/quick", headers=headers).text)[1])
-    for _ in range(100):
-        if quick not in server.RUNS:
-            break
-        client.portal.call(asyncio.sleep, 0.05)
+    wait_until(client, lambda: quick not in server.RUNS)
     assert (server.tasks[quick].status, server.tasks[quick].result) == ("done", "quick result")
     client.post(f"/tasks/{task_id}/cancel", headers=headers)
 
@@ -261,10 +258,7 @@ def test_a_tab_that_missed_every_push_still_sees_the_task_end(client, server, ta
     row = client.post("/test-task/failing", headers=headers).text
     task_id = int(re.search(r'id="task-(\d+)"', row)[1])
     assert f'hx-get="/tasks/{task_id}"' in row and 'hx-trigger="every 2s"' in row
-    for _ in range(100):
-        if not server.RUNS:
-            break
-        client.portal.call(asyncio.sleep, 0.02)
+    wait_until(client, lambda: not server.RUNS)
     polled = client.get(f"/tasks/{task_id}", headers=headers).text
     assert 'class="task failed"' in polled and "Failed: the API said no" in polled and "hx-get" not in polled
 
@@ -273,10 +267,7 @@ def test_a_poll_shows_progress_not_saved_yet(client, server, task_route, monkeyp
     monkeypatch.setattr(server, "SAVE_EVERY", 3600.0)  # only the first report reaches the database
     headers = open_page(client)
     task_id = int(re.search(r'id="task-(\d+)"', client.post("/test-task/busy", headers=headers).text)[1])
-    for _ in range(100):
-        if server.RUNS[task_id].task.done == 4:
-            break
-        client.portal.call(asyncio.sleep, 0.02)
+    wait_until(client, lambda: server.RUNS[task_id].task.done == 4)
     polled = client.get(f"/tasks/{task_id}", headers=headers).text
     assert server.tasks[task_id].done < 4 and "4/5" in polled and "step 4" in polled
     client.post(f"/tasks/{task_id}/cancel", headers=headers)

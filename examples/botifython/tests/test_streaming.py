@@ -24,7 +24,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from conftest import ENV_PREFIX, ollama_host, open_page, receive_until, started
+from conftest import ENV_PREFIX, ollama_host, open_page, receive_until, started, wait_until
 
 STREAMING_APP = '''
 import asyncio
@@ -112,10 +112,13 @@ def wait_for_count(http: httpx.Client, task_id: int, at_least: int) -> str:
 # --- chat: any string JSON accepts gets a reply or a note -----------------------------------------------
 
 
+CHAT_WAIT = 60.0  # a server's first chat imports ollama first: seconds, on a loaded machine
+
+
 def settle(ws) -> None:
     """Stop whatever may still stream; the chat must answer, so a jammed reply fails here."""
     ws.send('{"type": "stop"}')
-    while "Stopped." not in (frame := ws.recv(timeout=5)) and "Nothing to stop" not in frame:
+    while "Stopped." not in (frame := ws.recv(timeout=CHAT_WAIT)) and "Nothing to stop" not in frame:
         pass
 
 
@@ -124,7 +127,7 @@ def replies(ws, frame: str) -> list[str]:
     ws.send(frame)
     frames = []
     while not frames or ("message note" not in frames[-1] and ">!</span>" not in frames[-1]):
-        frames.append(ws.recv(timeout=5))
+        frames.append(ws.recv(timeout=CHAT_WAIT))
     return frames
 
 
@@ -432,9 +435,8 @@ def test_a_second_cancel_while_the_task_saves_its_end_leaves_nothing_running(ser
         await asyncio.sleep(0.05)
         run.job.cancel()
         await asyncio.wait([run.job])
-        for _ in range(100):
-            if not server.RUNS:
-                break
+        deadline = time.monotonic() + 60
+        while server.RUNS and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         return run.task.id
 
@@ -461,11 +463,8 @@ def test_starting_a_task_runs_one_insert_and_reads_no_schema(server):
 
 
 def finished(client, server, task_id: int) -> str:
-    for _ in range(200):
-        if task_id not in server.RUNS:
-            return client.get(f"/tasks/{task_id}", headers={"HX-Request": "true"}).text
-        client.portal.call(asyncio.sleep, 0.02)
-    raise AssertionError(f"task {task_id} did not end")
+    assert wait_until(client, lambda: task_id not in server.RUNS), f"task {task_id} did not end"
+    return client.get(f"/tasks/{task_id}", headers={"HX-Request": "true"}).text
 
 
 def test_a_failed_second_start_leaves_running_tasks_alone(app_server, app_dir):
