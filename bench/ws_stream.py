@@ -346,11 +346,9 @@ async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespa
             for phase in args.phases:
                 paced, spread = PHASES[phase]
                 interval = args.interval if paced else 0.0
-                rate = "back to back" if not paced else f"one per {interval * 1000:.0f} ms per task" + \
-                    (", their starts spread evenly over one interval" if spread else ", all in step")
-
-                def offset(i: int, clients: int = clients, spread: bool = spread) -> float:
-                    return i / clients * interval if spread else 0.0
+                offsets = [i / clients * interval if spread else 0.0 for i in range(clients)]  # each task's start
+                rate = "back to back" if not paced else f"one per {interval * 1000:.0f} ms per task, " + \
+                    ("their starts spread evenly over one interval" if spread else "all in step")
                 print(f"task progress, {phase}: {clients} clients x {args.messages} reports, {rate}, "
                       f"{args.repeats} runs each side, alternating", flush=True)
                 in_apps = {name: Runs(f"{name} (start_task -> report -> tab)") for name in apps}
@@ -360,12 +358,12 @@ async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespa
                         key = f"{name}-{phase}{clients}-{repeat}"
                         start = f"/bench/start?count={args.messages}&run={key}&interval={interval}&offset="
                         await run(in_apps[name], app, lambda i, seen, app=app, name=name, start=start, key=key:
-                                  app_client(app, https[name], f"{key}-{i}", f"{start}{offset(i)}", seen,
+                                  app_client(app, https[name], f"{key}-{i}", f"{start}{offsets[i]}", seen,
                                              f"/bench/go?run={key}"),
                                   clients, probe=repeat == args.repeats)
                     if repeat < args.repeats:
                         load = dict(count=args.messages, interval=interval)
-                        await run(in_bare, bare, lambda i, seen: bare_client(bare, {**load, "offset": offset(i)}, seen),
+                        await run(in_bare, bare, lambda i, seen: bare_client(bare, {**load, "offset": offsets[i]}, seen),
                                   clients)
                 for runs in (*in_apps.values(), in_bare):
                     runs.print()

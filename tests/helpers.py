@@ -98,6 +98,7 @@ def own_basetemp(tmp_path: Path) -> list[str]:
     the outer run's old temp folders (renders, venvs)."""
     return ["--basetemp", str(tmp_path / "suite")]
 
+
 def render_variant(dest: Path, variant: str, *, template: Path = REPO, **data: object) -> Path:
     """Render the working-tree template (or ``template``, a plain copy of it) into ``dest`` with default answers."""
     copier.run_copy(

@@ -3,7 +3,6 @@ may send, and the export's files, through direct calls of the botify_export tool
 and clock, which a run in its own process would not see)."""
 from __future__ import annotations
 
-import asyncio
 import csv
 import fcntl
 import html
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 import fake_botify
-from conftest import open_page, receive_until
+from conftest import open_page, receive_until, wait_until
 from fake_botify import VALID_TOKEN
 
 OTHER_TOKEN = "ffffffffffffffffffffffffffffffffffff1234"
@@ -165,10 +164,8 @@ def export(client, tab, project: str = "site-2") -> int:
 
 
 def finished(client, server, task_id: int, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while server.tasks[task_id].status == "running":
-        assert time.monotonic() < deadline, f"task {task_id} still running after {timeout} s"
-        client.portal.call(asyncio.sleep, 0.05)
+    assert wait_until(client, lambda: server.tasks[task_id].status != "running", timeout), \
+        f"task {task_id} still running after {timeout} s"
     return server.tasks[task_id]
 
 
