@@ -5,16 +5,20 @@ a bare Starlette websocket, side by side in one run.
                               [--before d4b4253] [--phases burst paced] [--parts progress demo chat]
 
 Task progress. N clients each open a tab socket and start a task that reports M times, through the real
-path: POST -> start_task -> report() -> `tasks` table -> push to that tab. Each log line carries its send
-time, so clients measure delivery latency. The same load runs against a bare Starlette endpoint that only
-sends, one frame per report. All streams begin together half a second after the last client is connected (and,
+path: POST -> start_task -> report() -> `tasks` table -> push to that tab. Each log line carries a time, so
+clients measure delivery latency: in a burst, when report() was called; when paced, when the report was due. The
+same load runs against a bare Starlette endpoint that only sends, one frame per report. All streams begin together half a second after the last client is connected (and,
 on the app side, its POST has answered), so setting up is never measured as streaming; the sides alternate,
 --repeats times each, and the median throughput is compared. Throughput counts reports delivered (log lines
 reaching the page, plus those a frame counts as not shown: a frame carries a task's newest 50), since the app
 may carry several in one frame; frames/s is printed beside it. Three phases:
   burst      reports back to back: delivery throughput (reports/s), app vs bare
   paced      one report per --interval per task, every task in step: delivery latency p50/p99 under load, app
-             vs bare. The default (10 reports/s per task) stays under the app's 20 progress frames/s per task,
+             vs bare. Paced tasks keep a timetable (report k is due at start + k * interval), as a load generator
+             must: a task that slept, then reported, then slept again drifted later whenever the loop ran late,
+             tasks that ran late together stayed together, and over a run the staggered tasks merged into ever
+             larger groups, whose size set p99 and differed from run to run. A due time as the stamp also counts
+             a report that the server's loop started late, which the time of the call would hide. The default (10 reports/s per task) stays under the app's 20 progress frames/s per task,
              so this is latency, not coalescing. In step, each round's reports run in one turn of the event
              loop, so p99 is about the CPU of a whole round, and moves with how tightly the rounds cluster
   staggered  as paced, but the tasks' first reports spread evenly over one interval, as tabs people start
@@ -82,12 +86,12 @@ def start_of(run: str) -> asyncio.Future:
 
 
 async def stamped(report, count: int, run: str, interval: float, offset: float):
-    at = await start_of(run)
-    await asyncio.sleep(max(0.0, at + offset - time.time()))
+    start = await start_of(run) + offset
     for done in range(1, count + 1):
-        await report(done, count, f"{time.time_ns()} ")
-        if interval:
-            await asyncio.sleep(interval)
+        due = start + (done - 1) * interval
+        if done == 1 or interval:
+            await asyncio.sleep(max(0.0, due - time.time()))
+        await report(done, count, f"{round(due * 1e9) if interval else time.time_ns()} ")
     return f"{count} messages"
 
 
@@ -138,11 +142,12 @@ PAD = "x" * 180  # the size of one progress frame of the app
 async def stream(ws):
     await ws.accept()
     load = json.loads(await ws.receive_text())
-    await asyncio.sleep(max(0.0, load["at"] + load["offset"] - time.time()))
-    for _ in range(load["count"]):
-        await ws.send_text(f"{time.time_ns()} {PAD}")
-        if load["interval"]:
-            await asyncio.sleep(load["interval"])
+    start, interval = load["at"] + load["offset"], load["interval"]
+    for done in range(1, load["count"] + 1):
+        due = start + (done - 1) * interval
+        if done == 1 or interval:
+            await asyncio.sleep(max(0.0, due - time.time()))
+        await ws.send_text(f"{round(due * 1e9) if interval else time.time_ns()} {PAD}")
     await ws.send_text("done")
     await ws.receive_text()
 
