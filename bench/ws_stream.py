@@ -6,23 +6,25 @@ a bare Starlette websocket, side by side in one run.
 
 Task progress. N clients each open a tab socket and start a task that reports M times, through the real
 path: POST -> start_task -> report() -> `tasks` table -> push to that tab. Each log line carries a time, so
-clients measure delivery latency: in a burst, when report() was called; when paced, when the report was due. The
-same load runs against a bare Starlette endpoint that only sends, one frame per report. All streams begin together half a second after the last client is connected (and,
-on the app side, its POST has answered), so setting up is never measured as streaming; the sides alternate,
---repeats times each, and the median throughput is compared. Throughput counts reports delivered (log lines
-reaching the page, plus those a frame counts as not shown: a frame carries a task's newest 50), since the app
-may carry several in one frame; frames/s is printed beside it. Three phases:
+clients measure delivery latency: in a burst, when report() was called; when paced, when the report was due.
+The same load runs against a bare Starlette endpoint that only sends, one frame per report. All streams begin
+together half a second after the last client is connected (and, on the app side, its POST has answered), so
+setting up is never measured as streaming; the sides alternate, --repeats times each, and the median
+throughput is compared. Throughput counts reports delivered (log lines reaching the page, plus those a frame
+counts as not shown: a frame carries a task's newest 50), since the app may carry several in one frame;
+frames/s is printed beside it. Three phases:
   burst      reports back to back: delivery throughput (reports/s), app vs bare
   paced      one report per --interval per task, every task in step: delivery latency p50/p99 under load, app
-             vs bare. Paced tasks keep a timetable (report k is due at start + k * interval), as a load generator
-             must: a task that slept, then reported, then slept again drifted later whenever the loop ran late,
-             tasks that ran late together stayed together, and over a run the staggered tasks merged into ever
-             larger groups, whose size set p99 and differed from run to run. A due time as the stamp also counts
-             a report that the server's loop started late, which the time of the call would hide. The default (10 reports/s per task) stays under the app's 20 progress frames/s per task,
+             vs bare. The default (10 reports/s per task) stays under the app's 20 progress frames/s per task,
              so this is latency, not coalescing. In step, each round's reports run in one turn of the event
-             loop, so p99 is about the CPU of a whole round, and moves with how tightly the rounds cluster
+             loop, so p99 is about the CPU of a whole round
   staggered  as paced, but the tasks' first reports spread evenly over one interval, as tabs people start
              are: the latency of a report rather than of a round
+Paced tasks keep a timetable (report k is due at start + k * interval), as a load generator must. A task that
+slept an interval after each report drifted later whenever the loop ran late; tasks late together stayed
+together, so over a run the staggered tasks merged into ever larger groups, whose size set p99 and differed
+from run to run. The due time as the stamp also counts a report that the server's loop started late, which
+the time of the call would hide.
 Each app side also prints the median time its POSTs took to start the N tasks (all at once, like N tabs), and,
 from one more run whose deliveries are not counted (the bare side has no such user), the latency of another
 user's POSTs (POST /profiles/switch every 100 ms from a separate process) while the N tasks stream.
