@@ -1,7 +1,10 @@
 """Shared by the side-by-side benches: the template as it was at a git ref of this repo, rendered, and percentiles."""
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -29,6 +32,16 @@ def renders(tmp: Path, before: str, variant: str = "pipulate") -> dict[str, Path
     if before:
         found["before"] = render_at(before, tmp / "before", variant)
     return found
+
+
+def run_side(render: Path, program: str, *args: object) -> dict:
+    """Run ``program`` (Python source) in ``render``'s folder, as its server runs in production, and return the
+    JSON it printed last; a side that fails ends the bench with its error."""
+    result = subprocess.run([sys.executable, "-c", program, *map(str, args)], cwd=render, capture_output=True,
+                            text=True, env={**os.environ, "PIPULATE_ENV": "prod"}, timeout=600)
+    if result.returncode:
+        raise SystemExit(f"the {render.name} side failed:\n{result.stderr}")
+    return json.loads(result.stdout.splitlines()[-1])
 
 
 def percentile_ms(values: list[float], q: float) -> float:

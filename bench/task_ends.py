@@ -12,10 +12,7 @@ and the medians are compared.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 from baseline import renders as now_and_before  # noqa: E402
+from baseline import run_side  # noqa: E402
 
 ENDING = '''
 import asyncio
@@ -73,11 +71,7 @@ print(json.dumps(asyncio.run(main(int(sys.argv[1])))))
 
 
 def measure(render: Path, count: int) -> dict:
-    result = subprocess.run([sys.executable, "-c", ENDING, str(count)], cwd=render, capture_output=True, text=True,
-                            env={**os.environ, "PIPULATE_ENV": "prod"}, timeout=600)
-    if result.returncode:
-        raise SystemExit(f"the {render.name} side failed:\n{result.stderr}")
-    found = json.loads(result.stdout.splitlines()[-1])
+    found = run_side(render, ENDING, count)
     if not found["saved"]:
         raise SystemExit(f"the {render.name} side left a task's final row unsaved")
     return found

@@ -15,10 +15,7 @@ a save took, and the ratio of now to before. The sides alternate, --repeats time
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline import percentile_ms  # noqa: E402
 from baseline import renders as now_and_before  # noqa: E402
+from baseline import run_side  # noqa: E402
 from ws_stream import REPO  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))
@@ -43,9 +41,10 @@ LINE = "x" * 40
 
 
 def batch(ids: list[int], round_: int) -> list:
+    new = round(10 * server.SAVE_EVERY)  # lines each task logged since the last save, at 10 reports a second
     tail = "".join(f"{LINE} {n}\\n" for n in range(50))
-    first = round_ * 5
-    return [(("running", first, 1000, tail, "", task_id), first, [f"{LINE} {first + n}" for n in range(5)])
+    first = round_ * new
+    return [(("running", first, 100_000, tail, "", task_id), first, [f"{LINE} {first + n}" for n in range(new)])
             for task_id in ids]
 
 
@@ -84,12 +83,6 @@ asyncio.run(main())
 '''
 
 
-def side(render: Path, tasks: int, seconds: float) -> dict:
-    shown = subprocess.run([sys.executable, "-c", SIDE, str(tasks), str(seconds)], cwd=render, check=True,
-                           capture_output=True, text=True, env={**os.environ, "PIPULATE_ENV": "prod"})
-    return json.loads(shown.stdout.splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="82462c3", help="git ref to compare against")
@@ -102,7 +95,7 @@ def main() -> None:
         found = {name: {"lateness": [], "saves": []} for name in renders}
         for _ in range(args.repeats):
             for name, render in renders.items():
-                for key, values in side(render, args.tasks, args.seconds).items():
+                for key, values in run_side(render, SIDE, args.tasks, args.seconds).items():
                     found[name][key] += values
     print(f"{args.tasks} tasks' saves every SAVE_EVERY in a worker thread, beside a loop ticking {10 * args.tasks} "
           f"times a second; {args.repeats} runs of {args.seconds:.0f} s per side, alternating")

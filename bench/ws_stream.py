@@ -74,6 +74,17 @@ LEAD = 0.5  # seconds from the last client being ready to every stream's start
 PHASES = {"burst": (False, False), "paced": (True, False), "staggered": (True, True)}
 COUNT_WORDS = ("/tools/count_words", "/tasks/count-words")  # the demo task, as a tool and before it was one
 
+# The one timetable both servers' streams keep (the docstring says why), and each report's stamp.
+TIMETABLE = '''
+
+async def timetable(count: int, start: float, interval: float):
+    for done in range(1, count + 1):
+        due = start + (done - 1) * interval
+        if done == 1 or interval:
+            await asyncio.sleep(max(0.0, due - time.time()))
+        yield done, round(due * 1e9) if interval else time.time_ns()
+'''
+
 BENCH_APP = '''
 import asyncio
 import time
@@ -85,15 +96,11 @@ STARTS: dict[str, asyncio.Future] = {}  # run -> the time its streams begin, set
 
 def start_of(run: str) -> asyncio.Future:
     return STARTS.setdefault(run, asyncio.get_running_loop().create_future())
-
+''' + TIMETABLE + '''
 
 async def stamped(report, count: int, run: str, interval: float, offset: float):
-    start = await start_of(run) + offset
-    for done in range(1, count + 1):
-        due = start + (done - 1) * interval
-        if done == 1 or interval:
-            await asyncio.sleep(max(0.0, due - time.time()))
-        await report(done, count, f"{round(due * 1e9) if interval else time.time_ns()} ")
+    async for done, stamp in timetable(count, await start_of(run) + offset, interval):
+        await report(done, count, f"{stamp} ")
     return f"{count} messages"
 
 
@@ -139,17 +146,13 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
 PAD = "x" * 180  # the size of one progress frame of the app
-
+''' + TIMETABLE + '''
 
 async def stream(ws):
     await ws.accept()
     load = json.loads(await ws.receive_text())
-    start, interval = load["at"] + load["offset"], load["interval"]
-    for done in range(1, load["count"] + 1):
-        due = start + (done - 1) * interval
-        if done == 1 or interval:
-            await asyncio.sleep(max(0.0, due - time.time()))
-        await ws.send_text(f"{round(due * 1e9) if interval else time.time_ns()} {PAD}")
+    async for _, stamp in timetable(load["count"], load["at"] + load["offset"], load["interval"]):
+        await ws.send_text(f"{stamp} {PAD}")
     await ws.send_text("done")
     await ws.receive_text()
 
