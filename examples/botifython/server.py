@@ -709,9 +709,9 @@ def ProgressUpdate(task_id: int, done: int, total: int, lines: list[str], skippe
     new = "\n".join(lines) + "\n" if lines else ""
     text = html.escape(gap + new)  # escaped once, not per line: a frame may carry thousands of lines
     log_line = f'<pre id="{dom_id(task_id, "log")}" hx-swap-oob="beforeend">{text}</pre>' if text else ""
-    return Safe(f'<progress id="{dom_id(task_id, "bar")}" value="{int(done)}" max="{int(total) or 1}" '
+    return Safe(f'<progress id="{dom_id(task_id, "bar")}" value="{done}" max="{total or 1}" '
                 f'hx-swap-oob="true"></progress>'
-                f'<span id="{dom_id(task_id, "count")}" hx-swap-oob="true">{int(done)}/{int(total)}</span>{log_line}')
+                f'<span id="{dom_id(task_id, "count")}" hx-swap-oob="true">{done}/{total}</span>{log_line}')
 
 
 def field_text(value) -> str:
@@ -782,6 +782,14 @@ def scrub(text: str) -> str:
     return text if text.isascii() else LONE_SURROGATE.sub("\ufffd", text)
 
 
+def start_eagerly(coro) -> asyncio.Task:
+    """A task that runs at once, up to its first wait, where Python can (3.12 on); from the loop's next turn before."""
+    loop = asyncio.get_running_loop()
+    if sys.version_info >= (3, 12):
+        return asyncio.Task(coro, loop=loop, eager_start=True)
+    return loop.create_task(coro)
+
+
 @dataclass(eq=False)
 class Pending:
     """A task's progress on its way to a tab: the latest bar, and the newest log lines since the last frame.
@@ -814,9 +822,9 @@ class Pending:
 class Tab:
     """One open page: its socket, bounded chat history, the reply streaming into it and the frames on their way.
 
-    Nothing waits for the page to read: send() queues a frame and one writer per socket sends them. Progress
-    waits per task, so a page that falls behind gets the latest bar and the log lines it missed in one frame;
-    a page that falls OUTBOX_FRAMES other frames behind is closed.
+    Nothing waits for the page to read: send() queues a frame, and a writer started for the socket sends what
+    is queued and ends. Progress waits per task, so a page that falls behind gets the latest bar and the log
+    lines it missed in one frame; a page that falls OUTBOX_FRAMES other frames behind is closed.
     """
     socket: WebSocket
     history: deque = field(default_factory=lambda: deque(maxlen=2 * CHAT_TURNS))
@@ -824,7 +832,6 @@ class Tab:
     llm: object = None  # the ollama.AsyncClient, made on the first message: building one takes ~20 ms
     outbox: deque = field(default_factory=deque)
     progress: dict = field(default_factory=dict)  # task id -> Pending
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
     writer: asyncio.Task | None = None
     open: bool = True
 
@@ -834,13 +841,15 @@ class Tab:
         if len(self.outbox) >= OUTBOX_FRAMES:
             return self.drop()
         self.outbox.append(to_xml(*parts, indent=False))
-        self.ready.set()
+        self.flush()
 
     def report(self, task_id: int, done: int, total: int, lines: list[str]) -> None:
+        if not self.open:
+            return
         if (pending := self.progress.get(task_id)) is None:  # not setdefault: it would build a Pending every time
             pending = self.progress[task_id] = Pending()
         pending.add(done, total, lines)
-        self.ready.set()
+        self.flush()
 
     def finish(self, task_id: int, *parts) -> None:
         """The task's last frames, in order: the progress not sent yet, then its row."""
@@ -848,21 +857,26 @@ class Tab:
             self.outbox.append(pending.frame(task_id))
         self.send(*parts)
 
+    def flush(self) -> None:
+        """Start a writer unless one is sending. It starts eagerly: a page that is reading gets the frame now, in
+        the caller's turn of the loop, not after every other task that is due in that turn has run."""
+        if not self.writer or self.writer.done():
+            self.writer = start_eagerly(self.write())
+
     async def write(self) -> None:
-        with suppress(WebSocketDisconnect, RuntimeError):  # the page has gone: nothing left to send
-            while True:
-                await self.ready.wait()
-                self.ready.clear()
-                while self.outbox or self.progress:
-                    if self.outbox:
-                        text = self.outbox.popleft()
-                    else:
-                        task_id, pending = self.progress.popitem()
-                        text = pending.frame(task_id)
-                    try:
-                        await self.socket.send_text(text)
-                    except UnicodeEncodeError:
-                        await self.socket.send_text(scrub(text))
+        try:
+            while self.outbox or self.progress:
+                if self.outbox:
+                    text = self.outbox.popleft()
+                else:
+                    task_id, pending = self.progress.popitem()
+                    text = pending.frame(task_id)
+                try:
+                    await self.socket.send_text(text)
+                except UnicodeEncodeError:
+                    await self.socket.send_text(scrub(text))
+        except (WebSocketDisconnect, RuntimeError):  # the page has gone: nothing more to queue for it
+            self.open = False
 
     def drop(self) -> None:
         """Close a page that stopped reading: its frames would pile up without bound."""
@@ -1006,7 +1020,6 @@ async def ws(socket: WebSocket):
     if not TAB_ID.fullmatch(tab_id):
         return await socket.close(code=1008, reason="Connect to /ws?tab=<the tab id of the page>.")
     tab = TABS[tab_id] = Tab(socket)
-    tab.writer = asyncio.create_task(tab.write())
     try:
         while (message := await socket.receive())["type"] == "websocket.receive":
             ws_frame(tab, message.get("text"))
@@ -1026,9 +1039,9 @@ SOCKETS["/ws"] = ws
 #   async def fn(report, **params) -> str | FT
 #     `await report(done, total, line="")` records progress: every line and the last done/total reach the
 #     `tasks` table and the page of the tab that started the task, if it is still open (a few times a second,
-#     however often fn reports). fn may raise: the task fails and the page shows the exception's message,
-#     never a traceback. Cancel arrives as asyncio.CancelledError. A returned FT is stored as its HTML; a
-#     returned str as escaped text.
+#     however often fn reports). done and total are whole numbers; anything else fails the task right there.
+#     fn may raise: the task fails and the page shows the exception's message, never a traceback. Cancel
+#     arrives as asyncio.CancelledError. A returned FT is stored as its HTML; a returned str as escaped text.
 #   start_task(req, *, title, fn, params) -> FT
 #     Starts fn(report, **params) on the server's event loop for the request's tab (X-Tab header) and profile,
 #     and returns the task-panel row for HTMX to insert. Call it from any handler, plain `def` or `async def`.
@@ -1176,9 +1189,12 @@ class Run:
         return replace(self.task, log="".join(self.tail))
 
     async def report(self, done: int, total: int, line: str = "") -> None:
-        self.task.done, self.task.total = done, total
+        try:
+            self.task.done, self.task.total = int(done), int(total)
+        except (TypeError, ValueError, OverflowError):  # fails this task here, not the tab's frames later
+            raise TypeError(f"report(done, total) takes whole numbers, not {done!r:.40} and {total!r:.40}") from None
         if line:
-            line = scrub(line)
+            line = scrub(str(line))
             self.tail.append(line + "\n")
             self.unsent.append(line)
             self.unsaved.append(line)

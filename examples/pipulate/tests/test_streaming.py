@@ -379,6 +379,61 @@ def test_a_task_reporting_in_a_tight_loop_lets_the_loop_run_between_slices(serve
     assert any(0 < done < 20_000 for done in seen), "another task never ran while the tight loop reported"
 
 
+@pytest.mark.parametrize("done, total", [("x", 10), (None, 10), (1, "<b>"), (float("nan"), 10), (float("inf"), 10),
+                                         ([1], 10)])
+def test_a_bar_that_is_not_whole_numbers_fails_its_own_task_in_one_line(server, done, total):
+    async def bad(report):
+        await report(1, 10, "fine")
+        await report(done, total, "never logged")
+        return "not reached"
+
+    (task_id,) = run_tasks(server, bad)
+    task = server.tasks[task_id]
+    assert (task.status, task.done, task.total, task.log) == ("failed", 1, 10, "fine\n")
+    assert task.result.startswith("Failed: report(done, total) takes whole numbers, not ")
+    assert "\n" not in task.result and "<b>" not in task.result
+
+
+class Page:
+    """A tab's socket in memory: it reads while `reading` is set, and keeps what it read."""
+
+    def __init__(self):
+        self.frames: list[str] = []
+        self.reading = asyncio.Event()
+        self.reading.set()
+
+    async def send_text(self, text: str) -> None:
+        await self.reading.wait()
+        self.frames.append(text)
+
+
+def test_frames_reach_a_page_that_stalls_and_reads_again_all_and_in_order(server):
+    async def main() -> Page:
+        page, other = Page(), Page()
+        tab = server.TABS["stalls"] = server.Tab(page)
+        server.TABS["other"] = server.Tab(other)
+        tab.report(1, 1, 3, ["one"])
+        if sys.version_info >= (3, 12):  # the writer starts eagerly: the frame left within report()
+            assert len(page.frames) == 1
+        await asyncio.sleep(0)
+        assert len(page.frames) == 1 and tab.writer.done(), "the writer did not end once it had sent all"
+        page.reading.clear()
+        tab.report(1, 2, 3, ["two"])
+        tab.report(1, 3, 3, ["three"])
+        tab.finish(1, server.Div("row", id="task-1", hx_swap_oob="true"))
+        server.TABS["other"].report(2, 1, 1, ["meanwhile"])
+        await asyncio.sleep(0.05)
+        assert len(page.frames) == 1 and len(other.frames) == 1, "a stalled page held up another page"
+        page.reading.set()
+        await tab.writer
+        return page
+
+    page = asyncio.run(main())
+    shown = [re.sub("<[^>]*>", " ", frame).split() for frame in page.frames]  # [count, *log lines] or [row]
+    assert [line for frame in shown[:-1] for line in frame[1:]] == ["one", "two", "three"], page.frames
+    assert shown[-2][0] == "3/3" and shown[-1] == ["row"], page.frames
+
+
 def test_tasks_that_end_together_share_their_final_write(server, monkeypatch):
     writes, save_tasks = [], server.save_tasks
     monkeypatch.setattr(server, "save_tasks", lambda batch: writes.append(len(batch)) or save_tasks(batch))
