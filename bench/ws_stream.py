@@ -3,6 +3,7 @@ a bare Starlette websocket, side by side in one run.
 
     python bench/ws_stream.py [--clients 100 500] [--messages 200] [--interval 0.1] [--repeats 3] [--rounds 5]
                               [--before d4b4253] [--phases burst paced] [--parts progress demo chat]
+                              [--python /path/to/python3.12]
 
 Task progress. N clients each open a tab socket and start a task that reports M times, through the real
 path: POST -> start_task -> report() -> `tasks` table -> push to that tab. Each log line carries a time, so
@@ -33,9 +34,12 @@ The shipped demo task (count words of M-1 files under data/) runs too, for its r
 Chat. The rendered fake Ollama streams stamped tokens; their latency read straight from it vs through the
 app's websocket. The difference of the medians is what forwarding adds per chunk.
 
-Servers run under uvicorn on 127.0.0.1, both without permessage-deflate as server.py serves the app, and are
-stopped at the end; server CPU comes from /proc and counts the streaming only. Every run's p99 is printed, and
-the ratio to bare is given pooled and as the median of the runs side by side.
+Servers run under uvicorn on 127.0.0.1 (on --python, which needs the render's requirements; the template's
+default Python is 3.12, whose eager tasks the app's tab writer uses), both without permessage-deflate as
+server.py serves the app, and are stopped at the end. Server CPU comes from /proc and counts the streaming
+only; with perf on the PATH, so does a count of the server's instructions per report, which unlike CPU time
+holds still when the host gets busy. Every run's p99 is printed, and the ratio to bare is given pooled and as
+the median of the runs side by side.
 """
 from __future__ import annotations
 
@@ -46,6 +50,8 @@ import gc
 import json
 import os
 import re
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -170,12 +176,29 @@ class Server:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    async def count_instructions(self) -> asyncio.subprocess.Process | None:
+        """`perf stat` counting the server's instructions until it is stopped by `instructions()`; None without
+        perf. A count, unlike CPU time, does not move with the host's load or clock speed."""
+        if not shutil.which("perf"):
+            return None
+        return await asyncio.create_subprocess_exec("perf", "stat", "-x,", "-e", "instructions", "-p", str(self.pid),
+                                                    stderr=asyncio.subprocess.PIPE)
+
+
+async def instructions(perf: asyncio.subprocess.Process | None) -> int:
+    """What a `count_instructions()` counted, 0 if it counted nothing."""
+    if not perf:
+        return 0
+    perf.send_signal(signal.SIGINT)
+    counted = (await perf.communicate())[1].decode()
+    return sum(int(line.split(",")[0]) for line in counted.splitlines() if line[:1].isdigit())
+
 
 @contextlib.contextmanager
-def uvicorn(app: str, cwd: Path, env: dict | None = None):
+def uvicorn(app: str, cwd: Path, python: str, env: dict | None = None):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        [python, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
          "--timeout-keep-alive", "120", "--ws-per-message-deflate", "false"],
         cwd=cwd, env={**os.environ, **(env or {})})
     try:
@@ -243,6 +266,7 @@ class Runs:
     name: str
     runs: list[Seen] = field(default_factory=list)
     cpu: float = 0.0
+    instructions: int = 0
     posts: list[float] = field(default_factory=list)
     probes: list[float] = field(default_factory=list)
 
@@ -268,11 +292,12 @@ class Runs:
             if self.runs[0].latencies and len(self.runs) > 1 else ""
         posts = [post for run in self.runs for post in run.posts] + self.posts
         probes = self.probes
+        counted = f", {self.instructions / messages / 1000:5.0f}k instructions/report" if self.instructions else ""
         post = f"\n    {'':<34} start POSTs p50 {statistics.median(posts) * 1000:6.0f} ms" if posts else ""
         post += f"; another user's POST while they stream p50 {statistics.median(probes) * 1000:6.1f} ms" \
                 f" p99 {percentile_ms(probes, 0.99):6.1f} ms ({len(probes)})" if probes else ""
         print(f"  {self.name:<34} {latency}  {self.rate():8.0f} reports/s (median of {len(self.runs)}),"
-              f" {self.frame_rate():7.0f} frames/s  server CPU {self.cpu / messages * 1e6:4.0f} us/report{each}{post}")
+              f" {self.frame_rate():7.0f} frames/s  server CPU {self.cpu / messages * 1e6:4.0f} us/report{counted}{each}{post}")
 
 
 async def app_client(server: Server, http: httpx.AsyncClient, tab: str, start: str, seen: Seen,
@@ -311,11 +336,11 @@ async def run(runs: Runs, server: Server, clients, count: int, probe: bool = Fal
     or from the first client with set_up_counts (work whose POST starts it at once, like the demo task)."""
     seen = Seen(clients=count)
 
-    async def cpu_at_start() -> float:
+    async def cpu_at_start() -> tuple[float, asyncio.subprocess.Process | None]:
         if not set_up_counts:
             await seen.all_ready.wait()
             await asyncio.sleep(max(0.0, seen.at - time.time()))
-        return server.cpu_seconds()
+        return server.cpu_seconds(), await server.count_instructions()
 
     cpu = asyncio.create_task(cpu_at_start())
     if probe:
@@ -335,12 +360,15 @@ async def run(runs: Runs, server: Server, clients, count: int, probe: bool = Fal
         await asyncio.gather(*(clients(i, seen) for i in range(count)))
     finally:
         gc.enable()
+    cpu_then, perf = await cpu
+    used, counted = server.cpu_seconds() - cpu_then, await instructions(perf)
     if probe:
         finished.set()
         runs.probes += await probes
         runs.posts += seen.posts
         return
-    runs.cpu += server.cpu_seconds() - await cpu
+    runs.cpu += used
+    runs.instructions += counted
     runs.runs.append(seen)
 
 
@@ -448,6 +476,8 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5, help="chat replies")
     parser.add_argument("--repeats", type=int, default=3, help="runs per side of each progress phase")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter every server runs on (the template's default Python is 3.12)")
     parser.add_argument("--before", default=BEFORE, help="git ref to compare against ('' for none)")
     parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
     parser.add_argument("--parts", nargs="+", choices=("progress", "demo", "chat"),
@@ -464,9 +494,9 @@ def main() -> None:
         with FakeOllama() as fake, contextlib.ExitStack() as stack:
             fake.stamp, fake.delay, fake.tokens = True, 0.005, ["t"] * args.chunks
             env = {"PIPULATE_ENV": "prod", "OLLAMA_HOST": fake.url}
-            apps = {name: stack.enter_context(uvicorn("bench_app:app", render, env))
+            apps = {name: stack.enter_context(uvicorn("bench_app:app", render, args.python, env))
                     for name, render in renders.items()}
-            bare = stack.enter_context(uvicorn("bare_app:app", Path(tmp)))
+            bare = stack.enter_context(uvicorn("bare_app:app", Path(tmp), args.python))
             if "progress" in args.parts:
                 asyncio.run(progress(apps, bare, args))
             if "chat" in args.parts:
