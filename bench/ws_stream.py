@@ -336,13 +336,13 @@ async def run(runs: Runs, server: Server, clients, count: int, probe: bool = Fal
     or from the first client with set_up_counts (work whose POST starts it at once, like the demo task)."""
     seen = Seen(clients=count)
 
-    async def cpu_at_start() -> tuple[float, asyncio.subprocess.Process | None]:
+    async def measure_from_start() -> tuple[float, asyncio.subprocess.Process | None]:
         if not set_up_counts:
             await seen.all_ready.wait()
             await asyncio.sleep(max(0.0, seen.at - time.time()))
         return server.cpu_seconds(), await server.count_instructions()
 
-    cpu = asyncio.create_task(cpu_at_start())
+    cpu = asyncio.create_task(measure_from_start())
     if probe:
         async def probing() -> list[float]:
             await seen.all_ready.wait()

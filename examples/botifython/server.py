@@ -782,12 +782,12 @@ def scrub(text: str) -> str:
     return text if text.isascii() else LONE_SURROGATE.sub("\ufffd", text)
 
 
+EAGER = dict(eager_start=True) if sys.version_info >= (3, 12) else {}  # decided once: it is asked on every frame
+
+
 def start_eagerly(coro) -> asyncio.Task:
     """A task that runs at once, up to its first wait, where Python can (3.12 on); from the loop's next turn before."""
-    loop = asyncio.get_running_loop()
-    if sys.version_info >= (3, 12):
-        return asyncio.Task(coro, loop=loop, eager_start=True)
-    return loop.create_task(coro)
+    return asyncio.Task(coro, loop=asyncio.get_running_loop(), **EAGER)
 
 
 @dataclass(eq=False)
