@@ -3,7 +3,7 @@ a bare Starlette websocket, side by side in one run.
 
     python bench/ws_stream.py [--clients 100 500] [--messages 200] [--interval 0.1] [--repeats 3] [--rounds 5]
                               [--before d4b4253] [--phases burst paced] [--parts progress demo chat]
-                              [--python /path/to/python3.12]
+                              [--python /path/to/python3.12] [--instructions]
 
 Task progress. N clients each open a tab socket and start a task that reports M times, through the real
 path: POST -> start_task -> report() -> `tasks` table -> push to that tab. Each log line carries a time, so
@@ -37,14 +37,18 @@ app's websocket. The difference of the medians is what forwarding adds per chunk
 Servers run under uvicorn on 127.0.0.1 (on --python, which needs the render's requirements; the template's
 default Python is 3.12, whose eager tasks the app's tab writer uses), both without permessage-deflate as
 server.py serves the app, and are stopped at the end. Server CPU comes from /proc and counts the streaming
-only; with perf on the PATH, so does a count of the server's instructions per report, which unlike CPU time
-holds still when the host gets busy. Every run's p99 is printed, and the ratio to bare is given pooled and as
-the median of the runs side by side.
+only. Every run's p99 is printed, and the ratio to bare is given pooled and as the median of the runs side by
+side; beside them, the host stalls each run met (WATCHER) and p99 over the reports that met none.
+--instructions also counts each server's instructions per report with `perf stat`, a figure that holds still
+when the host gets busy, for comparing how much work a report takes. It costs the runs their latency: on this
+machine (a VM) perf stops every process for 100-200 ms about every 1.2 s and multiplies the servers' CPU per
+report 2-5 times, so a run with it says nothing about p99 or CPU time.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import gc
 import json
@@ -143,6 +147,23 @@ with httpx.Client(base_url=sys.argv[1], timeout=120) as http:
         time.sleep(0.1)
 '''
 
+# A process that only sleeps, 1 ms at a time, from each run's start to its end, and prints every wake-up over
+# 20 ms late: when it woke and how late (ns). Neither idle nor under this bench's load does this machine have
+# any; something else on it can stop every process (perf counting, as with --instructions, did so for 100-200
+# ms about every 1.2 s), and a few such stalls set a run's p99 alone, whatever the server. So each side also
+# prints how many its runs met, and p99 over the reports whose way from due to delivered met none.
+WATCHER = '''
+import sys
+import time
+
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+while True:
+    asleep = time.time_ns()
+    time.sleep(0.001)
+    if (late := (woke := time.time_ns()) - asleep - 1_000_000) > 20_000_000:
+        print(woke, late, flush=True)
+'''
+
 BARE_APP = '''
 import asyncio
 import json
@@ -171,15 +192,17 @@ app = Starlette(routes=[WebSocketRoute("/ws", stream)])
 class Server:
     host: str
     pid: int
+    counted: bool = False  # --instructions
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     async def count_instructions(self) -> asyncio.subprocess.Process | None:
-        """`perf stat` counting the server's instructions until it is stopped by `instructions()`; None without
-        perf. A count, unlike CPU time, does not move with the host's load or clock speed."""
-        if not shutil.which("perf"):
+        """`perf stat` counting the server's instructions until it is stopped by `instructions()`; None unless
+        --instructions (the docstring at the top says what it costs) and perf is on the PATH. Attaching stops
+        the server for about 170 ms, so it attaches during the lead, not as the streams begin."""
+        if not self.counted or not shutil.which("perf"):
             return None
         return await asyncio.create_subprocess_exec("perf", "stat", "-x,", "-e", "instructions", "-p", str(self.pid),
                                                     stderr=asyncio.subprocess.PIPE)
@@ -195,7 +218,7 @@ async def instructions(perf: asyncio.subprocess.Process | None) -> int:
 
 
 @contextlib.contextmanager
-def uvicorn(app: str, cwd: Path, python: str, env: dict | None = None):
+def uvicorn(app: str, cwd: Path, python: str, env: dict | None = None, *, counted: bool = False):
     port = free_port()
     process = subprocess.Popen(
         [python, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
@@ -209,7 +232,7 @@ def uvicorn(app: str, cwd: Path, python: str, env: dict | None = None):
             if time.monotonic() > deadline or process.poll() is not None:
                 raise SystemExit(f"{app} did not start")
             time.sleep(0.1)
-        yield Server(f"127.0.0.1:{port}", process.pid)
+        yield Server(f"127.0.0.1:{port}", process.pid, counted)
     finally:
         process.terminate()
         try:
@@ -225,9 +248,10 @@ class Seen:
     arrival, and how long each client's POST took to start its task."""
     count: int = 0
     frames: int = 0
-    latencies: list[float] = field(default_factory=list)  # seconds
+    reports: list[tuple[int, int]] = field(default_factory=list)  # each stamped report's due and arrival, ns
     posts: list[float] = field(default_factory=list)
     probes: list[float] = field(default_factory=list)
+    stalls: list[tuple[int, int]] = field(default_factory=list)  # the host's, from WATCHER: start and end, ns
     first: int = sys.maxsize
     last: int = 0
     clients: int = 0
@@ -251,7 +275,18 @@ class Seen:
         stamps = STAMP.findall(text)
         not_shown = sum(int(count.replace(",", "")) for count in GAP.findall(text))
         self.count += (len(stamps) or sum(lines.count("\n") for lines in LOG_LINES.findall(text))) + not_shown
-        self.latencies += ((now - int(stamp)) / 1e9 for stamp in stamps)
+        self.reports += ((int(stamp), now) for stamp in stamps)
+
+    def latencies(self, *, clear: bool = False) -> list[float]:
+        """Seconds from due to delivered; with `clear`, only of the reports that met none of the host's stalls."""
+        ends = [end for _, end in self.stalls]
+        return [(arrived - due) / 1e9 for due, arrived in self.reports
+                if not clear or not self.stalled(due, arrived, ends)]
+
+    def stalled(self, due: int, arrived: int, ends: list[int]) -> bool:
+        """Whether a host stall overlapped [due, arrived]: the first to end after `due` began before `arrived`."""
+        first = bisect.bisect_right(ends, due)
+        return first < len(ends) and self.stalls[first][0] < arrived
 
     def seconds(self) -> float:
         return (self.last - self.first) / 1e9
@@ -276,20 +311,29 @@ class Runs:
     def frame_rate(self) -> float:
         return statistics.median(run.frames / run.seconds() for run in self.runs)
 
-    def percentile_ms(self, q: float) -> float:
-        return percentile_ms([x for run in self.runs for x in run.latencies], q)
+    def percentile_ms(self, q: float, *, clear: bool = False) -> float:
+        return percentile_ms([x for run in self.runs for x in run.latencies(clear=clear)], q)
 
-    def p99s_ms(self) -> list[float]:
+    def p99s_ms(self, *, clear: bool = False) -> list[float]:
         """Each run's own p99, in run order: runs of the two sides alternate, so run i of each met the same
         moment of a shared machine."""
-        return [percentile_ms(run.latencies, 0.99) for run in self.runs]
+        return [percentile_ms(run.latencies(clear=clear), 0.99) for run in self.runs]
 
     def print(self) -> None:
         messages = sum(run.count for run in self.runs)
+        timed = bool(self.runs[0].reports)
         latency = (f"p50 {self.percentile_ms(0.5):7.2f} ms  p99 {self.percentile_ms(0.99):7.2f} ms"
-                   if self.runs[0].latencies else " " * 32)
+                   if timed else " " * 32)
         each = f"\n    {'':<34} p99 of each run, ms: {' '.join(f'{p99:.1f}' for p99 in self.p99s_ms())}" \
-            if self.runs[0].latencies and len(self.runs) > 1 else ""
+            if timed and len(self.runs) > 1 else ""
+        if timed:
+            stalls = [(end - start) / 1e6 for run in self.runs for start, end in run.stalls]
+            clear = sum(len(run.latencies(clear=True)) for run in self.runs)
+            met = 1 - clear / sum(len(run.reports) for run in self.runs)
+            each += f"\n    {'':<34} host stalls over 20 ms in each run: " \
+                    f"{' '.join(str(len(run.stalls)) for run in self.runs)}" \
+                    f"{f', the longest {max(stalls):.0f} ms' if stalls else ''}; {met:.2%} of reports met one;" \
+                    f" p99 of the rest {self.percentile_ms(0.99, clear=True):.2f} ms"
         posts = [post for run in self.runs for post in run.posts] + self.posts
         probes = self.probes
         counted = f", {self.instructions / messages / 1000:5.0f}k instructions/report" if self.instructions else ""
@@ -337,23 +381,28 @@ async def run(runs: Runs, server: Server, clients, count: int, probe: bool = Fal
     seen = Seen(clients=count)
 
     async def measure_from_start() -> tuple[float, asyncio.subprocess.Process | None]:
-        if not set_up_counts:
-            await seen.all_ready.wait()
-            await asyncio.sleep(max(0.0, seen.at - time.time()))
-        return server.cpu_seconds(), await server.count_instructions()
+        if set_up_counts:
+            return server.cpu_seconds(), await server.count_instructions()
+        await seen.all_ready.wait()
+        perf = await server.count_instructions()
+        await asyncio.sleep(max(0.0, seen.at - time.time()))
+        return server.cpu_seconds(), perf
 
+    async def printed(script: str, *args: str) -> list[str]:
+        """The lines a Python `script` printed until the streams finished. It starts once every
+        client is ready, with the time the streams begin as its last argument."""
+        await seen.all_ready.wait()
+        process = await asyncio.create_subprocess_exec(sys.executable, "-c", script, *args, str(seen.at),
+                                                       stdout=asyncio.subprocess.PIPE)
+        await finished.wait()
+        process.terminate()
+        return (await process.communicate())[0].decode().splitlines()
+
+    finished = asyncio.Event()
     cpu = asyncio.create_task(measure_from_start())
+    stalls = asyncio.create_task(printed(WATCHER))
     if probe:
-        async def probing() -> list[float]:
-            await seen.all_ready.wait()
-            process = await asyncio.create_subprocess_exec(sys.executable, "-c", PROBE, f"http://{server.host}",
-                                                           str(seen.at), stdout=asyncio.subprocess.PIPE)
-            await finished.wait()
-            process.terminate()
-            return [float(line) for line in (await process.communicate())[0].split()]
-
-        finished = asyncio.Event()
-        probes = asyncio.create_task(probing())
+        probes = asyncio.create_task(printed(PROBE, f"http://{server.host}"))
     gc.collect()
     gc.disable()  # a full collection here stalls every client's reads for 100 ms or more, at random, either side
     try:
@@ -362,9 +411,10 @@ async def run(runs: Runs, server: Server, clients, count: int, probe: bool = Fal
         gc.enable()
     cpu_then, perf = await cpu
     used, counted = server.cpu_seconds() - cpu_then, await instructions(perf)
+    finished.set()
+    seen.stalls = [(woke - late, woke) for woke, late in (map(int, line.split()) for line in await stalls)]
     if probe:
-        finished.set()
-        runs.probes += await probes
+        runs.probes += map(float, await probes)
         runs.posts += seen.posts
         return
     runs.cpu += used
@@ -407,10 +457,15 @@ async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespa
                     runs.print()
                 for name, runs in in_apps.items():
                     pairs = [app / bare for app, bare in zip(runs.p99s_ms(), in_bare.p99s_ms())]
+                    clear = [app / bare for app, bare in zip(runs.p99s_ms(clear=True), in_bare.p99s_ms(clear=True))]
                     print(f"  {name}/bare: throughput {runs.rate() / in_bare.rate():.2f} (target >= 0.8), "
                           f"p99 {runs.percentile_ms(0.99) / in_bare.percentile_ms(0.99):.2f} pooled, "
                           f"{statistics.median(pairs):.2f} median of runs side by side (paced target <= 1.2); "
-                          f"run by run {' '.join(f'{ratio:.2f}' for ratio in pairs)}", flush=True)
+                          f"run by run {' '.join(f'{ratio:.2f}' for ratio in pairs)}\n"
+                          f"    {'':<10} outside host stalls: p99 "
+                          f"{runs.percentile_ms(0.99, clear=True) / in_bare.percentile_ms(0.99, clear=True):.2f} "
+                          f"pooled, {statistics.median(clear):.2f} median of runs; run by run "
+                          f"{' '.join(f'{ratio:.2f}' for ratio in clear)}", flush=True)
         if "demo" not in args.parts:
             return
         clients = args.clients[0]
@@ -482,6 +537,8 @@ def main() -> None:
     parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
     parser.add_argument("--parts", nargs="+", choices=("progress", "demo", "chat"),
                         default=["progress", "demo", "chat"], help="what to run (demo runs with progress)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count the servers' instructions per report with perf; the runs' latency is lost")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flakewright-bench-") as tmp:
         renders = now_and_before(Path(tmp), args.before)
@@ -494,9 +551,10 @@ def main() -> None:
         with FakeOllama() as fake, contextlib.ExitStack() as stack:
             fake.stamp, fake.delay, fake.tokens = True, 0.005, ["t"] * args.chunks
             env = {"PIPULATE_ENV": "prod", "OLLAMA_HOST": fake.url}
-            apps = {name: stack.enter_context(uvicorn("bench_app:app", render, args.python, env))
+            counted = args.instructions
+            apps = {name: stack.enter_context(uvicorn("bench_app:app", render, args.python, env, counted=counted))
                     for name, render in renders.items()}
-            bare = stack.enter_context(uvicorn("bare_app:app", Path(tmp), args.python))
+            bare = stack.enter_context(uvicorn("bare_app:app", Path(tmp), args.python, counted=counted))
             if "progress" in args.parts:
                 asyncio.run(progress(apps, bare, args))
             if "chat" in args.parts:
