@@ -63,6 +63,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 import httpx
@@ -201,7 +202,7 @@ class Server:
     async def count_instructions(self) -> asyncio.subprocess.Process | None:
         """`perf stat` counting the server's instructions until it is stopped by `instructions()`; None unless
         --instructions (the docstring at the top says what it costs) and perf is on the PATH. Attaching stops
-        the server for about 170 ms, so it attaches during the lead, not as the streams begin."""
+        the server for about 170 ms, so a timed run attaches it during the lead, not as the streams begin."""
         if not self.counted or not shutil.which("perf"):
             return None
         return await asyncio.create_subprocess_exec("perf", "stat", "-x,", "-e", "instructions", "-p", str(self.pid),
@@ -279,14 +280,12 @@ class Seen:
 
     def latencies(self, *, clear: bool = False) -> list[float]:
         """Seconds from due to delivered; with `clear`, only of the reports that met none of the host's stalls."""
-        ends = [end for _, end in self.stalls]
-        return [(arrived - due) / 1e9 for due, arrived in self.reports
-                if not clear or not self.stalled(due, arrived, ends)]
+        return [(arrived - due) / 1e9 for due, arrived in self.reports if not clear or not self.stalled(due, arrived)]
 
-    def stalled(self, due: int, arrived: int, ends: list[int]) -> bool:
+    def stalled(self, due: int, arrived: int) -> bool:
         """Whether a host stall overlapped [due, arrived]: the first to end after `due` began before `arrived`."""
-        first = bisect.bisect_right(ends, due)
-        return first < len(ends) and self.stalls[first][0] < arrived
+        first = bisect.bisect_right(self.stalls, due, key=itemgetter(1))
+        return first < len(self.stalls) and self.stalls[first][0] < arrived
 
     def seconds(self) -> float:
         return (self.last - self.first) / 1e9
@@ -342,6 +341,14 @@ class Runs:
                 f" p99 {percentile_ms(probes, 0.99):6.1f} ms ({len(probes)})" if probes else ""
         print(f"  {self.name:<34} {latency}  {self.rate():8.0f} reports/s (median of {len(self.runs)}),"
               f" {self.frame_rate():7.0f} frames/s  server CPU {self.cpu / messages * 1e6:4.0f} us/report{counted}{each}{post}")
+
+
+def p99_ratios(runs: Runs, bare: Runs, *, clear: bool = False) -> str:
+    """p99 of `runs` over `bare`'s, pooled and run by run side by side; with `clear`, outside host stalls."""
+    pairs = [app / bare for app, bare in zip(runs.p99s_ms(clear=clear), bare.p99s_ms(clear=clear))]
+    return (f"{runs.percentile_ms(0.99, clear=clear) / bare.percentile_ms(0.99, clear=clear):.2f} pooled, "
+            f"{statistics.median(pairs):.2f} median of runs side by side; "
+            f"run by run {' '.join(f'{ratio:.2f}' for ratio in pairs)}")
 
 
 async def app_client(server: Server, http: httpx.AsyncClient, tab: str, start: str, seen: Seen,
@@ -456,16 +463,9 @@ async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespa
                 for runs in (*in_apps.values(), in_bare):
                     runs.print()
                 for name, runs in in_apps.items():
-                    pairs = [app / bare for app, bare in zip(runs.p99s_ms(), in_bare.p99s_ms())]
-                    clear = [app / bare for app, bare in zip(runs.p99s_ms(clear=True), in_bare.p99s_ms(clear=True))]
                     print(f"  {name}/bare: throughput {runs.rate() / in_bare.rate():.2f} (target >= 0.8), "
-                          f"p99 {runs.percentile_ms(0.99) / in_bare.percentile_ms(0.99):.2f} pooled, "
-                          f"{statistics.median(pairs):.2f} median of runs side by side (paced target <= 1.2); "
-                          f"run by run {' '.join(f'{ratio:.2f}' for ratio in pairs)}\n"
-                          f"    {'':<10} outside host stalls: p99 "
-                          f"{runs.percentile_ms(0.99, clear=True) / in_bare.percentile_ms(0.99, clear=True):.2f} "
-                          f"pooled, {statistics.median(clear):.2f} median of runs; run by run "
-                          f"{' '.join(f'{ratio:.2f}' for ratio in clear)}", flush=True)
+                          f"p99 {p99_ratios(runs, in_bare)} (paced target <= 1.2)\n"
+                          f"    {'':<10} outside host stalls: p99 {p99_ratios(runs, in_bare, clear=True)}", flush=True)
         if "demo" not in args.parts:
             return
         clients = args.clients[0]

@@ -1039,9 +1039,10 @@ SOCKETS["/ws"] = ws
 #   async def fn(report, **params) -> str | FT
 #     `await report(done, total, line="")` records progress: every line and the last done/total reach the
 #     `tasks` table and the page of the tab that started the task, if it is still open (a few times a second,
-#     however often fn reports). done and total are whole numbers; anything else fails the task right there.
-#     fn may raise: the task fails and the page shows the exception's message, never a traceback. Cancel
-#     arrives as asyncio.CancelledError. A returned FT is stored as its HTML; a returned str as escaped text.
+#     however often fn reports). done and total become whole numbers by int(); what int() refuses fails the
+#     task right there. fn may raise: the task fails and the page shows the exception's message, never a
+#     traceback. Cancel arrives as asyncio.CancelledError. A returned FT is stored as its HTML; a returned str
+#     as escaped text.
 #   start_task(req, *, title, fn, params) -> FT
 #     Starts fn(report, **params) on the server's event loop for the request's tab (X-Tab header) and profile,
 #     and returns the task-panel row for HTMX to insert. Call it from any handler, plain `def` or `async def`.
