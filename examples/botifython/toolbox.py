@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import traceback
 import types
@@ -699,6 +700,7 @@ def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str]
     """Execute the notebook with the answers in a cell after the parameters cell, as papermill does; the last code
     cell's output and the executed notebook as a download."""
     import nbformat
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
 
     notebook = nbformat.read(source, as_version=4)
@@ -719,8 +721,14 @@ def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str]
     def started(notebook):
         lower_session_priority(client.km.provisioner.pid)
 
+    # The kernel listens on Unix sockets in a private folder, with its connection file, not on TCP ports: a port
+    # is chosen free and bound only later by the kernel, so another program can take it in between and the run
+    # fails; and a local port is open to every user of the machine.
     # The kernel has nothing to save: stopping it at once makes the end of a run, and Cancel, quicker.
-    client = NotebookClient(notebook, kernel_name="python3", timeout=None, shutdown_kernel="immediate",
+    sockets = tempfile.mkdtemp(prefix="kernel-")
+    kernel = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "ipc"),
+                           connection_file=os.path.join(sockets, "kernel.json"))
+    client = NotebookClient(notebook, km=kernel, timeout=None, shutdown_kernel="immediate",
                             resources={"metadata": {"path": str(outputs)}}, on_notebook_start=started,
                             on_cell_executed=executed)
     saved = unique(outputs, f"{source.stem}.ipynb")
@@ -728,6 +736,7 @@ def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str]
         client.execute()
     finally:
         nbformat.write(notebook, saved)
+        shutil.rmtree(sockets, ignore_errors=True)
     shown = cell_output(code[-1], outputs, href, source.stem) if code else "Done."
     return f"{shown}<p>{link_to(saved, href)}</p>"
 

@@ -686,6 +686,18 @@ def test_a_notebook_tools_kernel_runs_at_the_tools_lower_cpu_priority_and_so_doe
     assert result.startswith(f"<pre>{TOOL_NICE} {TOOL_SESSION}\n</pre><p>")
 
 
+def test_a_notebook_tools_kernel_listens_on_private_unix_sockets_that_go_with_the_run(app):
+    notebook(app, "sockets.ipynb", ("code", "unused = 0", ["parameters"]),
+             ("code", "import json, os\nfrom ipykernel.connect import get_connection_info\n"
+                      "info = json.loads(get_connection_info())\nfolder = os.path.dirname(info['ip']) or '.'\n"
+                      "print(info['transport'], oct(os.stat(folder).st_mode & 0o777), folder)", []))
+    tool = toolbox.discover(app / "tools", jupyter=True)[0]["sockets"]
+    result, _ = run(tool, {}, app / "data" / "outputs" / "8")
+    transport, mode, folder = result.removeprefix("<pre>").split("\n")[0].split(" ", 2)
+    assert (transport, mode) == ("ipc", "0o700")  # no TCP port for another program to take, or to connect to
+    assert not Path(folder).exists()
+
+
 def test_a_failing_notebook_tool_names_the_kernel_error(app):
     notebook(app, "bad.ipynb", ("code", "x = 1", ["parameters"]), ("code", "{}['country']", []))
     tool = toolbox.discover(app / "tools", jupyter=True)[0]["bad"]
