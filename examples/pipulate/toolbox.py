@@ -696,6 +696,17 @@ def failure(source: Path, error: BaseException) -> str:
     return f"{one_line(error)} ({where})" if where else one_line(error)
 
 
+MAX_SOCKET_PATH = 103  # bytes in a Unix socket's path on macOS (107 on Linux)
+
+
+def kernel_folder() -> str:
+    """A new private folder for a kernel's sockets: in the temporary folder, or in /tmp when that one's path
+    ($TMPDIR can be long) leaves no room for theirs."""
+    temp = tempfile.gettempdir()
+    longest = os.path.join(temp, "kernel-12345678", "ipc-5")  # mkdtemp's name for the folder; the kernel's last socket
+    return tempfile.mkdtemp(prefix="kernel-", dir=temp if len(os.fsencode(longest)) <= MAX_SOCKET_PATH else "/tmp")
+
+
 def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str], str], link: Link) -> str:
     """Execute the notebook with the answers in a cell after the parameters cell, as papermill does; the last code
     cell's output and the executed notebook as a download."""
@@ -725,7 +736,7 @@ def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str]
     # is chosen free and bound only later by the kernel, so another program can take it in between and the run
     # fails; and a local port is open to every user of the machine.
     # The kernel has nothing to save: stopping it at once makes the end of a run, and Cancel, quicker.
-    sockets = tempfile.mkdtemp(prefix="kernel-")
+    sockets = kernel_folder()
     kernel = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "ipc"),
                            connection_file=os.path.join(sockets, "kernel.json"))
     client = NotebookClient(notebook, km=kernel, timeout=None, shutdown_kernel="immediate",

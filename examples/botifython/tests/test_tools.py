@@ -698,6 +698,16 @@ def test_a_notebook_tools_kernel_listens_on_private_unix_sockets_that_go_with_th
     assert not Path(folder).exists()
 
 
+def test_a_notebook_tool_runs_when_the_temporary_folders_path_is_too_long_for_a_socket(app, monkeypatch):
+    deep = app / ("t" * 100)
+    deep.mkdir()
+    monkeypatch.setenv("TMPDIR", str(deep))  # the tool's process, and its kernel, read it afresh
+    notebook(app, "deep.ipynb", ("code", "x = 2", ["parameters"]), ("code", "x * 21", []))
+    tool = toolbox.discover(app / "tools", jupyter=True)[0]["deep"]
+    result, _ = run(tool, {}, app / "data" / "outputs" / "9")
+    assert isinstance(result, str) and result.startswith("42<p>"), result
+
+
 def test_a_failing_notebook_tool_names_the_kernel_error(app):
     notebook(app, "bad.ipynb", ("code", "x = 1", ["parameters"]), ("code", "{}['country']", []))
     tool = toolbox.discover(app / "tools", jupyter=True)[0]["bad"]
