@@ -711,8 +711,8 @@ def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str]
     """Execute the notebook with the answers in a cell after the parameters cell, as papermill does; the last code
     cell's output and the executed notebook as a download."""
     import nbformat
-    from jupyter_client import KernelManager
     from nbclient import NotebookClient
+    from traitlets.config import Config
 
     notebook = nbformat.read(source, as_version=4)
     index = parameters_cell(notebook.cells)
@@ -737,9 +737,9 @@ def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str]
     # fails; and a local port is open to every user of the machine.
     # The kernel has nothing to save: stopping it at once makes the end of a run, and Cancel, quicker.
     sockets = kernel_folder()
-    kernel = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "ipc"),
-                           connection_file=os.path.join(sockets, "kernel.json"))
-    client = NotebookClient(notebook, km=kernel, timeout=None, shutdown_kernel="immediate",
+    kernel = Config(KernelManager=dict(transport="ipc", ip=os.path.join(sockets, "ipc"),
+                                       connection_file=os.path.join(sockets, "kernel.json")))
+    client = NotebookClient(notebook, kernel_name="python3", config=kernel, timeout=None, shutdown_kernel="immediate",
                             resources={"metadata": {"path": str(outputs)}}, on_notebook_start=started,
                             on_cell_executed=executed)
     saved = unique(outputs, f"{source.stem}.ipynb")

@@ -690,12 +690,14 @@ def test_a_notebook_tools_kernel_listens_on_private_unix_sockets_that_go_with_th
     notebook(app, "sockets.ipynb", ("code", "unused = 0", ["parameters"]),
              ("code", "import json, os\nfrom ipykernel.connect import get_connection_info\n"
                       "info = json.loads(get_connection_info())\nfolder = os.path.dirname(info['ip']) or '.'\n"
-                      "print(info['transport'], oct(os.stat(folder).st_mode & 0o777), folder)", []))
+                      "print(info['transport'], oct(os.stat(folder).st_mode & 0o777), os.getpid(), folder)", []))
     tool = toolbox.discover(app / "tools", jupyter=True)[0]["sockets"]
     result, _ = run(tool, {}, app / "data" / "outputs" / "8")
-    transport, mode, folder = result.removeprefix("<pre>").split("\n")[0].split(" ", 2)
+    transport, mode, pid, folder = result.removeprefix("<pre>").split("\n")[0].split(" ", 3)
     assert (transport, mode) == ("ipc", "0o700")  # no TCP port for another program to take, or to connect to
     assert not Path(folder).exists()
+    with pytest.raises(ProcessLookupError):  # stopped with the run, not left to notice its parent has gone
+        os.kill(int(pid), 0)
 
 
 def test_a_notebook_tool_runs_when_the_temporary_folders_path_is_too_long_for_a_socket(app, monkeypatch):
