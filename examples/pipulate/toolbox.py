@@ -437,8 +437,10 @@ async def run_tool(tool: Tool, params: dict, *, report, outputs: Path, download_
     outputs = Path(outputs).resolve()
     outputs.mkdir(mode=0o700, parents=True, exist_ok=True)
     before, after = download_url("NAME").rsplit("NAME", 1)  # the child builds each link from these two halves
+    # Made and removed here, not in the child: a child killed on Cancel could not remove it.
+    sockets = kernel_folder() if tool.notebook else None
     job = dict(source=str(tool.source.resolve()), name=tool.name, notebook=tool.notebook, params=params,
-               outputs=str(outputs), href=[before, after])
+               outputs=str(outputs), href=[before, after], sockets=sockets and sockets.name)
     ours, theirs = Pipe()
     app_dir = str(tool.source.resolve().parent.parent)
     # A fresh interpreter rather than multiprocessing's spawn or forkserver: those import the parent's __main__
@@ -468,6 +470,8 @@ async def run_tool(tool: Tool, params: dict, *, report, outputs: Path, download_
     finally:
         await asyncio.to_thread(reap, child)
         ours.close()
+        if sockets:
+            sockets.cleanup()
 
 
 def listen(conn: Connection, sending: threading.Lock, job: bytes, loop: asyncio.AbstractEventLoop,
@@ -638,7 +642,7 @@ def child_main(fd: int) -> None:
 
     try:
         if job["notebook"]:
-            result = run_notebook(source, job["params"], outputs, href, link)
+            result = run_notebook(source, job["params"], outputs, href, link, sockets=Path(job["sockets"]))
         else:
             value = call(source, job["name"], job["params"], link)
             printed.flush()
@@ -699,17 +703,20 @@ def failure(source: Path, error: BaseException) -> str:
 MAX_SOCKET_PATH = 103  # bytes in a Unix socket's path on macOS (107 on Linux)
 
 
-def kernel_folder() -> str:
-    """A new private folder for a kernel's sockets: in the temporary folder, or in /tmp when that one's path
-    ($TMPDIR can be long) leaves no room for theirs."""
+def kernel_folder() -> tempfile.TemporaryDirectory:
+    """A new private folder for a notebook kernel's sockets, removed by cleanup() or once dropped: in the temporary
+    folder, or in /tmp when that one's path ($TMPDIR can be long) leaves no room for theirs."""
     temp = tempfile.gettempdir()
     longest = os.path.join(temp, "kernel-12345678", "ipc-5")  # mkdtemp's name for the folder; the kernel's last socket
-    return tempfile.mkdtemp(prefix="kernel-", dir=temp if len(os.fsencode(longest)) <= MAX_SOCKET_PATH else "/tmp")
+    return tempfile.TemporaryDirectory(prefix="kernel-", ignore_cleanup_errors=True,
+                                       dir=temp if len(os.fsencode(longest)) <= MAX_SOCKET_PATH else "/tmp")
 
 
-def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str], str], link: Link) -> str:
-    """Execute the notebook with the answers in a cell after the parameters cell, as papermill does; the last code
-    cell's output and the executed notebook as a download."""
+def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str], str], link: Link, *,
+                 sockets: Path) -> str:
+    """Execute the notebook with the answers in a cell after the parameters cell, as papermill does, its kernel
+    listening in the private folder `sockets`; the last code cell's output and the executed notebook as a
+    download."""
     import nbformat
     from nbclient import NotebookClient
     from traitlets.config import Config
@@ -732,13 +739,11 @@ def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str]
     def started(notebook):
         lower_session_priority(client.km.provisioner.pid)
 
-    # The kernel listens on Unix sockets in a private folder, with its connection file, not on TCP ports: a port
-    # is chosen free and bound only later by the kernel, so another program can take it in between and the run
-    # fails; and a local port is open to every user of the machine.
+    # Unix sockets, not TCP ports: a port is chosen free and bound only later by the kernel, so another program
+    # can take it in between and the run fails.
     # The kernel has nothing to save: stopping it at once makes the end of a run, and Cancel, quicker.
-    sockets = kernel_folder()
-    kernel = Config(KernelManager=dict(transport="ipc", ip=os.path.join(sockets, "ipc"),
-                                       connection_file=os.path.join(sockets, "kernel.json")))
+    kernel = Config(KernelManager=dict(transport="ipc", ip=str(sockets / "ipc"),
+                                       connection_file=str(sockets / "kernel.json")))
     client = NotebookClient(notebook, kernel_name="python3", config=kernel, timeout=None, shutdown_kernel="immediate",
                             resources={"metadata": {"path": str(outputs)}}, on_notebook_start=started,
                             on_cell_executed=executed)
@@ -747,7 +752,6 @@ def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str]
         client.execute()
     finally:
         nbformat.write(notebook, saved)
-        shutil.rmtree(sockets, ignore_errors=True)
     shown = cell_output(code[-1], outputs, href, source.stem) if code else "Done."
     return f"{shown}<p>{link_to(saved, href)}</p>"
 

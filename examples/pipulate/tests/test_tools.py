@@ -694,7 +694,7 @@ def test_a_notebook_tools_kernel_listens_on_private_unix_sockets_that_go_with_th
     tool = toolbox.discover(app / "tools", jupyter=True)[0]["sockets"]
     result, _ = run(tool, {}, app / "data" / "outputs" / "8")
     transport, mode, pid, folder = result.removeprefix("<pre>").split("\n")[0].split(" ", 3)
-    assert (transport, mode) == ("ipc", "0o700")  # no TCP port for another program to take, or to connect to
+    assert (transport, mode) == ("ipc", "0o700")  # no port for another program to take while the kernel starts
     assert not Path(folder).exists()
     with pytest.raises(ProcessLookupError):  # stopped with the run, not left to notice its parent has gone
         os.kill(int(pid), 0)
@@ -728,6 +728,21 @@ def test_cancel_stops_a_notebook_tool_after_its_current_cell(app, monkeypatch):
     assert isinstance(cancel_after_first_report(tool, outputs), asyncio.CancelledError)
     executed = json.loads((outputs / "slow.ipynb").read_text())
     assert sum(1 for cell in executed["cells"] if cell.get("execution_count")) < 20
+
+
+def test_a_notebook_tool_killed_on_cancel_leaves_no_kernel_folder_behind(app, monkeypatch):
+    monkeypatch.setattr(toolbox, "CANCEL_GRACE", 0.5)  # its cell outlasts the grace: the tool's process is killed
+    made, kernel_folder = [], toolbox.kernel_folder
+
+    def recorded():
+        made.append(folder := kernel_folder())
+        return folder
+
+    monkeypatch.setattr(toolbox, "kernel_folder", recorded)
+    notebook(app, "stuck.ipynb", ("code", "pause = 30", ["parameters"]), ("code", "import time\ntime.sleep(pause)", []))
+    tool = toolbox.discover(app / "tools", jupyter=True)[0]["stuck"]
+    assert isinstance(cancel_after_first_report(tool, app / "data" / "outputs" / "10"), asyncio.CancelledError)
+    assert len(made) == 1 and not Path(made[0].name).exists()
 
 
 def test_a_notebook_imports_a_tool_and_runs_it_with_a_progress_bar(app, monkeypatch):
