@@ -655,13 +655,17 @@ def test_a_figure_renders_as_a_png_in_outputs(tmp_path):
     assert (out / "sales.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
+def one_notebook_tool(app: Path, name: str, *cells: tuple[str, str, list[str]]):
+    notebook(app, f"{name}.ipynb", *cells)
+    return toolbox.discover(app / "tools", jupyter=True)[0][name]
+
+
 def test_a_notebook_tool_runs_with_its_answers_injected_after_the_parameters_cell(app):
-    notebook(app, "report.ipynb",
-             ("markdown", "# Report", []),
-             ("code", "month = 1  # which month\nname = 'none'", ["parameters"]),
-             ("code", "print(name * 2)", []),
-             ("code", "month * 10", []))
-    tool = toolbox.discover(app / "tools", jupyter=True)[0]["report"]
+    tool = one_notebook_tool(app, "report",
+                             ("markdown", "# Report", []),
+                             ("code", "month = 1  # which month\nname = 'none'", ["parameters"]),
+                             ("code", "print(name * 2)", []),
+                             ("code", "month * 10", []))
     params, errors = toolbox.parse(tool, {"month": "5", "name": "<ab>"})
     assert errors == {}
     outputs = app / "data" / "outputs" / "4"
@@ -678,20 +682,20 @@ def test_a_notebook_tool_runs_with_its_answers_injected_after_the_parameters_cel
 
 
 def test_a_notebook_tools_kernel_runs_at_the_tools_lower_cpu_priority_and_so_does_its_session(app):
-    notebook(app, "priority.ipynb", ("code", "unused = 0", ["parameters"]),
-             ("code", "import os\nfrom pathlib import Path\ngroup = Path('/proc/self/autogroup')\n"
-                      "print(os.nice(0), group.read_text().split()[-1] if group.exists() else '-')", []))
-    tool = toolbox.discover(app / "tools", jupyter=True)[0]["priority"]
+    tool = one_notebook_tool(
+        app, "priority", ("code", "unused = 0", ["parameters"]),
+        ("code", "import os\nfrom pathlib import Path\ngroup = Path('/proc/self/autogroup')\n"
+                 "print(os.nice(0), group.read_text().split()[-1] if group.exists() else '-')", []))
     result, _ = run(tool, {}, app / "data" / "outputs" / "7")
     assert result.startswith(f"<pre>{TOOL_NICE} {TOOL_SESSION}\n</pre><p>")
 
 
 def test_a_notebook_tools_kernel_listens_on_private_unix_sockets_that_go_with_the_run(app):
-    notebook(app, "sockets.ipynb", ("code", "unused = 0", ["parameters"]),
-             ("code", "import json, os\nfrom ipykernel.connect import get_connection_info\n"
-                      "info = json.loads(get_connection_info())\nfolder = os.path.dirname(info['ip']) or '.'\n"
-                      "print(info['transport'], oct(os.stat(folder).st_mode & 0o777), os.getpid(), folder)", []))
-    tool = toolbox.discover(app / "tools", jupyter=True)[0]["sockets"]
+    tool = one_notebook_tool(
+        app, "sockets", ("code", "unused = 0", ["parameters"]),
+        ("code", "import json, os\nfrom ipykernel.connect import get_connection_info\n"
+                 "info = json.loads(get_connection_info())\nfolder = os.path.dirname(info['ip']) or '.'\n"
+                 "print(info['transport'], oct(os.stat(folder).st_mode & 0o777), os.getpid(), folder)", []))
     result, _ = run(tool, {}, app / "data" / "outputs" / "8")
     transport, mode, pid, folder = result.removeprefix("<pre>").split("\n")[0].split(" ", 3)
     assert (transport, mode) == ("ipc", "0o700")  # no port for another program to take while the kernel starts
@@ -704,15 +708,13 @@ def test_a_notebook_tool_runs_when_the_temporary_folders_path_is_too_long_for_a_
     deep = app / ("t" * 100)
     deep.mkdir()
     monkeypatch.setenv("TMPDIR", str(deep))  # the tool's process, and its kernel, read it afresh
-    notebook(app, "deep.ipynb", ("code", "x = 2", ["parameters"]), ("code", "x * 21", []))
-    tool = toolbox.discover(app / "tools", jupyter=True)[0]["deep"]
+    tool = one_notebook_tool(app, "deep", ("code", "x = 2", ["parameters"]), ("code", "x * 21", []))
     result, _ = run(tool, {}, app / "data" / "outputs" / "9")
     assert isinstance(result, str) and result.startswith("42<p>"), result
 
 
 def test_a_failing_notebook_tool_names_the_kernel_error(app):
-    notebook(app, "bad.ipynb", ("code", "x = 1", ["parameters"]), ("code", "{}['country']", []))
-    tool = toolbox.discover(app / "tools", jupyter=True)[0]["bad"]
+    tool = one_notebook_tool(app, "bad", ("code", "x = 1", ["parameters"]), ("code", "{}['country']", []))
     error, _ = run(tool, {"x": 2}, app / "data" / "outputs" / "5")
     assert isinstance(error, toolbox.ToolFailed)
     assert str(error) == "KeyError: 'country' (bad.ipynb)"
@@ -721,9 +723,8 @@ def test_a_failing_notebook_tool_names_the_kernel_error(app):
 
 def test_cancel_stops_a_notebook_tool_after_its_current_cell(app, monkeypatch):
     monkeypatch.setattr(toolbox, "CANCEL_GRACE", 30)  # cancelled by the cell hook, never killed: no race with it
-    notebook(app, "slow.ipynb", ("code", "pause = 0.2", ["parameters"]),
-             *[("code", "import time\ntime.sleep(pause)", [])] * 20)
-    tool = toolbox.discover(app / "tools", jupyter=True)[0]["slow"]
+    tool = one_notebook_tool(app, "slow", ("code", "pause = 0.2", ["parameters"]),
+                             *[("code", "import time\ntime.sleep(pause)", [])] * 20)
     outputs = app / "data" / "outputs" / "6"
     assert isinstance(cancel_after_first_report(tool, outputs), asyncio.CancelledError)
     executed = json.loads((outputs / "slow.ipynb").read_text())
@@ -739,8 +740,8 @@ def test_a_notebook_tool_killed_on_cancel_leaves_no_kernel_folder_behind(app, mo
         return folder
 
     monkeypatch.setattr(toolbox, "kernel_folder", recorded)
-    notebook(app, "stuck.ipynb", ("code", "pause = 30", ["parameters"]), ("code", "import time\ntime.sleep(pause)", []))
-    tool = toolbox.discover(app / "tools", jupyter=True)[0]["stuck"]
+    tool = one_notebook_tool(app, "stuck", ("code", "pause = 30", ["parameters"]),
+                             ("code", "import time\ntime.sleep(pause)", []))
     assert isinstance(cancel_after_first_report(tool, app / "data" / "outputs" / "10"), asyncio.CancelledError)
     assert len(made) == 1 and not Path(made[0].name).exists()
 
