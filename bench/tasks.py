@@ -1,6 +1,7 @@
 """Task bench: a rendered Pipulate now and before (--before, a git ref of this repo), side by side in one run.
 
     python bench/tasks.py [--before d4b4253] [--reports 100000] [--tabs 10] [--repeats 3] [--cap 10]
+                          [--python python3]
 
   cancel   A tab that stops reading (a raw websocket client: handshake, then never a read) while its task logs
            64 KB lines every 5 ms. Once the task has had time to fill the socket, POST /tasks/{id}/cancel is
@@ -203,13 +204,15 @@ def main() -> None:
     parser.add_argument("--tabs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cap", type=float, default=10.0, help="seconds to wait for a cancel")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter every server runs on (the template's default Python is 3.12)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flakewright-bench-") as tmp:
         renders = now_and_before(Path(tmp), args.before)
         for render in renders.values():
             (render / "bench_tasks.py").write_text(BENCH_TASKS)
         env = {"PIPULATE_ENV": "prod", "OLLAMA_HOST": "http://127.0.0.1:9"}
-        servers = {name: (lambda render=render: uvicorn("bench_tasks:app", render, env))
+        servers = {name: (lambda render=render: uvicorn("bench_tasks:app", render, args.python, env))
                    for name, render in renders.items()}
         asyncio.run(measure(servers, args))
 
