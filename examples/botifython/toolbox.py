@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -705,11 +706,27 @@ MAX_SOCKET_PATH = 103  # bytes in a Unix socket's path on macOS (107 on Linux)
 
 def kernel_folder() -> tempfile.TemporaryDirectory:
     """A new private folder for a notebook kernel's sockets, removed by cleanup() or once dropped: in the temporary
-    folder, or in /tmp when that one's path ($TMPDIR can be long) leaves no room for theirs."""
+    folder, or in /tmp when that one cannot hold them. $TMPDIR's path can be too long for a socket's (macOS), or
+    on a file system without Unix sockets (a Windows drive under WSL 2)."""
     temp = tempfile.gettempdir()
     longest = os.path.join(temp, "kernel-12345678", "ipc-5")  # mkdtemp's name for the folder; the kernel's last socket
-    return tempfile.TemporaryDirectory(prefix="kernel-", ignore_cleanup_errors=True,
-                                       dir=temp if len(os.fsencode(longest)) <= MAX_SOCKET_PATH else "/tmp")
+    if len(os.fsencode(longest)) <= MAX_SOCKET_PATH:
+        folder = tempfile.TemporaryDirectory(prefix="kernel-", ignore_cleanup_errors=True, dir=temp)
+        if holds_sockets(folder.name):
+            return folder
+        folder.cleanup()
+    return tempfile.TemporaryDirectory(prefix="kernel-", ignore_cleanup_errors=True, dir="/tmp")
+
+
+def holds_sockets(folder: str) -> bool:
+    path = os.path.join(folder, "probe")
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.bind(path)
+        except OSError:
+            return False
+    os.unlink(path)
+    return True
 
 
 def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str], str], link: Link, *,

@@ -2,11 +2,14 @@
 and recording a notebook run into the app's task history."""
 import asyncio
 import datetime
+import errno
 import json
 import logging
 import os
 import shutil
+import socket
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -640,6 +643,27 @@ def test_record_stores_a_finished_task_the_app_shows_for_the_profile_last_chosen
     assert f'id="task-{done.id}"' in row and 'class="task done"' in row
     assert "read &lt;rows&gt;\nsummed" in row and "<pre>{\n  &quot;country&quot;: &quot;fr&quot;\n}</pre>" in row
     assert client.get(f"/tasks/{done.id}/log").text == "read <rows>\nsummed\n"
+
+
+def test_a_notebook_kernels_sockets_go_to_tmp_when_the_temporary_folder_refuses_them(monkeypatch):
+    """The temporary folder is on a file system without Unix sockets, as a Windows drive is under WSL 2. It is
+    short and in /tmp: a socket's path in pytest's own folders would be too long anyway."""
+    with tempfile.TemporaryDirectory(prefix="drive-", dir="/tmp") as drive:
+        monkeypatch.setattr(tempfile, "tempdir", drive)
+        bind = socket.socket.bind
+
+        def refused(self, address):
+            if isinstance(address, str) and address.startswith(drive):
+                raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+            return bind(self, address)
+
+        with monkeypatch.context() as refusing:
+            refusing.setattr(socket.socket, "bind", refused)
+            with toolbox.kernel_folder() as folder:
+                assert Path(folder).parent == Path("/tmp")
+                assert os.listdir(drive) == []  # the folder it tried first is gone
+        with toolbox.kernel_folder() as folder:  # where sockets bind: the temporary folder, with no probe left in it
+            assert Path(folder).parent == Path(drive) and os.listdir(folder) == []
 
 
 def test_a_figure_renders_as_a_png_in_outputs(tmp_path):
