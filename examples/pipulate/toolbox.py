@@ -11,6 +11,7 @@ import ast
 import asyncio
 import datetime
 import enum
+import functools
 import html
 import importlib.util
 import inspect
@@ -706,26 +707,24 @@ MAX_SOCKET_PATH = 103  # bytes in a Unix socket's path on macOS (107 on Linux)
 
 def kernel_folder() -> tempfile.TemporaryDirectory:
     """A new private folder for a notebook kernel's sockets, removed by cleanup() or once dropped: in the temporary
-    folder, or in /tmp when that one cannot hold them. $TMPDIR's path can be too long for a socket's (macOS), or
-    on a file system without Unix sockets (a Windows drive under WSL 2)."""
+    folder, or in /tmp when that one is too deep for a socket's path (macOS) or on a file system without Unix
+    sockets (a Windows drive under WSL 2)."""
     temp = tempfile.gettempdir()
     longest = os.path.join(temp, "kernel-12345678", "ipc-5")  # mkdtemp's name for the folder; the kernel's last socket
-    if len(os.fsencode(longest)) <= MAX_SOCKET_PATH:
-        folder = tempfile.TemporaryDirectory(prefix="kernel-", ignore_cleanup_errors=True, dir=temp)
-        if holds_sockets(folder.name):
-            return folder
-        folder.cleanup()
-    return tempfile.TemporaryDirectory(prefix="kernel-", ignore_cleanup_errors=True, dir="/tmp")
+    fits = len(os.fsencode(longest)) <= MAX_SOCKET_PATH and holds_sockets(temp)
+    return tempfile.TemporaryDirectory(prefix="kernel-", ignore_cleanup_errors=True, dir=temp if fits else "/tmp")
 
 
+@functools.cache  # asked once per folder: a Windows drive under WSL 2 is slow to make and remove folders on
 def holds_sockets(folder: str) -> bool:
-    path = os.path.join(folder, "probe")
-    with socket.socket(socket.AF_UNIX) as probe:
+    """Whether a Unix socket can be made in the folder. No file system flag says so; WSL 2 refuses the bind
+    (microsoft/WSL#5961)."""
+    with tempfile.TemporaryDirectory(prefix="probe-", ignore_cleanup_errors=True, dir=folder) as probe:
         try:
-            probe.bind(path)
+            with socket.socket(socket.AF_UNIX) as listener:
+                listener.bind(os.path.join(probe, "socket"))
         except OSError:
             return False
-    os.unlink(path)
     return True
 
 
