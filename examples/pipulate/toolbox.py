@@ -436,11 +436,12 @@ async def run_tool(tool: Tool, params: dict, *, report, outputs: Path, download_
     """Run the tool in a child process with its cwd in `outputs`, passing its progress to `await report(done,
     total, line)`; the result as HTML. Raises ToolFailed with a one-line message, or CancelledError after
     cancelling the child (killed if it does not stop within CANCEL_GRACE)."""
+    # Folders are made and removed in threads: the app's, or the temporary folder, may be on a slow drive (a Windows
+    # one under WSL 2). The kernel's is made and removed here, not in the child: one killed on Cancel could not.
     outputs = Path(outputs).resolve()
-    outputs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    await asyncio.to_thread(outputs.mkdir, mode=0o700, parents=True, exist_ok=True)
+    sockets = await asyncio.to_thread(kernel_folder) if tool.notebook else None
     before, after = download_url("NAME").rsplit("NAME", 1)  # the child builds each link from these two halves
-    # Made and removed here, not in the child: a child killed on Cancel could not remove it.
-    sockets = kernel_folder() if tool.notebook else None
     job = dict(source=str(tool.source.resolve()), name=tool.name, notebook=tool.notebook, params=params,
                outputs=str(outputs), href=[before, after], sockets=sockets and sockets.name)
     ours, theirs = Pipe()
@@ -473,7 +474,7 @@ async def run_tool(tool: Tool, params: dict, *, report, outputs: Path, download_
         await asyncio.to_thread(reap, child)
         ours.close()
         if sockets:
-            sockets.cleanup()
+            await asyncio.to_thread(sockets.cleanup)
 
 
 def listen(conn: Connection, sending: threading.Lock, job: bytes, loop: asyncio.AbstractEventLoop,
@@ -711,8 +712,8 @@ def kernel_folder() -> tempfile.TemporaryDirectory:
     sockets (a Windows drive under WSL 2)."""
     temp = tempfile.gettempdir()
     longest = os.path.join(temp, "kernel-12345678", "ipc-5")  # mkdtemp's name for the folder; the kernel's last socket
-    fits = len(os.fsencode(longest)) <= MAX_SOCKET_PATH and holds_sockets(temp)
-    return tempfile.TemporaryDirectory(prefix="kernel-", ignore_cleanup_errors=True, dir=temp if fits else "/tmp")
+    usable = len(os.fsencode(longest)) <= MAX_SOCKET_PATH and holds_sockets(temp)
+    return tempfile.TemporaryDirectory(prefix="kernel-", ignore_cleanup_errors=True, dir=temp if usable else "/tmp")
 
 
 @functools.cache  # asked once per folder: a Windows drive under WSL 2 is slow to make and remove folders on
