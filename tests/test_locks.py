@@ -137,7 +137,7 @@ def test_a_conflicted_lock_says_how_to_relock(released, tmp_path: Path):
     assert "uv.lock" in result.stdout + result.stderr
     assert "<<<<<<< " in lock.read_text()
     entry = shell(dest, "true", check=False)
-    assert "venv.sh: uv.lock has merge conflict markers; relock it from pyproject.toml with: deps lock" in entry.stderr
+    assert "venv.sh: uv.lock has merge conflict markers; relock it from pyproject.toml with deps lock" in entry.stderr
     assert not (dest / ".venv" / ".installed").exists()
 
     shell(dest, "deps lock", timeout=600)

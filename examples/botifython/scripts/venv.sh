@@ -9,7 +9,9 @@
 # successful install used (interpreter, installer, lock file) and is checked in plain bash.
 
 _venv_sync() {
-  local root venv python stamp installer lock want file reason error
+  local root venv python stamp installer lock want file reason error deps
+  # Inside the Nix shell `deps` is a command; without Nix it is the script.
+  if [ -n "${IN_NIX_SHELL:-}" ]; then deps=deps; else deps=./scripts/deps; fi
   case ${BASH_SOURCE[0]} in
     */*) root=${BASH_SOURCE[0]%/*}/.. ;;
     *) root=.. ;;
@@ -57,9 +59,9 @@ lock: $lock"
     case $'\n'$(<"$root/$file") in
       *$'\n<<<<<<< '*|*$'\n>>>>>>> '*)
         if [ "$file" = pyproject.toml ]; then
-          echo "venv.sh: pyproject.toml has merge conflict markers; resolve them, then relock with: deps lock" >&2
+          echo "venv.sh: pyproject.toml has merge conflict markers; resolve them, then relock with $deps lock" >&2
         else
-          echo "venv.sh: $file has merge conflict markers; relock it from pyproject.toml with: deps lock" >&2
+          echo "venv.sh: $file has merge conflict markers; relock it from pyproject.toml with $deps lock" >&2
         fi
         return 1 ;;
     esac
@@ -84,10 +86,17 @@ lock: $lock"
   if [ "$installer" = uv ]; then
     UV_PROJECT_ENVIRONMENT=$venv uv sync --locked --quiet --project "$root" --python "$venv/bin/python"
   else
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$root/$lock"
+    # --no-deps: the export already lists every package, pinned and hashed. Without it pip re-resolves each
+    # package's own requirements, and the pip that Python 3.11 bundles (23.2) then refuses an extra such as
+    # uvicorn[standard]>=0.30 as "not pinned" once a newer uvicorn is published.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r "$root/$lock"
   fi
   if [ $? -ne 0 ]; then
-    echo "venv.sh: installing $lock failed (see above); after editing pyproject.toml, relock with: deps lock" >&2
+    if [ "$root/pyproject.toml" -nt "$root/$lock" ]; then
+      echo "venv.sh: installing $lock failed (see above); pyproject.toml is newer than it: relock with $deps lock" >&2
+    else
+      echo "venv.sh: installing $lock failed (see above); check the network, then run this again" >&2
+    fi
     return 1
   fi
   case $'\n'$(<"$root/$lock") in
