@@ -213,7 +213,7 @@ def test_signal_during_new_leaves_no_dest(signame: str, tmp_path: Path) -> None:
     stdout, stderr = process.communicate(timeout=30)
 
     assert process.returncode == 130, stdout + stderr
-    assert stderr.strip() == "flakewright: interrupted"
+    assert stderr.strip() == "flakewright: interrupted; nothing was changed"
     assert not dest.exists()
     assert list(parent.iterdir()) == []
 

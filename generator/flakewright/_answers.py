@@ -26,6 +26,9 @@ def read_answers(dest: Path) -> dict[str, object]:
         raise FlakewrightError(f"cannot read {path}: {exc}; restore it from git") from None
     if not isinstance(answers, dict) or not answers.get("_src_path") or not answers.get("_commit"):
         raise FlakewrightError(f"{path} lacks _src_path or _commit; restore it from git")
+    for key in ("_src_path", "_commit"):
+        if str(answers[key]).startswith("-"):  # git would read it as an option
+            raise FlakewrightError(f"{path} has {key}: {answers[key]}, which is no template or commit; restore it from git")
     return answers
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import io
 import os
+import re
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from ._answers import read_answers
 from ._console import status
 from ._errors import FlakewrightError, copier_errors
 from ._git import git
+from ._landing import landing
 from ._pristine import differing_files
 from ._releases import Releases
 from ._source import is_local
@@ -91,7 +93,7 @@ def backport(*, dest: Path | str = ".", template: str | None = None, branch: str
     if branch:
         _check_branch(checkout, branch)
     data = {k: v for k, v in answers.items() if not k.startswith("_")}
-    with TemporaryDirectory(prefix="flakewright-backport-") as tmp, status("Tracing the template"):
+    with landing() as land, TemporaryDirectory(prefix="flakewright-backport-") as tmp, status("Tracing the template"):
         work = Path(tmp)
         source = work / "source"
         _export(checkout, base, source)
@@ -119,8 +121,11 @@ def backport(*, dest: Path | str = ".", template: str | None = None, branch: str
         changed = {r.source for r in reports if r.applied and r.source}
         commit = name = None
         if changed:
-            name = branch or _free_branch(checkout, f"backport/{dest.name}")
-            commit = _commit(checkout, base, name, {p: source / p for p in sorted(changed)}, dest, reports)
+            name = branch or _free_branch(checkout, f"backport/{_branch_part(dest.name)}")
+            _check_branch(checkout, name)
+            commit = _commit(checkout, base, {p: read(source / p) for p in sorted(changed)}, dest, reports)
+            with land.final(changes=checkout, done=f"branch {name} is committed in {checkout}"):
+                _create_branch(checkout, name, commit)
     return BackportResult(files=reports, branch=name, commit=commit, template=checkout, base=base)
 
 
@@ -165,6 +170,9 @@ def _render(template: Path, target: Path, data: dict[str, object]) -> None:
 
 def _plan(relative: str, plain: Path, dest: Path, trace: TracedFile, template: Path) -> tuple[FileReport, list[_Edit], str]:
     target = dest / relative
+    unsafe = _reached_through_link(dest, relative) or (trace.source and _reached_through_link(template, trace.source))
+    if unsafe:
+        return FileReport(relative, "refused", trace.source, reason=unsafe), [], ""
     if not target.is_file():
         return FileReport(relative, "refused", trace.source, reason="deleted in this repo; backport does not remove template files"), [], ""
     try:
@@ -209,6 +217,19 @@ def _plan(relative: str, plain: Path, dest: Path, trace: TracedFile, template: P
         outcome = "partly applied" if refused else "applied"
     report = FileReport(relative, outcome, trace.source, applied=len(edits), refused=refused)
     return report, edits, "".join(result)
+
+
+def _reached_through_link(root: Path, relative: str) -> str | None:
+    """Why ``root / relative`` must not be read: a symlink on the way (its target may be a private file, or
+    another file of the repo), or a path leading out of ``root``. None when it is safe."""
+    current = root
+    for part in Path(relative).parts:
+        current = current / part
+        if current.is_symlink():
+            return f"{current.relative_to(root)} is a symlink in {root}; backport reads no file through one"
+    if not current.resolve().is_relative_to(root.resolve()):
+        return f"{relative} leads out of {root}; backport reads no file outside the repo"
+    return None
 
 
 def _hunks(before: list[str], after: list[str]) -> Iterator[tuple[int, int, int, int]]:
@@ -297,38 +318,54 @@ def _free_branch(checkout: Path, wanted: str) -> str:
     return name
 
 
+def _branch_part(name: str) -> str:
+    """A folder name as a part of a branch name: what git refuses in one (spaces, `..`, a leading dash) as `-`."""
+    return re.sub(r"[^A-Za-z0-9_.+]+|\.{2,}", "-", name).strip("-.") or "repo"
+
+
 def _check_branch(checkout: Path, branch: str) -> None:
-    if subprocess.run(["git", "check-ref-format", f"refs/heads/{branch}"], cwd=checkout, check=False).returncode:
-        raise FlakewrightError(f"{branch!r} is not a valid branch name")
+    """Refuse what git would not take as a new branch's name: an option (`-m`, `--force`), `@{-1}`, a name taken."""
+    checked = subprocess.run(
+        ["git", "check-ref-format", "--branch", branch], cwd=checkout, capture_output=True, text=True, check=False
+    )
+    if branch.startswith("-") or checked.returncode or checked.stdout.strip() != branch:
+        raise FlakewrightError(f"{branch!r} is not a valid branch name; choose another with --branch")
     if git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", cwd=checkout, check=False).strip():
         raise FlakewrightError(f"branch {branch} already exists in {checkout}; choose another with --branch")
 
 
-def _commit(checkout: Path, base: str, branch: str, files: dict[str, Path], dest: Path, reports: list[FileReport]) -> str:
-    """Commit ``files`` on top of ``base`` as ``branch`` through a private index: the work tree is untouched."""
-    _check_branch(checkout, branch)
+def _commit(checkout: Path, base: str, files: dict[str, str], dest: Path, reports: list[FileReport]) -> str:
+    """A commit of ``files`` (path: text) on top of ``base``, made through a private index: objects only, no ref,
+    and the checkout's work tree and index untouched."""
     with TemporaryDirectory(prefix="flakewright-index-") as tmp:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index"), "GIT_LITERAL_PATHSPECS": "1"}
         if not git("config", "user.email", cwd=checkout, check=False).strip():
             env.update(
                 GIT_AUTHOR_NAME="flakewright backport", GIT_AUTHOR_EMAIL="flakewright@localhost",
                 GIT_COMMITTER_NAME="flakewright backport", GIT_COMMITTER_EMAIL="flakewright@localhost",
             )
 
-        def run(*args: str, stdin: str | None = None) -> str:
-            done = subprocess.run(["git", *args], cwd=checkout, env=env, input=stdin, capture_output=True, text=True)
+        def run(*args: str, stdin: str = "") -> str:
+            done = subprocess.run(["git", *args], cwd=checkout, env=env, input=stdin.encode(), capture_output=True)
             if done.returncode:
-                raise FlakewrightError(f"git {args[0]} failed in {checkout}: {done.stderr.strip()}")
-            return done.stdout.strip()
+                raise FlakewrightError(f"git {args[0]} failed in {checkout}: {done.stderr.decode(errors='replace').strip()}")
+            return done.stdout.decode().strip()
 
         run("read-tree", base)
-        for path, file in files.items():
+        for path, text in files.items():
             mode = run("ls-tree", base, "--", path).split(" ", 1)[0] or "100644"
-            blob = run("hash-object", "-w", "--path", path, str(file))
+            blob = run("hash-object", "-w", "--stdin", f"--path={path}", stdin=text)
             run("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}")
         tree = run("write-tree")
         summary = "\n".join(f"- {r.path}: {r.outcome}" for r in reports)
-        message = f"Backport edits from {dest.name}\n\n{summary}\n"
-        commit = run("commit-tree", tree, "-p", base, stdin=message)
-        run("branch", branch, commit)
-    return commit
+        return run("commit-tree", tree, "-p", base, stdin=f"Backport edits from {dest.name}\n\n{summary}\n")
+
+
+def _create_branch(checkout: Path, branch: str, commit: str) -> None:
+    """The one change the checkout sees. Its own session: a Ctrl-C at the terminal does not stop it half-way."""
+    done = subprocess.run(
+        ["git", "update-ref", "-m", "flakewright backport", f"refs/heads/{branch}", commit, ""],
+        cwd=checkout, capture_output=True, text=True, check=False, start_new_session=True,
+    )
+    if done.returncode:
+        raise FlakewrightError(f"git update-ref failed in {checkout}: {done.stderr.strip()}")

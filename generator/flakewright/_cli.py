@@ -7,20 +7,18 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
 from ._answers import parse_data, questions
 from ._errors import ExitCode, FlakewrightError
+from ._landing import LANDED
+from ._reports import UPDATE_COLUMNS, err, out, report_backport, report_update, table, update_row
 from ._source import template_source
 from ._variants import VARIANTS
 from ._version import __version__
-
-if TYPE_CHECKING:
-    from ._update import UpdateResult
 
 CHECK_HELP = """Say whether a newer template release exists and whether DEST still matches
 its last render (drift: generated files edited or deleted by hand).
@@ -33,9 +31,6 @@ Exit codes:
   30  both 10 and 20
    2  bad usage or not a flakewright repo
 """
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Commands(TyperGroup):
@@ -52,6 +47,7 @@ class Commands(TyperGroup):
             raise _fail(_usage(exc), ExitCode.USAGE) from None
 
     def invoke(self, ctx: typer.Context) -> object:
+        landed = len(LANDED)
         try:
             return super().invoke(ctx)
         except typer.Exit:
@@ -61,7 +57,7 @@ class Commands(TyperGroup):
         except typer.TyperException as exc:  # click's own errors: bad usage
             raise _fail(_usage(exc), ExitCode.USAGE) from None
         except (KeyboardInterrupt, typer.Abort):  # Ctrl-C, SIGTERM (see _interrupt), or Ctrl-C at a prompt
-            raise _fail("flakewright: interrupted", ExitCode.INTERRUPTED) from None
+            raise _fail(f"flakewright: {_interrupted(LANDED[landed:])}", ExitCode.INTERRUPTED) from None
         except Exception as exc:
             if os.environ.get("FLAKEWRIGHT_DEBUG"):
                 raise
@@ -69,6 +65,15 @@ class Commands(TyperGroup):
                 f"flakewright: internal error: {type(exc).__name__}: {exc} (set FLAKEWRIGHT_DEBUG=1 for details)",
                 ExitCode.INTERNAL,
             ) from None
+
+
+def _interrupted(landed: list[tuple[Path, str]]) -> str:
+    """What an interrupt left: each command changes files in one final step (see _landing), or not at all."""
+    if not landed:
+        return "interrupted; nothing was changed"
+    if len(landed) == 1:
+        return f"interrupted, but {landed[0][1]}"
+    return f"interrupted, but {len(landed)} changes landed, the last: {landed[-1][1]}"
 
 
 def _usage(exc: typer.TyperException) -> str:
@@ -199,59 +204,52 @@ def update(
     rows: list[tuple[str, ...]] = []
     codes: list[int] = []
     confirm = _confirm_deletions if sys.stdin.isatty() and not force else None
-    for path in paths:
-        if len(paths) > 1:
-            out.print(f"== {path}")
-        try:
-            src = template or _recorded_source(path)
-            answers = parse_data(data or (), questions=questions(src) if src else None)
-            result = run_update(
-                dest=path, to=to, conflict=conflict.value, data=answers, trust=trust, template=template,
-                dry_run=dry_run, force=force, confirm_deletions=confirm,
-            )
-        except FlakewrightError as exc:
-            err.print(f"flakewright: error: {exc}" if len(paths) == 1 else f"refused: {exc}", soft_wrap=True)
-            if len(paths) == 1:
-                raise typer.Exit(exc.exit_code) from None
-            rows.append((str(path), "-", "-", "-", "-", "-", "refused"))
-            codes.append(ExitCode.USAGE)
-            continue
-        _report_update(result, conflict)
-        merged, conflicts, deleted = len(result.merged), len(result.conflicts), len(result.deleted)
-        counts = [len(result.files) - merged - conflicts - deleted, merged, conflicts, deleted]
-        state = "up to date" if result.nothing_to_do else ("conflicts" if result.conflicts else "clean")
-        if result.dry_run and not result.nothing_to_do:
-            state = "would conflict" if result.conflicts else "would update"
-        rows.append((str(path), f"{result.from_version} -> {result.to_version}", *map(str, counts), state))
-        codes.append(result.exit_code)
+    landed = len(LANDED)
+    try:
+        for path in paths:
+            if len(paths) > 1:
+                out.print(f"== {path}")
+            try:
+                src = template or _recorded_source(path)
+                answers = parse_data(data or (), questions=questions(src) if src else None)
+                result = run_update(
+                    dest=path, to=to, conflict=conflict.value, data=answers, trust=trust, template=template,
+                    dry_run=dry_run, force=force, confirm_deletions=confirm,
+                )
+            except FlakewrightError as exc:
+                err.print(f"flakewright: error: {exc}" if len(paths) == 1 else f"refused: {exc}", soft_wrap=True)
+                if len(paths) == 1:
+                    raise typer.Exit(exc.exit_code) from None
+                rows.append((str(path), "-", "-", "-", "-", "-", "refused"))
+                codes.append(ExitCode.USAGE)
+                continue
+            report_update(result, inline=conflict is ConflictMode.inline)
+            rows.append(update_row(path, result))
+            codes.append(result.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        if len(paths) == 1:
+            raise
+        raise _fleet_interrupted(paths, rows, {changed for changed, _ in LANDED[landed:]}) from None
     if len(paths) > 1:
-        _table(("repo", "from -> to", "changed", "merged", "conflicts", "deleted", "status"), rows)
+        table(UPDATE_COLUMNS, rows)
     code = ExitCode.USAGE if ExitCode.USAGE in codes else max(codes, default=0)
     raise typer.Exit(int(code))
 
 
-def _report_update(result: UpdateResult, conflict: ConflictMode) -> None:
-    if result.nothing_to_do:
-        out.print(f"already at {result.to_version}, nothing to do")
-        return
-    if result.dry_run:
-        out.print(f"Would update {result.from_version} -> {result.to_version} (dry run: nothing written)")
-        for path, outcome in sorted(result.files.items()):
-            out.print(f"  {outcome:<9} {path}")
-        if not result.files:
-            out.print("  no file would change")
-        return
-    out.print(f"Updated {result.from_version} -> {result.to_version}")
-    _list("new", result.new)
-    _list("changed", [p for p in result.changed if p not in result.new and p not in result.deleted])
-    _list("deleted", result.deleted)
-    _list("merged with your edits", result.merged)
-    _list("conflicts", result.conflicts)
-    if result.conflicts:
-        hint = "markers <<<<<<< / >>>>>>>" if conflict is ConflictMode.inline else ".rej files"
-        err.print(f"{len(result.conflicts)} file(s) hold conflicts ({hint}); resolve them, then commit")
-    elif result.changed:
-        out.print("Review with `git diff`, then `git add -A && git commit`.")
+def _fleet_interrupted(paths: list[Path], rows: list[tuple[str, ...]], landed: set[Path]) -> typer.Exit:
+    """The table of a many-repo update that a signal stopped: the repos done, the one it stopped (updated
+    whole or untouched: see _landing), and those it never started."""
+    current = paths[len(rows)] if len(rows) < len(paths) else None
+    for path in paths[len(rows):]:
+        if path.expanduser().resolve() in landed:
+            state = "updated, then interrupted"
+        else:
+            state = "interrupted, unchanged" if path == current else "not started"
+        rows.append((str(path), "-", "-", "-", "-", "-", state))
+    table(UPDATE_COLUMNS, rows)
+    where = f" during {current}" if current is not None else ""
+    return _fail(f"flakewright: interrupted{where}; each repo is updated whole or untouched, as the table says",
+                 ExitCode.INTERRUPTED)
 
 
 def _confirm_deletions(paths: list[str]) -> bool:
@@ -259,12 +257,6 @@ def _confirm_deletions(paths: list[str]) -> bool:
     for path in paths:
         out.print(f"  {path}")
     return typer.confirm("Remove them?", default=False)
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        out.print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
 @app.command(help=CHECK_HELP)
@@ -310,7 +302,7 @@ def check(
         state = ", ".join(s for s, on in (("update available", result.update_available), ("drift", result.drift)) if on)
         rows.append((str(path), versions, str(len(result.drift)), state or "up to date"))
     if len(paths) > 1:
-        _table(("repo", "version", "drift", "status"), rows)
+        table(("repo", "version", "drift", "status"), rows)
     if refused:
         raise typer.Exit(ExitCode.USAGE)
     raise typer.Exit((ExitCode.UPDATE_AVAILABLE if update_available else 0) + (ExitCode.DRIFT if drift else 0))
@@ -335,43 +327,10 @@ def backport(
     from ._backport import backport as run_backport
 
     result = run_backport(dest=dest, template=template, branch=branch)
+    report_backport(result)
     if not result.files:
-        out.print("nothing to backport: generated files match the last render")
         return
-    for report in result.files:
-        where = f" ({report.source})" if report.source else ""
-        if report.outcome == "applied":
-            out.print(f"applied: {report.path}{where}")
-        elif report.outcome == "partly applied":
-            out.print(f"partly applied: {report.path}{where}: {report.applied} hunk(s) applied, {len(report.refused)} not")
-        else:
-            out.print(f"refused: {report.path}{where}" + (f": {report.reason}" if report.reason else ""))
-        for hunk in report.refused:
-            span = f"line {hunk.first}" if hunk.first == hunk.last else f"lines {hunk.first}-{hunk.last}"
-            out.print(f"  not applied, {span}: {hunk.reason}")
-            for line in hunk.removed:
-                out.print(f"    - {_shown(line)}")
-            for line in hunk.added:
-                out.print(f"    + {_shown(line)}")
-            if hunk.template_lines:
-                out.print("    from the template lines:")
-                for number, text in hunk.template_lines:
-                    out.print(f"    {number:>5} | {text}")
-    if result.commit:
-        out.print(
-            f"Committed on branch {result.branch} in {result.template} ({result.commit[:10]}, based on {result.base[:10]}); "
-            "review it, merge it and release the template."
-        )
-    else:
-        out.print("Nothing was applied; the template is unchanged.")
     raise typer.Exit(result.exit_code)
-
-
-def _shown(line: str) -> str:
-    """A diff line as printed: its newline dropped, a carriage return or trailing space made visible."""
-    text = line.removesuffix("\n").replace("\r", "\\r")
-    stripped = text.rstrip(" \t")
-    return stripped + "·" * (len(text) - len(stripped))
 
 
 def _recorded_source(dest: Path) -> str | None:
@@ -381,13 +340,6 @@ def _recorded_source(dest: Path) -> str | None:
         return str(read_answers(dest.expanduser())["_src_path"])
     except FlakewrightError:
         return None
-
-
-def _list(label: str, paths: list[str]) -> None:
-    if paths:
-        out.print(f"{label} ({len(paths)}):")
-        for path in paths:
-            out.print(f"  {path}")
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -39,6 +39,13 @@ class FlakewrightError(Exception):
         self.exit_code = exit_code
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM that came after a command's change landed; ``str()`` says what landed.
+
+    A plain KeyboardInterrupt means the command changed nothing (see ``_landing``).
+    """
+
+
 @contextmanager
 def copier_errors(*, action: str, refs: str = "--template") -> Iterator[None]:
     """Translate anything copier raises while doing ``action`` into one line.

@@ -3,7 +3,8 @@
 The render goes to a hidden sibling of DEST first (same folder name, so
 anything derived from DEST's name comes out the same) and is moved into place
 only when copier has finished: bad answers, a failed task, Ctrl-C or SIGTERM
-leave DEST as it was.
+leave DEST as it was. The move itself runs to its end through a signal (see
+``_landing``): with --force it is one rename per file.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tempfile import mkdtemp
 
 from ._console import status, wrap_validation_messages
 from ._errors import FlakewrightError, copier_errors
+from ._landing import landing
 from ._source import template_source
 from ._variants import get_variant
 
@@ -54,24 +56,26 @@ def new(
         raise FlakewrightError(f"cannot create {dest}: {exc.strerror or exc}") from None
     if not defaults:
         wrap_validation_messages()
-    try:
-        rendered = staging / dest.name
-        with status(f"Rendering {chosen.name} into {dest}", enabled=defaults), copier_errors(
-            action="new", refs="--template and --vcs-ref"
-        ):
-            copier.run_copy(
-                src,
-                str(rendered),
-                data={**chosen.answers, **answers},
-                defaults=defaults,
-                quiet=True,
-                unsafe=trust,
-                vcs_ref=vcs_ref,
-                cleanup_on_error=False,
-            )
-        _move_into_place(rendered, dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with landing() as land:
+        try:
+            rendered = staging / dest.name
+            with status(f"Rendering {chosen.name} into {dest}", enabled=defaults), copier_errors(
+                action="new", refs="--template and --vcs-ref"
+            ):
+                copier.run_copy(
+                    src,
+                    str(rendered),
+                    data={**chosen.answers, **answers},
+                    defaults=defaults,
+                    quiet=True,
+                    unsafe=trust,
+                    vcs_ref=vcs_ref,
+                    cleanup_on_error=False,
+                )
+            with land.final(changes=dest, done=f"{dest} is rendered"):
+                _move_into_place(rendered, dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return dest
 
 

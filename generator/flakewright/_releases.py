@@ -78,11 +78,18 @@ class Releases:
             for release in self.all:
                 if release.version == version:
                     return release.commit
-        return git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=self.repo, check=False).strip() or None
+        return self._rev_parse(ref) or None
 
     def is_git_ref(self, ref: str) -> bool:
         """True when git itself knows ``ref`` (a tag, branch or hash), not only CHANGELOG.md."""
-        return bool(git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=self.repo, check=False).strip())
+        return bool(self._rev_parse(ref))
+
+    def _rev_parse(self, ref: str) -> str:
+        """The commit ``ref`` names, or "". ``ref`` comes from the user (--to, the answers file): after
+        --end-of-options, `-m` or `--git-dir` is a name to look up, never an option."""
+        return git(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", cwd=self.repo, check=False
+        ).strip()
 
     def resolve(self, ref: str) -> str:
         found = self.commit(ref)

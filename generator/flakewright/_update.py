@@ -1,6 +1,7 @@
 """``flakewright update``: bring a derived repo to a newer template version."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,10 @@ from ._answers import ANSWERS_FILE, read_answers
 from ._console import status
 from ._errors import ExitCode, FlakewrightError, copier_errors
 from ._git import git
+from ._landing import landing
 from ._releases import Releases
 from ._source import is_local, redirected_source
+from ._transfer import carry, prepared_move
 
 Conflict = Literal["inline", "rej"]
 FileOutcome = Literal["new", "clean", "merged", "conflict", "deleted"]
@@ -102,19 +105,16 @@ def update(
 ) -> UpdateResult:
     """Update ``dest`` to template release or ref ``to`` (default: the newest release).
 
-    When new answers (``data``) make the update delete files, they are kept unless
-    ``force`` or ``confirm_deletions(paths)`` says yes: the update is undone.
-    ``dry_run`` runs the update in a throwaway clone and reports what it would do.
+    The update runs in a scratch clone of the repo and lands in the work tree in
+    one final step (see ``_landing``): interrupted or refused before it, the tree
+    is as it was. When new answers (``data``) make the update delete files, it
+    lands only if ``force`` or ``confirm_deletions(paths)`` says yes.
+    ``dry_run`` reports what the update would do and never lands it.
     """
     dest = Path(dest).expanduser().resolve()
     top = repo_root(dest)
     answers = read_answers(dest)
-    dirty = git("status", "--porcelain", "--untracked-files=all", cwd=top).splitlines()
-    if dirty:
-        raise FlakewrightError(
-            f"{top} has {len(dirty)} uncommitted change(s) (e.g. {dirty[0][3:]}); "
-            "commit or stash them first so the update can be reviewed and undone"
-        )
+    _refuse_dirty(top)
     recorded = str(answers["_src_path"])
     releases = template_releases(template or recorded)
     data = dict(data or {})
@@ -134,27 +134,53 @@ def update(
         vcs_ref = target
         if not trust:
             _refuse_pending_migrations(releases, target, from_label, to_label)
-    with TemporaryDirectory(prefix="flakewright-update-") as tmp:
+    with landing() as land, TemporaryDirectory(prefix="flakewright-update-", ignore_cleanup_errors=True) as tmp:
         source = template
         if releases is not None and not releases.is_git_ref(str(answers["_commit"])):
             source = _with_tag(releases, str(answers["_commit"]), current, Path(tmp) / "template")
+        clone = _scratch_clone(top, Path(tmp) / "repo")
+        scratch = clone / dest.relative_to(top)
+        files = _run(scratch, clone, recorded, source, data, conflict, trust, vcs_ref)
+        if releases is None:
+            to_label = str(read_answers(scratch)["_commit"])
+        result = UpdateResult(from_version=from_label, to_version=to_label, files=files, dry_run=dry_run)
         if dry_run:
-            clone = Path(tmp) / "repo"
-            git("clone", "--quiet", "--shared", str(top), str(clone), cwd=top)
-            files = _run(clone / dest.relative_to(top), clone, recorded, source, data, conflict, trust, vcs_ref)
-            return UpdateResult(from_version=from_label, to_version=to_label, files=files, dry_run=True)
-        files = _run(dest, top, recorded, source, data, conflict, trust, vcs_ref)
-    deleted = sorted(p for p, o in files.items() if o == "deleted")
-    if deleted and data and not force and not (confirm_deletions and confirm_deletions(deleted)):
-        _undo(top)
+            return result
+        _refuse_deletions(result.deleted, asked=bool(data), force=force, confirm=confirm_deletions)
+        _refuse_dirty(top)  # the user may have edited files while the update ran
+        with prepared_move(clone=clone, top=top) as move:
+            with land.final(changes=dest, done=f"{dest} is updated {from_label} -> {to_label} (review it with `git diff`)"):
+                carry(move)
+    return result
+
+
+def _refuse_dirty(top: Path) -> None:
+    dirty = git("status", "--porcelain", "--untracked-files=all", cwd=top).splitlines()
+    if dirty:
+        raise FlakewrightError(
+            f"{top} has {len(dirty)} uncommitted change(s) (e.g. {dirty[0][3:]}); "
+            "commit or stash them first so the update can be reviewed and undone"
+        )
+
+
+def _scratch_clone(top: Path, clone: Path) -> Path:
+    """A clone of ``top`` at its HEAD, sharing its objects; the user's repo is only read."""
+    head = git("rev-parse", "--verify", "HEAD", cwd=top).strip()
+    git("clone", "--quiet", "--shared", "--no-checkout", "--", str(top), str(clone), cwd=top)
+    git("-c", f"core.hooksPath={os.devnull}", "checkout", "--quiet", "--detach", head, cwd=clone)
+    return clone
+
+
+def _refuse_deletions(
+    deleted: list[str], *, asked: bool, force: bool, confirm: Callable[[list[str]], bool] | None
+) -> None:
+    """New answers that remove tracked files need --force or a yes; the update does not land otherwise."""
+    if deleted and asked and not force and not (confirm and confirm(deleted)):
         shown = ", ".join(deleted[:3]) + (", ..." if len(deleted) > 3 else "")
         raise FlakewrightError(
             f"the new answers remove {len(deleted)} tracked file(s) ({shown}); nothing was changed: "
             "see them all with --dry-run, then re-run with --force to remove them"
         )
-    if releases is None:
-        to_label = str(read_answers(dest)["_commit"])
-    return UpdateResult(from_version=from_label, to_version=to_label, files=files)
 
 
 def _run(
@@ -203,8 +229,8 @@ def _with_tag(releases: Releases, tag: str, commit: str, target: Path) -> str:
     copier re-renders the recorded version by its recorded name; the user's own
     checkout is left as it is.
     """
-    git("clone", "--quiet", "--shared", "--no-checkout", str(releases.repo), str(target), cwd=releases.repo)
-    git("tag", tag, commit, cwd=target)
+    git("clone", "--quiet", "--shared", "--no-checkout", "--", str(releases.repo), str(target), cwd=releases.repo)
+    git("tag", "--", tag, commit, cwd=target)
     return str(target)
 
 
@@ -248,12 +274,6 @@ def _conflicted(dest: Path, statuses: dict[str, str], *, conflict: Conflict) -> 
                 if any(line.startswith(_MARKERS) for line in handle):
                     found.append(path)
     return found
-
-
-def _undo(top: Path) -> None:
-    """Put a tree that was clean before the update back to HEAD (ignored files are left alone)."""
-    git("reset", "--quiet", "--hard", "HEAD", cwd=top)
-    git("clean", "--quiet", "-d", "--force", cwd=top)
 
 
 def _refuse_pending_migrations(releases: Releases, target: str, from_label: str, to_label: str) -> None:
