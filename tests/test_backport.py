@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
-from helpers import commit_all, flakewright, git, render_tagged
+from helpers import ANSWERS, TemplateRepo, commit_all, flakewright, git, literal_line, render_tagged
 
 SERVER = "server.py"
 
@@ -241,3 +242,96 @@ def test_deleted_file_and_line_ending_change_are_refused_with_reasons(setup) -> 
     assert re.search(r"^refused: requirements\.txt ", result.stdout, re.M), result.stdout
     assert "Nothing was applied; the template is unchanged." in result.stdout
     assert git(template.path, "branch", "--list", "backport/*") == ""
+
+
+def test_backport_reads_no_file_through_a_symlink(tmp_path: Path) -> None:
+    """A fork's symlinks (to a private file, to a folder elsewhere, to another file of the repo) are refused by
+    name and nothing of their targets reaches the template; odd file names and a DEST with `..` still work."""
+    template = TemplateRepo.create(tmp_path / "template")
+    odd = ("with space.txt", "-dash.txt")
+    for name in odd:
+        (template.path / "template" / name).write_text("".join(f"{name} line {n}\n" for n in range(1, 6)))
+    template.release("v1.1.0")
+    fork = render_tagged(template, tmp_path / "fork", "pipulate")
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "app.js").write_text((fork / "static" / "app.js").read_text() + "// FORK-PRIVATE private line\n")
+    (fork / "static" / "app.js").unlink()
+    (fork / "static" / "app.js").symlink_to(private / "app.js")
+    shutil.move(fork / "scripts", private / "scripts")
+    (private / "scripts" / "run").write_text((private / "scripts" / "run").read_text() + "# FORK-PRIVATE in a linked folder\n")
+    (fork / "scripts").symlink_to(private / "scripts")
+    (fork / "requirements.txt").unlink()
+    (fork / "requirements.txt").symlink_to("README.md")
+    for name in odd:
+        (fork / name).write_text((fork / name).read_text().replace("line 3\n", "line 3, edited\n"))
+    server = fork / SERVER
+    line = literal_line(template.source(SERVER), server, from_end=True)
+    server.write_text(server.read_text().replace(f"{line}\n", f"{line}  # edited\n", 1))
+    commit_all(fork, "links and edits")
+
+    result = flakewright("backport", tmp_path / "elsewhere" / ".." / "fork")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    for path, link in (("static/app.js", "static/app.js"), ("scripts/run", "scripts"), ("requirements.txt", "requirements.txt")):
+        assert re.search(rf"^refused: {re.escape(path)} .*: {re.escape(link)} is a symlink in ", result.stdout, re.M), result.stdout
+    branch = re.search(r"Committed on branch (\S+)", result.stdout).group(1)
+    base = git(template.path, "rev-parse", "v1.1.0").strip()
+    changed = git(template.path, "diff", "--name-only", base, branch).splitlines()
+    assert sorted(changed) == sorted([f"template/{name}" for name in odd] + [template.source(SERVER).relative_to(template.path).as_posix()])
+    assert "FORK-PRIVATE" not in git(template.path, "diff", base, branch)
+    for name in odd:
+        assert f"{name} line 3, edited" in git(template.path, "show", f"{branch}:template/{name}")
+
+
+BAD_BRANCHES = ["-m", "-f", "--force", "--help", "-D", "@{-1}", "HEAD", "a..b", "two words"]
+
+
+def test_branch_names_git_would_misread_are_refused_and_change_nothing(setup) -> None:
+    """`--branch=-m` once ran `git branch -m` and renamed the checkout's main; refs from --to and the answers
+    file are never options either."""
+    template, pip = setup
+    server = pip / SERVER
+    line = literal_line(template.source(SERVER), server, from_end=True)
+    server.write_text(server.read_text().replace(f"{line}\n", f"{line}  # edited\n", 1))
+    commit_all(pip, "a literal edit")
+    git(template.path, "checkout", "-q", "-b", "other")
+    git(template.path, "checkout", "-q", "main")  # so that @{-1} names a branch
+    refs = git(template.path, "for-each-ref", "--format=%(refname) %(objectname)")
+
+    for name in BAD_BRANCHES:
+        result = flakewright("backport", pip, f"--branch={name}")
+        assert result.returncode == 2, (name, result.stdout + result.stderr)
+        assert result.stderr.strip() == f"flakewright: error: {name!r} is not a valid branch name; choose another with --branch"
+        assert "Committed" not in result.stdout
+        assert git(template.path, "for-each-ref", "--format=%(refname) %(objectname)") == refs, name
+        assert git(template.path, "symbolic-ref", "HEAD").strip() == "refs/heads/main", name
+
+    for option in ("-m", "--all", "--git-dir"):
+        moved = flakewright("update", pip, f"--to={option}")
+        assert moved.returncode == 2 and len(moved.stderr.strip().splitlines()) == 1, moved.stderr
+        assert f"{option} is neither a release nor a git ref" in moved.stderr
+    answers = pip / ANSWERS
+    answers.write_text(answers.read_text().replace("_commit: v1.0.0", "_commit: --all"))
+    commit_all(pip, "a tampered answers file")
+    for command in ("update", "check", "backport"):
+        refused = flakewright(command, pip)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert "_commit: --all, which is no template or commit" in refused.stderr
+    assert git(pip, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(template.path, "for-each-ref", "--format=%(refname) %(objectname)") == refs
+
+
+def test_a_repo_folder_git_would_refuse_in_a_branch_name_still_gets_one(setup, tmp_path: Path) -> None:
+    template, pip = setup
+    fork = shutil.move(pip, tmp_path / "-my fork")
+    server = Path(fork) / SERVER
+    line = literal_line(template.source(SERVER), server, from_end=True)
+    server.write_text(server.read_text().replace(f"{line}\n", f"{line}  # edited\n", 1))
+    commit_all(Path(fork), "a literal edit")
+
+    result = flakewright("backport", fork)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"Committed on branch backport/my-fork ", result.stdout), result.stdout
+    assert git(template.path, "branch", "--list", "backport/*").split() == ["backport/my-fork"]

@@ -155,7 +155,8 @@ def update(
 
 
 def _refuse_dirty(top: Path) -> None:
-    dirty = git("status", "--porcelain", "--untracked-files=all", cwd=top).splitlines()
+    # --no-optional-locks: a status that an interrupt kills must not leave index.lock behind in the user's repo
+    dirty = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=all", cwd=top).splitlines()
     if dirty:
         raise FlakewrightError(
             f"{top} has {len(dirty)} uncommitted change(s) (e.g. {dirty[0][3:]}); "
