@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from ._errors import ExitCode, FlakewrightError
+from ._errors import ExitCode, FlakewrightError, Interrupted
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ __all__ = [
     "CheckResult",
     "ExitCode",
     "FlakewrightError",
+    "Interrupted",
     "UpdateResult",
     "Variant",
     "__version__",
