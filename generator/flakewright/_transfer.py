@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ._errors import FlakewrightError
@@ -31,7 +31,7 @@ class Move:
     writes: list[str]
     removals: list[str]
     index: tuple[Path, Path] | None = None  # (the new index, staged as the lock file; the index it replaces)
-    carried: bool = field(default=False)
+    carried: bool = False
 
 
 @contextmanager
