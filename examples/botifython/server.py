@@ -2,9 +2,9 @@
 streamed from Ollama and a word-count tool.
 
 Run `python server.py` (or ./scripts/run). Sections: config, data, app, components, websocket, chat, tasks,
-tools, pages, routes, serve. Importing this module creates data/ and opens its database, builds the app and
-imports the add-ons under addons/; it serves nothing, runs no task and imports no tool until a page asks. A
-notebook can read and write `db` and `store` directly.
+tools, pages, routes, serve. Importing this module builds nothing and opens no file: `create_app()` makes data/,
+imports the add-ons under addons/ and returns the app, and the database opens (and gets its tables) on first use
+in each thread. A notebook can import it and read and write `db` and `store` directly.
 """
 import asyncio
 import fcntl
@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, make_dataclass, replace
 from functools import partial
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -110,14 +110,17 @@ log = logging.getLogger(__name__)
 # (they keep the last insert's rowid between calls), must not be shared between threads, so `db` and every
 # table stand for the calling thread's own, opened on first use.
 
-DATA.mkdir(mode=0o700, exist_ok=True)
-DATA.chmod(0o700)  # also a data/ an older version made 0755
-os.close(os.open(DB_FILE, os.O_CREAT | os.O_WRONLY, 0o600))  # SQLite gives its -wal and -shm files this mode
-for path in (DB_FILE, Path(f"{DB_FILE}-wal"), Path(f"{DB_FILE}-shm")):
-    if path.exists():
-        path.chmod(0o600)
-for folder in (UPLOADS, OUTPUTS):
-    folder.mkdir(mode=0o700, exist_ok=True)
+#
+# The database file is opened by SQLite alone. POSIX locks belong to the process, and closing any descriptor of
+# the file drops them all ("How To Corrupt An SQLite Database File", 2.2): an os.open/os.close of it here would
+# let another program (a notebook's record(), a backup) delete the WAL holding writes already acknowledged.
+
+
+def make_data_folders() -> None:
+    """data/ and its folders, owner-only (also a data/ an older version made 0755)."""
+    for folder in (DATA, UPLOADS, OUTPUTS):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        folder.chmod(0o700)
 
 
 class PerThread:
@@ -133,6 +136,10 @@ class PerThread:
             obj = self._local.obj = self._make()
             return obj
 
+    def made(self) -> bool:
+        """Whether this thread has its own yet."""
+        return hasattr(self._local, "obj")
+
     def __getattr__(self, name: str):
         return getattr(self.here(), name)
 
@@ -143,28 +150,72 @@ class PerThread:
         return self.here()[key]
 
 
-CONNECTING = threading.Lock()  # apsw.connection_hooks, swapped out while connecting, is global
+CONNECTING = threading.Lock()  # apsw.connection_hooks, swapped out while connecting, is global; and the schema
 
 
 def connect():
-    """A connection to the app's database, in WAL mode so readers never wait for a writer."""
+    """A connection to the app's database, in WAL mode so readers never wait for a writer. The process's first
+    one makes data/ and the tables."""
+    global schema_made
     # Opened without apsw's connection hooks: apswutils adds apsw's best practices there, and one of them runs
     # `PRAGMA optimize` on open, which may need the write lock and so failed a thread's first read while another
     # program was writing. The settings that matter here are made below.
     with CONNECTING:
+        if not schema_made:
+            make_data_folders()
         hooks, apsw.connection_hooks = apsw.connection_hooks, []
         try:
             conn = apsw.Connection(str(DB_FILE))
         finally:
             apsw.connection_hooks = hooks
-    conn.set_busy_timeout(int(BUSY_TIMEOUT * 1000))  # then apsw.BusyError: the user sees BUSY, not a 500
-    conn.pragma("journal_mode", "wal")
-    conn.pragma("synchronous", "NORMAL")  # WAL stays consistent without an fsync per progress update
-    conn.pragma("foreign_keys", True)
-    return Database(conn)
+        DB_FILE.chmod(0o600)  # by path, before WAL mode: SQLite gives its -wal and -shm files the file's mode
+        conn.set_busy_timeout(int(BUSY_TIMEOUT * 1000))  # then apsw.BusyError: the user sees BUSY, not a 500
+        conn.pragma("journal_mode", "wal")
+        conn.pragma("synchronous", "NORMAL")  # WAL stays consistent without an fsync per progress update
+        conn.pragma("foreign_keys", True)
+        database = Database(conn)
+        if not schema_made:
+            make_schema(database)
+            schema_made = True
+    return database
 
 
 db = PerThread(lambda: connect())  # looks `connect` up per new thread, so it can be wrapped (to trace statements)
+SCHEMA: list = []  # (name, primary key, columns) of each table
+INDEXES: list[str] = []
+schema_made = False
+
+
+def make_schema(database: Database) -> None:
+    """Create or migrate every table. Ids are never reused (AUTOINCREMENT): a deleted profile's or task's id
+    handed to a new one would give it the old one's sessions, links and output folder."""
+    for name, pk, columns in SCHEMA:
+        tbl = database.t[name]
+        tbl.create(columns, pk=pk, transform=tbl.exists())
+        if pk == "id":
+            autoincrement(database, name)
+    for sql in INDEXES:
+        database.execute(sql)
+
+
+def autoincrement(database: Database, name: str) -> None:
+    """Rebuild the table with AUTOINCREMENT on its id if it lacks it (made by an older version, or by a migration
+    that added a column). Ids go on from the highest one it holds."""
+    sql = database.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [name]).fetchone()[0]
+    if "AUTOINCREMENT" in sql.upper():
+        return
+    fixed = re.sub(r"\[?id\]?\s+INTEGER\s+PRIMARY\s+KEY", "[id] INTEGER PRIMARY KEY AUTOINCREMENT", sql, count=1,
+                   flags=re.IGNORECASE)
+    database.execute("BEGIN IMMEDIATE")
+    try:
+        database.execute(f"ALTER TABLE [{name}] RENAME TO [{name}_old]")
+        database.execute(fixed)
+        database.execute(f"INSERT INTO [{name}] SELECT * FROM [{name}_old]")
+        database.execute(f"DROP TABLE [{name}_old]")
+    except BaseException:
+        database.execute("ROLLBACK")
+        raise
+    database.execute("COMMIT")
 
 
 @contextmanager
@@ -206,10 +257,11 @@ class Store:
 
 
 def table(name: str, /, *, pk: str = "id", **columns):
-    """The table, created or migrated to these columns (usable from any thread), and its row dataclass."""
-    tbl = db.t[name]
-    tbl.create(columns, pk=pk, transform=tbl.exists())
-    row_class = tbl.dataclass()
+    """The table (usable from any thread; created or migrated to these columns on first use) and its row
+    dataclass."""
+    SCHEMA.append((name, pk, columns))
+    row_class = make_dataclass(name.title(), [(column, kind | None, field(default=None))
+                                              for column, kind in columns.items()])
 
     def here():
         tbl = db.t[name]
@@ -223,7 +275,7 @@ store = Store(table("store", pk="key", key=str, value=str)[0])
 profiles, Profile = table("profiles", id=int, name=str)
 # priority is a rank: a moved todo takes a value between its new neighbours', so a move writes one row.
 todos, Todo = table("todos", id=int, profile_id=int, title=str, done=bool, priority=float)
-db.execute("CREATE INDEX IF NOT EXISTS todos_in_order ON todos (profile_id, priority, id)")
+INDEXES.append("CREATE INDEX IF NOT EXISTS todos_in_order ON todos (profile_id, priority, id)")
 # kind is "tool:<name>" for a tool's run, whose params (JSON) let it run again.
 tasks, Task = table("tasks", id=int, profile_id=int, tab=str, title=str, status=str, done=int, total=int, log=str,
                     result=str, kind=str, params=str)
@@ -419,6 +471,7 @@ def data_owner() -> bool:
 def mark_interrupted() -> None:
     """At start-up, the tasks a stopped server left running are interrupted: only the owner of data/ says so."""
     if data_owner():
+        toolbox.reap_leftovers(OUTPUTS)  # first: what a killed server left running would write into those runs
         db.execute("UPDATE tasks SET status = 'interrupted', result = ? WHERE status = 'running'", [INTERRUPTED])
 
 
@@ -563,29 +616,43 @@ class DirectSockets:
 
 
 SOCKETS = {}  # websocket handlers by path
-
-# FastHTML() rather than fast_app(): fast_app's static route follows ../ out of the app folder.
-# No default headers: they load htmx and helper scripts from a CDN; HEAD has what the page uses, served locally.
-# Not FastHTMLWithLiveReload: it puts its script inline; static/live-reload.js is the same few lines.
-# gc.freeze: what exists at start-up (modules, routes) lives as long as the server, and a full garbage collection
-# walking it all would pause every tab and socket for about 20 ms at unpredictable moments.
-app = FastHTML(
-    title=TITLE, default_hdrs=False, hdrs=HEAD, canonical=False, secret_key=session_secret(DATA / ".sesskey"),
-    on_startup=[mark_interrupted, gc.freeze], exception_handlers={apsw.BusyError: database_busy},
-    middleware=[Middleware(SecurityHeaders), Middleware(KnownHost), Middleware(SameOrigin), Middleware(BodyLimit),
-                Middleware(DirectSockets)])
-app.mount("/static", StaticFiles(directory=STATIC), name="static")
-if DEV:
-    app.router.add_websocket_route("/live-reload", live_reload_ws)
+rt = APIRouter()  # the app's own routes, below; create_app() adds them and the add-ons' to each app it makes
+ADDONS: list = []  # the add-on modules, imported by create_app()
 
 
-# Add-ons: every module addons/<name>.py (not starting with _), in name order. One may define `router`, a
-# FastHTML APIRouter whose routes join the app, and `card()`, an FT shown in the workspace. Add-ons never
-# import this module, so neither they nor a notebook using them start a server.
-ADDONS = [importlib.import_module(f"addons.{path.stem}") for path in sorted(ADDONS_DIR.glob("[!_]*.py"))]
-for addon in ADDONS:
-    if router := getattr(addon, "router", None):
-        router.to_app(app)
+def create_app() -> FastHTML:
+    """The app: data/ made, the add-ons imported, every route added. `python server.py` calls it once; a test
+    calls it for an app of its own.
+
+    FastHTML() rather than fast_app(): fast_app's static route follows ../ out of the app folder. No default
+    headers: they load htmx and helper scripts from a CDN; HEAD has what the page uses, served locally. Not
+    FastHTMLWithLiveReload: it puts its script inline; static/live-reload.js is the same few lines. gc.freeze:
+    what exists at start-up (modules, routes) lives as long as the server, and a full garbage collection walking
+    it all would pause every tab and socket for about 20 ms at unpredictable moments.
+    """
+    make_data_folders()
+    app = FastHTML(
+        title=TITLE, default_hdrs=False, hdrs=HEAD, canonical=False, secret_key=session_secret(DATA / ".sesskey"),
+        on_startup=[mark_interrupted, gc.freeze], on_shutdown=[interrupt_runs],
+        exception_handlers={apsw.BusyError: database_busy},
+        middleware=[Middleware(SecurityHeaders), Middleware(KnownHost), Middleware(SameOrigin), Middleware(BodyLimit),
+                    Middleware(DirectSockets)])
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if DEV:
+        app.router.add_websocket_route("/live-reload", live_reload_ws)
+    rt.to_app(app)
+    ADDONS[:] = import_addons()
+    for addon in ADDONS:
+        if router := getattr(addon, "router", None):
+            router.to_app(app)
+    return app
+
+
+def import_addons() -> list:
+    """Every module addons/<name>.py (not starting with _), in name order. One may define `router`, a FastHTML
+    APIRouter whose routes join the app, and `card()`, an FT shown in the workspace. Add-ons never import this
+    module, so neither they nor a notebook using them start a server."""
+    return [importlib.import_module(f"addons.{path.stem}") for path in sorted(ADDONS_DIR.glob("[!_]*.py"))]
 
 
 # --- components ------------------------------------------------------------------------------------------
@@ -1107,6 +1174,24 @@ def save_tasks(batch: list[tuple[tuple, int, list[str]]]) -> None:
                             [row for row, _, _ in batch])
 
 
+def save_each(runs: list, batch: list) -> list[tuple]:
+    """Write each run's row on its own; the runs whose row the database refuses, each with why. Such a row is
+    written as failed, without its progress, so that a restart does not show it running."""
+    refused = []
+    for run, (row, first, lines) in zip(runs, batch):
+        try:
+            save_tasks([(row, first, lines)])
+        except Exception as error:
+            refused.append((run, error))
+            with suppress(Exception):
+                save_tasks([(("failed", 0, 0, "", html.escape(f"Failed: {one_line(error)}"), row[-1]), first, [])])
+    return refused
+
+
+def one_line(error: Exception) -> str:
+    return " ".join(f"{type(error).__name__}: {error}".split())[:300]
+
+
 class Saver:
     """Writes running tasks to the database, one write at a time, each one thread hop and one transaction however
     many tasks it holds: all their progress every SAVE_EVERY seconds, and at once when a task ends, with every
@@ -1151,16 +1236,17 @@ class Saver:
         batch = [run.snapshot() for run in runs]
         try:
             await asyncio.to_thread(save_tasks, batch)
-        except Exception as error:
-            if isinstance(error, apsw.BusyError):
-                log.warning("the database is busy: the progress of %s task(s) waits for the next save", len(runs))
-            else:
-                log.error("saving task progress failed", exc_info=error)
+        except apsw.BusyError:
+            log.warning("the database is busy: the progress of %s task(s) waits for the next save", len(runs))
             for run, (_, first, lines) in zip(runs, batch):
                 run.unsaved[:0], run.lines_saved = lines, first
             self.unsaved = dict.fromkeys(runs) | self.unsaved
             self.ended[:0] = ended
             return False
+        except Exception as error:  # a row the database refuses: each alone, so it holds back no other task
+            log.error("saving task progress failed; saving each task alone", exc_info=error)
+            for run, refused in await asyncio.to_thread(save_each, runs, batch):
+                run.fail(f"its progress could not be saved ({one_line(refused)})")
         for written in ended:
             if not written.done():  # its task was cancelled while it waited
                 written.set_result(None)
@@ -1184,6 +1270,8 @@ class Run:
     timer: asyncio.TimerHandle | None = None
     job: asyncio.Task | None = None
     cancelled: bool = False  # by its Cancel button; a server that stops cancels the rest, which are interrupted
+    failure: str = ""  # why the server stopped it, when neither Cancel nor a stopping server did
+    ending: bool = False
 
     @property
     def current(self) -> Task:
@@ -1191,9 +1279,13 @@ class Run:
 
     async def report(self, done: int, total: int, line: str = "") -> None:
         try:
-            self.task.done, self.task.total = int(done), int(total)
+            bar = int(done), int(total)
         except (TypeError, ValueError, OverflowError):  # fails this task here, not the tab's frames later
-            raise TypeError(f"report(done, total) takes whole numbers, not {done!r:.40} and {total!r:.40}") from None
+            bar = None
+        if bar is None or not all(map(fits, bar)):  # one that SQLite cannot store would fail every task's save
+            raise ValueError(f"report(done, total) takes whole numbers below 2**63, not {done!r:.40} and "
+                             f"{total!r:.40}")
+        self.task.done, self.task.total = bar
         if line:
             line = scrub(str(line))
             self.tail.append(line + "\n")
@@ -1228,7 +1320,8 @@ class Run:
         try:
             outcome = dict(status="done", result=scrub(result_html(await work(self.report))))
         except asyncio.CancelledError:
-            outcome = dict(status="cancelled", result="Cancelled.") if self.cancelled else \
+            outcome = failed(self.failure) if self.failure else \
+                dict(status="cancelled", result="Cancelled.") if self.cancelled else \
                 dict(status="interrupted", result=INTERRUPTED)
         except toolbox.ToolFailed as error:  # its traceback is in the log already
             outcome = failed(str(error))
@@ -1237,7 +1330,14 @@ class Run:
             outcome = failed(str(error) or type(error).__name__)
         await asyncio.shield(self.end(outcome))  # a second Cancel, or the server stopping, cannot cut it short
 
+    def fail(self, message: str) -> None:
+        """Stop the task as failed, with this one line, unless it is ending already."""
+        if not self.ending:
+            self.failure = message
+            self.job.cancel()
+
     async def end(self, outcome: dict) -> None:
+        self.ending = True
         if self.timer:
             self.timer.cancel()
         self.push()
@@ -1251,7 +1351,6 @@ class Run:
 RUNS: dict[int, Run] = {}  # tasks running now, by id
 
 
-@app.on_event("shutdown")
 async def interrupt_runs() -> None:
     """A server that stops saves its running tasks as interrupted, with their progress, before it exits."""
     if jobs := [run.job for run in RUNS.values()]:
@@ -1291,8 +1390,12 @@ class Toolbox:
         return self.current()[0].get(name)
 
     def stamps(self) -> list[tuple[str, int, int]]:
+        """Each file's name, time and size. Bytecode and hidden files (an editor's, JupyterLab's checkpoints) are
+        not the tools: a run writing __pycache__ would otherwise make the next page read every tool again."""
         found = []
-        for path in self.folder.glob("*"):
+        for path in self.folder.glob("[!.]*"):
+            if path.name == "__pycache__":
+                continue
             with suppress(FileNotFoundError):  # removed while we looked
                 stat = path.stat()
                 found.append((path.name, stat.st_mtime_ns, stat.st_size))
@@ -1421,26 +1524,26 @@ def ToolPage(tool: toolbox.Tool, profile: Profile):
 # --- routes ----------------------------------------------------------------------------------------------
 
 
-@app.get("/")
+@rt.get("/")
 def index(sess, bodykw):
     return Page(bodykw, TITLE, Div(Workspace(current_profile(sess)), ChatPane(), cls="layout"))
 
 
-@app.post("/profiles")
+@rt.post("/profiles")
 def profiles_create(sess, name: str = ""):
     if not (error := text_error(name, empty=NO_NAME)):
         choose_profile(sess, profiles.insert(name=name.strip()).id)
     return Workspace(current_profile(sess), error)
 
 
-@app.post("/profiles/switch")
+@rt.post("/profiles/switch")
 def profiles_switch(sess, id: int = 0):
     if not (error := missing_profile(id)):
         choose_profile(sess, id)
     return Workspace(current_profile(sess), error)
 
 
-@app.post("/profiles/{id}/rename")
+@rt.post("/profiles/{id}/rename")
 def profiles_rename(sess, id: int, name: str = ""):
     with transaction():
         if not (error := missing_profile(id) or text_error(name, empty=NO_NAME)):
@@ -1448,17 +1551,17 @@ def profiles_rename(sess, id: int, name: str = ""):
     return Workspace(current_profile(sess), error)
 
 
-@app.delete("/profiles/{id}")
+@rt.delete("/profiles/{id}")
 def profiles_delete(sess, id: int):
     return Workspace(current_profile(sess), delete_profile(id))
 
 
-@app.get("/todos")
+@rt.get("/todos")
 def todos_page(sess, page: int = 0):
     return TodoPage(current_profile(sess).id, page)
 
 
-@app.post("/todos")
+@rt.post("/todos")
 def todos_add(sess, title: str = ""):
     if error := text_error(title, empty=NO_TITLE):
         return NewTodo(title, error)(hx_swap_oob="true"), HttpHeader("HX-Reswap", "none")
@@ -1466,13 +1569,13 @@ def todos_add(sess, title: str = ""):
     return TodoPage(todo.profile_id, page_of(todo)), NewTodo()(hx_swap_oob="true")
 
 
-@app.post("/todos/{id}/toggle")
+@rt.post("/todos/{id}/toggle")
 def todos_toggle(sess, id: int):
     todo = change_todo(current_profile(sess).id, id, "done = NOT done")
     return TodoItem(todo) if todo else UnknownTodo(id)
 
 
-@app.post("/todos/{id}/rename")
+@rt.post("/todos/{id}/rename")
 def todos_rename(sess, id: int, title: str = ""):
     profile_id = current_profile(sess).id
     if error := text_error(title, empty=NO_TITLE):
@@ -1482,12 +1585,12 @@ def todos_rename(sess, id: int, title: str = ""):
     return TodoItem(todo) if todo else UnknownTodo(id)
 
 
-@app.delete("/todos/{id}")
+@rt.delete("/todos/{id}")
 def todos_delete(sess, id: int):
     return "" if delete_todo(current_profile(sess).id, id) else UnknownTodo(id)
 
 
-@app.post("/todos/{id}/move")
+@rt.post("/todos/{id}/move")
 def todos_move(sess, id: int, by: int = 0):
     """Move a todo `by` places (negative is up) and show the page it lands on."""
     profile_id = current_profile(sess).id
@@ -1496,13 +1599,13 @@ def todos_move(sess, id: int, by: int = 0):
     return TodoPage(profile_id, page_of(todo))
 
 
-@app.get("/tasks/{id}")
+@rt.get("/tasks/{id}")
 def tasks_row(sess, id: int):
     task = task_of(sess, id)
     return TaskRow(task) if task else UnknownTask(id)
 
 
-@app.get("/tasks/{id}/log")
+@rt.get("/tasks/{id}/log")
 def tasks_log(sess, id: int):
     if not task_of(sess, id):
         return UnknownTask(id)
@@ -1510,7 +1613,7 @@ def tasks_log(sess, id: int):
     return Response("".join(f"{line}\n" for line, in lines), media_type="text/plain")
 
 
-@app.get("/tasks/{id}/files/{name}")
+@rt.get("/tasks/{id}/files/{name}")
 def tasks_file(sess, id: int, name: str):
     """A file a run of this profile's wrote, straight inside its outputs folder; images show, the rest download."""
     path = OUTPUTS / str(id) / name
@@ -1521,7 +1624,7 @@ def tasks_file(sess, id: int, name: str):
     return FileResponse(path, filename=name, content_disposition_type="inline" if shown else "attachment")
 
 
-@app.post("/tasks/{id}/cancel")
+@rt.post("/tasks/{id}/cancel")
 async def tasks_cancel(sess, id: int):
     """Cancel and answer with the row as it ends; a task that ignores the cancel for a second keeps polling."""
     if not await asyncio.to_thread(task_of, sess, id):
@@ -1534,7 +1637,7 @@ async def tasks_cancel(sess, id: int):
     return TaskRow(await asyncio.to_thread(tasks.get, id))
 
 
-@app.post("/tasks/{id}/again")
+@rt.post("/tasks/{id}/again")
 def tasks_again(req, id: int):
     """Run a finished tool run's tool again with the same answers (uploads included)."""
     task = task_of(req.session, id)
@@ -1555,7 +1658,7 @@ def tasks_again(req, id: int):
     return start_tool(req, tool, params)
 
 
-@app.get("/tools/{name}")
+@rt.get("/tools/{name}")
 def tools_page(sess, bodykw, name: str):
     if not (tool := TOOLS.tool(name)):
         return FtResponse(Page(bodykw, f"No tool {name} · {TITLE}",
@@ -1565,7 +1668,7 @@ def tools_page(sess, bodykw, name: str):
     return Page(bodykw, f"{tool.title} · {TITLE}", *ToolPage(tool, current_profile(sess)))
 
 
-@app.post("/tools/{name}")
+@rt.post("/tools/{name}")
 async def tools_run(req, name: str):
     """Uploads are written and modules imported in a worker thread: the event loop only reads the body."""
     form = await req.form()
@@ -1578,9 +1681,13 @@ async def tools_run(req, name: str):
 # --- serve -----------------------------------------------------------------------------------------------
 
 if __name__ == "__main__":
-    # In development a change to a module or notebook (tools/ included) restarts the server; data/ never does.
     # The page's socket runs over loopback by default, where compressing frames costs a tenth of the server's CPU.
-    uvicorn.run(f"{Path(__file__).stem}:app", host=HOST, port=PORT, app_dir=str(APP_DIR), reload=DEV,
-                ws_per_message_deflate=False,
-                **dict(reload_dirs=[str(APP_DIR)], reload_includes=["*.py", "*.ipynb"],
-                       reload_excludes=[str(DATA)]) if DEV else {})
+    serving = dict(host=HOST, port=PORT, ws_per_message_deflate=False)
+    if DEV:
+        # A change to a module or notebook (tools/ included) restarts the server; data/ never does. The reloader
+        # imports the app by name in a process of its own; this one has built nothing.
+        uvicorn.run(f"{Path(__file__).stem}:create_app", factory=True, app_dir=str(APP_DIR), reload=True,
+                    reload_dirs=[str(APP_DIR)], reload_includes=["*.py", "*.ipynb"], reload_excludes=[str(DATA)],
+                    **serving)
+    else:
+        uvicorn.run(create_app(), **serving)  # this very module: it is imported once

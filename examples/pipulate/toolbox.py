@@ -29,12 +29,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import types
 import typing
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path, PurePath
 from urllib.parse import quote
@@ -44,8 +45,9 @@ log = logging.getLogger(__name__)
 NICENESS = 10  # tools run at a lower CPU priority than the server: pages stay quick while tools fill every core
 CANCEL_GRACE = 3.0  # seconds a cancelled tool has to reach its next report() before its process is killed
 BAR_EVERY = 0.05  # the child sends progress at most 20 times a second; the parent's tab needs no more
+DISCOVER_TIMEOUT = 10.0  # seconds a tool module may take to import before discovery gives up on it, with a card
 TABLE_ROWS = 20
-MAX_TEXT = 200_000  # characters of a text result shown inline; the whole text goes to a file
+MAX_TEXT = 50_000  # characters of a text result shown inline (a page stays quick); the whole goes to a file
 MAX_INT = 2**63 - 1  # what SQLite stores as a number, and far beyond any form answer a tool could mean
 SUPPORTED = "str, int, float, bool, Literal[...], an Enum, datetime.date, pathlib.Path, list[str], or X | None"
 NEED_JUPYTER = "Notebook tools need Jupyter: run `flakewright update -d jupyter=true`"
@@ -95,21 +97,16 @@ class Unsupported(Exception):
 
 def discover(folder: Path, *, jupyter: bool) -> tuple[dict[str, Tool], list[Broken]]:
     """The tools in `folder` by name, and a card for each file or function that cannot be one. Modules are
-    imported afresh on every call, so an edited file shows its edit."""
+    imported afresh on every call, so an edited file shows its edit, and in a child process, never in this one
+    (read_modules); notebooks are only parsed, here."""
     found: dict[str, list[Tool]] = {}
     broken: list[Broken] = []
     folder = Path(folder).resolve()
-    importable(folder.parent)
-    for name in [name for name in sys.modules if name.startswith("tools.")]:
-        del sys.modules[name]
-    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if path.name.startswith(("_", ".")) or path.suffix not in (".py", ".ipynb") or not path.is_file():
-            continue
-        try:
-            tools, problems = module_tools(path) if path.suffix == ".py" else notebook_tool(path, jupyter)
-        except Exception as error:  # a bug here must cost one card, not the app
-            log.exception("reading the tool file %s failed", path)
-            tools, problems = [], [Broken(source=path, problem=f"{path.name}: {one_line(error)}")]
+    paths = [path for path in (sorted(folder.iterdir()) if folder.is_dir() else [])
+             if not path.name.startswith(("_", ".")) and path.suffix in (".py", ".ipynb") and path.is_file()]
+    modules = read_modules([path for path in paths if path.suffix == ".py"])
+    for path in paths:
+        tools, problems = modules[path] if path.suffix == ".py" else carded(notebook_tool, path, jupyter)
         for tool in tools:
             found.setdefault(tool.name, []).append(tool)
         broken += problems
@@ -124,10 +121,105 @@ def discover(folder: Path, *, jupyter: bool) -> tuple[dict[str, Tool], list[Brok
     return tools, broken
 
 
-def importable(app_dir: Path) -> None:
-    """Put the app folder on sys.path, so tools import each other as tools.<x>."""
-    if str(app_dir) not in sys.path:
-        sys.path.insert(0, str(app_dir))
+def carded(read: Callable, path: Path, *args) -> tuple[list[Tool], list[Broken]]:
+    """read(path, *args): the file's tools and cards, or one card if reading it fails (a bug here must cost one
+    card, not the app)."""
+    try:
+        return read(path, *args)
+    except Exception as error:
+        log.exception("reading the tool file %s failed", path)
+        return [], [Broken(source=path, problem=f"{path.name}: {one_line(error)}")]
+
+
+def read_modules(paths: list[Path]) -> dict[Path, tuple[list[Tool], list[Broken]]]:
+    """Each module's tools and cards, read in a child process: importing a module runs its code, which may exit,
+    crash in C, hang or load pandas, and none of that may happen to the server. A module that ends the child or
+    outlasts DISCOVER_TIMEOUT gets a card saying so, and a new child reads the modules after it."""
+    read: dict[Path, tuple[list[Tool], list[Broken]]] = {}
+    while len(read) < len(paths):
+        read |= read_in_child(paths[len(read):])
+    return read
+
+
+def read_in_child(paths: list[Path]) -> dict[Path, tuple[list[Tool], list[Broken]]]:
+    """The tools and cards of the first modules, in order, up to and including one that ends the child or
+    outlasts DISCOVER_TIMEOUT. The first module's time includes the child's start."""
+    ours, theirs = Pipe()
+    # A fresh interpreter, as for a run (see run_tool), finding this very toolbox.py, and the app folder so that
+    # tools import each other as tools.<x>. -B: writing tools/__pycache__ would change the folder the server
+    # watches, and have it read the tools again.
+    child = subprocess.Popen(
+        [sys.executable, "-B", "-c", "import sys; sys.path[:0] = sys.argv[1:3]; import toolbox; "
+                                     "toolbox.discovery_main(int(sys.argv[3]), sys.argv[4:])",
+         str(Path(__file__).resolve().parent), str(paths[0].parent.parent), str(theirs.fileno()), *map(str, paths)],
+        pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, start_new_session=True)
+    theirs.close()
+    read = {}
+    try:
+        for path in paths:
+            if not ours.poll(DISCOVER_TIMEOUT):
+                read[path] = failed(path, f"importing it took longer than {DISCOVER_TIMEOUT:g} s")
+                break
+            try:
+                read[path] = decoded(ours.recv_bytes())
+            except EOFError:  # os._exit(), a crash in C, the kernel's out-of-memory killer
+                read[path] = failed(path, f"importing it ended its process ({exit_status(child)})")
+                break
+    finally:
+        ours.close()
+        kill(child)  # with whatever the modules started: threads, processes
+        child.wait()
+    return read
+
+
+def discovery_main(fd: int, sources: list[str]) -> None:
+    """The discovery child: import each module in turn, and send its tools and cards to the server as JSON."""
+    conn = Connection(fd)
+    threading.Thread(target=exit_with_parent, args=(conn,), daemon=True).start()
+    for path in map(Path, sources):
+        conn.send_bytes(json.dumps(carded(module_tools, path), default=as_json).encode())
+
+
+def exit_with_parent(conn: Connection) -> None:
+    """In a thread of the discovery child: exit once the server closes its end of the pipe, as it does when done
+    or when it dies, so that a module that never finishes importing never outlives it."""
+    with suppress(EOFError, OSError):
+        conn.poll(None)
+    os._exit(0)
+
+
+def as_json(value):
+    """JSON's fallback: a Tool, Field or Broken as its fields, a path (or a default JSON cannot hold) as text."""
+    return vars(value) if is_dataclass(value) else str(value)
+
+
+def decoded(message: bytes) -> tuple[list[Tool], list[Broken]]:
+    """A module's tools and cards as the discovery child sent them."""
+    tools, broken = json.loads(message)
+    return ([Tool(**{**tool, "source": Path(tool["source"]), "fields": tuple(
+                Field(**{**field, "choices": tuple(field["choices"])}) for field in tool["fields"])})
+             for tool in tools],
+            [Broken(source=Path(card["source"]), problem=card["problem"]) for card in broken])
+
+
+def exit_status(child: subprocess.Popen) -> str:
+    """'exit code 3' or 'signal SIGSEGV'. A child that closed its end of the pipe and lives on is killed."""
+    try:
+        code = child.wait(DISCOVER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        kill(child)
+        code = child.wait()
+    if code >= 0:
+        return f"exit code {code}"
+    with suppress(ValueError):  # a real-time signal has no name
+        return f"signal {signal.Signals(-code).name}"
+    return f"signal {-code}"
+
+
+def failed(path: Path, what: str) -> tuple[list[Tool], list[Broken]]:
+    """No tools and a card, for a module that took the discovery child down with it; logged, as it is rare."""
+    log.warning("the tool file %s: %s", path, what)
+    return [], [Broken(source=path, problem=f"{path.name}: {what}")]
 
 
 def load_module(path: Path) -> types.ModuleType:
@@ -147,7 +239,7 @@ def load_module(path: Path) -> types.ModuleType:
 def module_tools(path: Path) -> tuple[list[Tool], list[Broken]]:
     try:
         module = load_module(path)
-    except (Exception, SystemExit) as error:  # a module that calls sys.exit() is a broken module too
+    except BaseException as error:  # in the discovery child: sys.exit() or KeyboardInterrupt is a card too
         return [], [Broken(source=path, problem=import_problem(path, error))]
     tools, broken = [], []
     for name, fn in vars(module).items():
@@ -435,30 +527,43 @@ def scrub(text: str) -> str:
 async def run_tool(tool: Tool, params: dict, *, report, outputs: Path, download_url: Callable[[str], str]) -> str:
     """Run the tool in a child process with its cwd in `outputs`, passing its progress to `await report(done,
     total, line)`; the result as HTML. Raises ToolFailed with a one-line message, or CancelledError after
-    cancelling the child (killed if it does not stop within CANCEL_GRACE)."""
+    cancelling the child (killed if it does not stop within CANCEL_GRACE). Every process the run started ends with
+    it (end_run), and a run whose folder grows past MAX_DISK is stopped and fails (watch_disk)."""
     # Folders are made and removed in threads: the app's, or the temporary folder, may be on a slow drive (a Windows
     # one under WSL 2). The kernel's is made and removed here, not in the child: one killed on Cancel could not.
     outputs = Path(outputs).resolve()
     await asyncio.to_thread(outputs.mkdir, mode=0o700, parents=True, exist_ok=True)
     sockets = await asyncio.to_thread(kernel_folder) if tool.notebook else None
+    if sockets:
+        await asyncio.to_thread(note_kernel, outputs, sockets.name)
     before, after = download_url("NAME").rsplit("NAME", 1)  # the child builds each link from these two halves
     job = dict(source=str(tool.source.resolve()), name=tool.name, notebook=tool.notebook, params=params,
-               outputs=str(outputs), href=[before, after], sockets=sockets and sockets.name)
+               outputs=str(outputs), href=[before, after], sockets=sockets and sockets.name, parent=os.getpid())
     ours, theirs = Pipe()
     app_dir = str(tool.source.resolve().parent.parent)
     # A fresh interpreter rather than multiprocessing's spawn or forkserver: those import the parent's __main__
     # (server.py) into the child again, which would open the database and load the web stack for every run.
+    # Started from the event loop's thread, which lasts as long as the server: Linux's PR_SET_PDEATHSIG (see
+    # die_with_parent) fires when the thread that started the child ends, not only its process.
     child = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import toolbox; "
                                "toolbox.child_main(int(sys.argv[2]))", app_dir, str(theirs.fileno())],
-        pass_fds=[theirs.fileno()], cwd=outputs, stdin=subprocess.DEVNULL, start_new_session=True)
+        pass_fds=[theirs.fileno()], cwd=outputs, stdin=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, RUN_MARK: str(outputs)})
     theirs.close()
     inbox: asyncio.Queue = asyncio.Queue()
     sending = threading.Lock()  # the job and a cancel, sent from two threads, must not interleave on the pipe
     threading.Thread(target=listen, args=(ours, sending, json.dumps(job).encode(), asyncio.get_running_loop(),
                                           inbox), daemon=True).start()
+    over: list[str] = []  # why watch_disk stopped the run, once it has
+    watched = threading.Event()
+    threading.Thread(target=watch_disk, args=(outputs, child, watched, over), daemon=True).start()
     try:
         return await follow(inbox, report, child, tool)
+    except ToolFailed:
+        if over:  # the child was killed for it: say why, rather than which signal
+            raise ToolFailed(over[0]) from None
+        raise
     except asyncio.CancelledError:
         stopping = asyncio.ensure_future(stopped(inbox, ours, sending))
         try:
@@ -471,10 +576,11 @@ async def run_tool(tool: Tool, params: dict, *, report, outputs: Path, download_
         kill(child)
         raise
     finally:
-        await asyncio.to_thread(reap, child)
+        watched.set()
+        await asyncio.to_thread(end_run, child, outputs)
         ours.close()
         if sockets:
-            await asyncio.to_thread(sockets.cleanup)
+            await asyncio.to_thread(drop_kernel, outputs, sockets)
 
 
 def listen(conn: Connection, sending: threading.Lock, job: bytes, loop: asyncio.AbstractEventLoop,
@@ -528,32 +634,176 @@ def cancel(conn: Connection, sending: threading.Lock) -> None:
 
 
 def kill(child: subprocess.Popen) -> None:
-    """End the child and the processes it started in its group. (A notebook's kernel has its own session; it
-    exits by itself when it sees its parent gone.)"""
-    if child.poll() is None:
-        with suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
+    """End the child and the processes it started in its group (its own session). A group outlives its leader,
+    so this also ends what an exited child left running there; what left the group is kill_marked()'s."""
+    with suppress(ProcessLookupError, PermissionError):  # nothing left in the group
+        os.killpg(child.pid, signal.SIGKILL)
 
 
-def reap(child: subprocess.Popen) -> None:
-    """In a thread: wait for a child that has answered to exit, killing it if it lingers."""
+def end_run(child: subprocess.Popen, outputs: Path) -> None:
+    """In a thread, as the run ends (done, failed or cancelled): give a child that has answered CANCEL_GRACE to
+    exit, then end every process of the run, wherever it went: its group, and those that left it."""
     try:
         child.wait(CANCEL_GRACE)
     except subprocess.TimeoutExpired:
         kill(child)
         child.wait()
+    kill(child)
+    kill_marked(lambda run: run == str(outputs))
+
+
+# Every process of a run carries RUN_MARK, its outputs folder, in its environment: the child is started with it,
+# and what it starts inherits it. A process group alone does not hold a run's processes: one started with
+# start_new_session=True, or a notebook's kernel (jupyter_client starts it so), leaves the group, and a server
+# killed with kill -9 leaves them all to pid 1. The mark still finds them, on Linux through /proc/<pid>/environ
+# (a cgroup would need write access to one, which a user's session rarely grants; PR_SET_CHILD_SUBREAPER loses
+# them once the child itself dies). A process the tool starts with an environment of its own, without the mark,
+# is not found. macOS has no /proc: there a run's processes are its group's, and what leaves it may outlive it.
+RUN_MARK = "TOOLBOX_RUN"
+KILL_ROUNDS = 10  # passes over the processes, while each still finds one (a dying process may start another)
+
+
+def kill_marked(belongs: Callable[[str], bool]) -> None:
+    """Kill every process of this user whose RUN_MARK `belongs` (Linux; elsewhere there is no /proc to look in)."""
+    for _ in range(KILL_ROUNDS):
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()] if os.path.isdir("/proc") else []
+        if not [pid for pid in pids if pid != os.getpid() and kill_if(pid, belongs)]:
+            return
+
+
+def kill_if(pid: int, belongs: Callable[[str], bool]) -> bool:
+    """Kill the process if its RUN_MARK belongs; whether it did. Through a pidfd: held while the mark is read, it
+    cannot come to name a process that took the pid meanwhile."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except OSError:  # Linux before 5.3 has no pidfds
+        handle = None
+    try:
+        if (run := run_of(pid)) is None or not belongs(run):
+            return False
+        if handle is None:
+            os.kill(pid, signal.SIGKILL)
+        else:
+            signal.pidfd_send_signal(handle, signal.SIGKILL)
+        return True
+    except OSError:  # it ended meanwhile
+        return False
+    finally:
+        if handle is not None:
+            os.close(handle)
+
+
+def run_of(pid: int) -> str | None:
+    """The process's RUN_MARK; None without one, for a zombie, or for another user's process (unreadable)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as file:
+            environ = file.read()
+    except OSError:
+        return None
+    mark = f"{RUN_MARK}=".encode()
+    return next((os.fsdecode(entry[len(mark):]) for entry in environ.split(b"\0") if entry.startswith(mark)), None)
+
+
+PR_SET_PDEATHSIG = 1  # from linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """In the child: have Linux kill this process when the server's dies, even by kill -9 (what it started is then
+    reap_leftovers()'s, at the next start). A server that died before this call shows as a changed parent pid.
+    macOS has no such call: there Link.send_every ends the run's group once the pipe to the server closes."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+KERNELS = ".kernels"  # in the outputs root: a link per notebook run to its kernel's socket folder, while it runs
+
+
+def note_kernel(outputs: Path, sockets: str) -> None:
+    """Note where the run's kernel listens, so that a socket folder a dead server left is found at the next start."""
+    registry = outputs.parent / KERNELS
+    registry.mkdir(mode=0o700, exist_ok=True)
+    (note := registry / outputs.name).unlink(missing_ok=True)
+    note.symlink_to(sockets)
+
+
+def drop_kernel(outputs: Path, sockets: tempfile.TemporaryDirectory) -> None:
+    sockets.cleanup()
+    (outputs.parent / KERNELS / outputs.name).unlink(missing_ok=True)
+
+
+def reap_leftovers(outputs: Path) -> None:
+    """At start-up, end what a server that died (kill -9, a crash, a power cut) left of its runs in `outputs`: their
+    processes (the tool's own died with the server; Linux finds the rest by their RUN_MARK) and their kernels'
+    socket folders. Only for the owner of the data folder: another server's runs are alive."""
+    outputs = Path(outputs).resolve()
+    kill_marked(lambda run: Path(run).parent == outputs)
+    registry = outputs / KERNELS
+    for note in registry.iterdir() if registry.is_dir() else ():
+        with suppress(OSError):
+            if (sockets := Path(os.readlink(note))).name.startswith("kernel-"):  # only what kernel_folder() made
+                shutil.rmtree(sockets, ignore_errors=True)
+            note.unlink()
+
+
+MAX_DISK = 2 * 2**30  # bytes a run's folder may hold; past it the run is stopped and fails
+DISK_EVERY = 1.0  # seconds between two looks at a run's folder, at the least
+
+
+def watch_disk(outputs: Path, child: subprocess.Popen, done: threading.Event, over: list[str]) -> None:
+    """In a thread of the server, until `done`: past MAX_DISK in the run's folder, note why in `over` and kill the
+    run's processes. A folder of many files takes long to add up, so it is looked at less often: this thread
+    shares the server's interpreter."""
+    wait = DISK_EVERY
+    while not done.wait(wait):
+        started = time.monotonic()
+        if folder_size(outputs) > MAX_DISK:
+            over.append(f"the run's folder grew past {size_text(MAX_DISK)}, so the run was stopped")
+            kill(child)
+            kill_marked(lambda run: run == str(outputs))
+            return
+        wait = max(DISK_EVERY, 20 * (time.monotonic() - started))
+
+
+def folder_size(folder: Path) -> int:
+    """The bytes of the files in the folder and below, links not followed. The files' sizes, not the blocks they
+    take: a file system that compresses, or is slow to allocate, would let a run write past the cap unseen."""
+    total, pending = 0, [folder]
+    while pending:
+        with suppress(OSError), os.scandir(pending.pop()) as entries:  # removed meanwhile
+            for entry in entries:
+                with suppress(OSError):
+                    total += entry.stat(follow_symlinks=False).st_size
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+    return total
+
+
+def size_text(size: int) -> str:
+    """'2 GiB', '1.5 MiB' or '300 bytes'."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
 
 
 class Link:
     """The child's end of the pipe. report() only records the latest bar and the new lines; a thread sends them
     every BAR_EVERY seconds, a bar only when it moved (so a tool may report a million times a second, and one
-    that reports the same bar wakes the server for nothing), and notices Cancel."""
+    that reports the same bar wakes the server for nothing), and notices Cancel. A line longer than MAX_LINE is
+    cut; the whole of it goes to a file in the run's folder, LONG_LINES, which the cut line names."""
 
-    def __init__(self, conn: Connection):
+    def __init__(self, conn: Connection, outputs: Path):
         self.conn, self.lock = conn, threading.Lock()
         self.bar: tuple[int, int] | None = None
         self.sent: tuple[int, int] | None = None
         self.lines: list[str] = []
+        self.outputs, self.whole = outputs, None  # the folder, and the open file of long lines once one is cut
         self.cancelled = False
         self.finished = threading.Event()
         self.pump = threading.Thread(target=self.send_every, daemon=True)
@@ -566,7 +816,7 @@ class Link:
         with self.lock:
             self.bar = bar
             if line:
-                self.lines.append(str(line))
+                self.lines.append(self.fit(str(line)))
 
     async def areport(self, done: int, total: int, line: str = "") -> None:
         self.report(done, total, line)
@@ -574,13 +824,29 @@ class Link:
     def say(self, text: str) -> None:
         """A log line without a bar (what the tool prints)."""
         with self.lock:
-            self.lines.append(text)
+            self.lines.append(self.fit(text))
+
+    def fit(self, line: str) -> str:
+        """The line as the log keeps it (called with the lock held): every line is stored, sent to each open tab and
+        shown in the page, so one must not weigh megabytes."""
+        if len(line) <= MAX_LINE:
+            return line
+        if self.whole is None:
+            self.whole = open(unique(self.outputs, LONG_LINES), "x", encoding="utf-8", errors="surrogatepass",
+                              opener=owner_only)
+        self.whole.write(line + "\n")
+        self.whole.flush()
+        return f"{line[:MAX_LINE]}… [cut at {MAX_LINE:,} of {len(line):,} characters; the whole line is in " \
+               f"{Path(self.whole.name).name}, among the run's files]"
 
     def send_every(self) -> None:
-        while not self.finished.wait(BAR_EVERY):
-            if not self.cancelled and self.conn.poll():
-                self.cancelled = json.loads(self.conn.recv_bytes()) == "cancel"
-            self.send_progress()
+        try:
+            while not self.finished.wait(BAR_EVERY):
+                if not self.cancelled and self.conn.poll():
+                    self.cancelled = json.loads(self.conn.recv_bytes()) == "cancel"
+                self.send_progress()
+        except (EOFError, OSError):  # the server has gone: end the run's group, this process with it (on Linux,
+            os.killpg(0, signal.SIGKILL)  # die_with_parent has done so already; macOS needs this)
 
     def send_progress(self) -> None:
         with self.lock:
@@ -598,27 +864,39 @@ class Link:
         self.conn.send_bytes(json.dumps(message).encode())
 
 
+MAX_LINE = 2_000  # characters of a log line (printed or reported); a longer one is cut, and kept whole in LONG_LINES
+LONG_LINES = "long-lines.txt"
+MAX_PENDING = 2**20  # characters printed without a newline before they are a log line of their own
+
+
 class Printed(io.TextIOBase):
-    """sys.stdout in the child: each printed line becomes a log line of the run."""
+    """sys.stdout in the child: each printed line becomes a log line of the run. The line being printed is kept in
+    pieces (adding to one string would copy it on every write), up to MAX_PENDING characters."""
     encoding = "utf-8"
 
     def __init__(self, link: Link):
         super().__init__()
-        self.link, self.partial = link, ""
+        self.link, self.partial, self.pending = link, [], 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        *lines, self.partial = (self.partial + text).split("\n")
+        *lines, rest = text.split("\n")
         for line in lines:
-            self.link.say(line.rstrip("\r"))
+            self.link.say("".join([*self.partial, line]).rstrip("\r"))
+            self.partial, self.pending = [], 0
+        if rest:
+            self.partial.append(rest)
+            self.pending += len(rest)
+            if self.pending > MAX_PENDING:
+                self.flush()
         return len(text)
 
     def flush(self) -> None:
         if self.partial:
-            self.link.say(self.partial)
-            self.partial = ""
+            self.link.say("".join(self.partial))
+            self.partial, self.pending = [], 0
 
 
 def lower_session_priority(pid: int) -> None:
@@ -631,11 +909,13 @@ def lower_session_priority(pid: int) -> None:
 
 def child_main(fd: int) -> None:
     """The child process: read the job, run the tool, send back its result as HTML."""
+    os.umask(0o077)  # what the run writes, and its kernel, is this user's only: the app serves it to whom it may
     os.nice(NICENESS)
     lower_session_priority(os.getpid())
     conn = Connection(fd)
     job = json.loads(conn.recv_bytes())
-    link = Link(conn)
+    die_with_parent(job["parent"])
+    link = Link(conn, Path(job["outputs"]))
     sys.stdout = printed = Printed(link)
     source, outputs = Path(job["source"]), Path(job["outputs"])
     before, after = job["href"]
@@ -764,41 +1044,47 @@ def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str]
     client = NotebookClient(notebook, kernel_name="python3", config=kernel, timeout=None, shutdown_kernel="immediate",
                             resources={"metadata": {"path": str(outputs)}}, on_notebook_start=started,
                             on_cell_executed=executed)
-    saved = unique(outputs, f"{source.stem}.ipynb")
     try:
         client.execute()
-    finally:
-        nbformat.write(notebook, saved)
+    finally:  # named once it has run: the notebook may have written a file of that name
+        saved = unique(outputs, f"{source.stem}.ipynb")
+        with open(saved, "x", encoding="utf-8", opener=owner_only) as file:
+            nbformat.write(notebook, file)
     shown = cell_output(code[-1], outputs, href, source.stem) if code else "Done."
     return f"{shown}<p>{link_to(saved, href)}</p>"
 
 
 def cell_output(cell, outputs: Path, href: Callable[[str], str], stem: str) -> str:
-    """A cell's last displayed output: an image as one, anything else as its text. The kernel's HTML is never
-    passed on, since a notebook's output can hold any markup."""
+    """A cell's last displayed output: an image as one, anything else as its text (cut at MAX_TEXT, as a function's
+    is). The kernel's HTML is never passed on, since a notebook's output can hold any markup."""
     import base64
 
     for output in reversed(cell.get("outputs", [])):
         data = output.get("data", {})
         if "image/png" in data:
             path = unique(outputs, f"{stem}.png")
-            path.write_bytes(base64.b64decode(data["image/png"]))
+            with open(path, "xb", opener=owner_only) as file:
+                file.write(base64.b64decode(data["image/png"]))
             return f'<img src="{html.escape(href(path.name))}" alt="{html.escape(stem)}">'
         if "text/plain" in data:
-            return text_html(cell_text({"source": data["text/plain"]}))
+            return long_text(cell_text({"source": data["text/plain"]}), outputs, href, stem)
         if output.get("output_type") == "stream":
-            return text_html(cell_text({"source": output.get("text", "")}))
+            return long_text(cell_text({"source": output.get("text", "")}), outputs, href, stem)
     return "Done."
 
 
 def render_result(value, outputs: Path, download_url: Callable[[str], str], *, name: str = "result") -> str:
     """The value as an HTML fragment, writing any file it needs (a DataFrame's CSV, a figure's PNG) to `outputs`
-    under `name`. Never raises: finished work is never marked failed because of how it is shown."""
+    under `name`. Never raises: finished work is never marked failed because of how it is shown. Every part is
+    cut to what a page shows quickly (MAX_TEXT, TABLE_ROWS, TABLE_COLUMNS, MAX_CELL, MAX_HTML), with a line saying
+    so and a download of the whole."""
+    outputs = Path(outputs).resolve()
     try:
-        return scrub(rendered(value, Path(outputs).resolve(), download_url, name))
+        return scrub(capped(rendered(value, outputs, download_url, name), outputs, download_url, name))
     except Exception:
         log.exception("showing a %s result failed; showing its repr", type(value).__name__)
-        return scrub(text_html(safe_repr(value), pre=True))
+        text = safe_repr(value)
+        return scrub(text_html(text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\n…", pre=True))
 
 
 def rendered(value, outputs: Path, download_url: Callable[[str], str], name: str) -> str:
@@ -807,11 +1093,7 @@ def rendered(value, outputs: Path, download_url: Callable[[str], str], name: str
     if value is None:
         return "Done."
     if isinstance(value, str):
-        if len(value) > MAX_TEXT:
-            path = unique(outputs, f"{name}.txt")
-            path.write_text(value, encoding="utf-8", errors="surrogatepass")
-            return text_html(value[:MAX_TEXT] + "\n…", pre=True) + f"<p>All of it: {link_to(path, download_url)}</p>"
-        return text_html(value)
+        return long_text(value, outputs, download_url, name)
     if isinstance(value, (bool, numbers.Number)):
         return html.escape(str(value))
     if isinstance(value, PurePath):
@@ -826,14 +1108,49 @@ def rendered(value, outputs: Path, download_url: Callable[[str], str], name: str
     figure = sys.modules.get("matplotlib.figure")
     if figure and isinstance(value, figure.Figure):
         path = unique(outputs, f"{name}.png")
-        value.savefig(path, format="png", bbox_inches="tight")
+        with open(path, "xb", opener=owner_only) as file:
+            value.savefig(file, format="png", bbox_inches="tight")
         return f'<img src="{html.escape(download_url(path.name))}" alt="{html.escape(name)}">'
     if isinstance(value, (dict, list, tuple)):
         try:
-            return text_html(json.dumps(value, indent=2, ensure_ascii=False), pre=True)
+            text = json.dumps(value, indent=2, ensure_ascii=False)
         except (TypeError, ValueError):
-            return text_html(safe_repr(value), pre=True)
-    return text_html(safe_repr(value), pre=True)
+            text = safe_repr(value)
+        return long_text(text, outputs, download_url, name, pre=True)
+    return long_text(safe_repr(value), outputs, download_url, name, pre=True)
+
+
+MAX_HTML = 8 * MAX_TEXT  # characters of a result's HTML: MAX_TEXT characters escaped fit; a bigger one is a file
+
+
+def long_text(text: str, outputs: Path, download_url: Callable[[str], str], name: str, *, pre: bool = False) -> str:
+    """The text as HTML; past MAX_TEXT characters, its start, a line saying where it was cut, and all of it as a
+    download (`name`.txt)."""
+    if len(text) <= MAX_TEXT:
+        return text_html(text, pre=pre)
+    path = unique(outputs, f"{name}.txt")
+    with open(path, "x", encoding="utf-8", errors="surrogatepass", opener=owner_only) as file:
+        file.write(text)
+    return text_html(text[:MAX_TEXT] + "\n…", pre=True) + \
+        f"<p>Cut at {MAX_TEXT:,} of {len(text):,} characters; all of it: {link_to(path, download_url)}</p>"
+
+
+def capped(markup: str, outputs: Path, download_url: Callable[[str], str], name: str) -> str:
+    """The result's HTML; past MAX_HTML characters (a FastHTML component can be any size), a line saying so
+    with all of it as a download (`name`.html) instead."""
+    if len(markup) <= MAX_HTML:
+        return markup
+    path = unique(outputs, f"{name}.html")
+    with open(path, "x", encoding="utf-8", errors="surrogatepass", opener=owner_only) as file:
+        file.write(markup)
+    return f"<p>The result is {len(markup):,} characters of HTML, more than the {MAX_HTML:,} shown here; all of " \
+           f"it: {link_to(path, download_url)}</p>"
+
+
+def owner_only(path: str, flags: int) -> int:
+    """open()'s opener for every file a result is written to: readable by this user only, whatever the umask (a
+    run's child sets its own, but a tool may change it, and record() renders in a notebook's process)."""
+    return os.open(path, flags, 0o600)
 
 
 def text_html(text: str, *, pre: bool = False) -> str:
@@ -842,10 +1159,9 @@ def text_html(text: str, *, pre: bool = False) -> str:
 
 def safe_repr(value) -> str:
     try:
-        text = repr(value)
+        return repr(value)
     except Exception:
-        text = f"<a {type(value).__name__} object>"
-    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
+        return f"<a {type(value).__name__} object>"
 
 
 def unique(folder: Path, name: str) -> Path:
@@ -862,37 +1178,141 @@ def link_to(path: Path, download_url: Callable[[str], str]) -> str:
     return f'<a href="{html.escape(download_url(path.name))}" download>{html.escape(path.name)}</a>'
 
 
+MAX_ZIP = 2**30  # bytes of a returned folder zipped, or of a returned file copied, at most; the rest stays put
+MAX_ZIP_FILES = 100_000  # files of a returned folder zipped at most
+
+
 def path_result(path: Path, outputs: Path, download_url: Callable[[str], str]) -> str:
-    """A download link; a file elsewhere is copied into outputs first (downloads come only from there), a
-    folder is zipped."""
+    """A download link; a file elsewhere is copied into outputs first (downloads come only from there), readable by
+    this user only whatever its own mode; a folder is zipped (zip_result)."""
     path = (outputs / path).resolve()  # relative to the cwd the tool ran in, which is outputs
     if path.is_dir():
-        zipped = unique(outputs, f"{path.name}.zip")
-        shutil.make_archive(str(zipped.with_suffix("")), "zip", path)
-        return link_to(zipped, download_url)
+        return zip_result(path, outputs, download_url)
     if not path.is_file():
         return text_html(f"{path} (no such file)")
     if path.parent != outputs or path.name.startswith("."):
+        if (size := path.stat().st_size) > MAX_ZIP:
+            return text_html(f"{path} is {size_text(size)}, more than the {size_text(MAX_ZIP)} a download is "
+                             "copied for; it stays where it is.")
         copy = unique(outputs, path.name)
-        shutil.copyfile(path, copy)
+        with open(path, "rb") as source, open(copy, "xb", opener=owner_only) as target:
+            copy_bytes(source, target, size)
         path = copy
     return link_to(path, download_url)
 
 
+def zip_result(folder: Path, outputs: Path, download_url: Callable[[str], str]) -> str:
+    """A download link to the folder zipped into outputs, with a line saying where a zip past MAX_ZIP bytes or
+    MAX_ZIP_FILES files stopped. A folder that holds outputs (`.`, `..`, `/`) is refused with a line: the zip,
+    written inside it, would take itself in for as long as it grows."""
+    if outputs.is_relative_to(folder):
+        return text_html(f"{folder} is not zipped: it holds this run's own folder, and so the zip itself. Return "
+                         "a folder inside it instead.")
+    zipped = unique(outputs, f"{folder.name}.zip")
+    stopped = zip_folder(folder, zipped)
+    if stopped is None:
+        return link_to(zipped, download_url)
+    return f"{link_to(zipped, download_url)}<p>" + text_html(
+        f"The zip stops at {size_text(MAX_ZIP)} or {MAX_ZIP_FILES:,} files: {stopped} and the files after it "
+        f"are left out. The whole folder is {folder}") + "</p>"
+
+
+def zip_folder(folder: Path, zipped: Path) -> str | None:
+    """Zip the folder's files into `zipped`, in name order, up to MAX_ZIP bytes and MAX_ZIP_FILES files; the first
+    file left out (relative to the folder), or None. Links are left out: one may point anywhere, or back up the
+    folder, and os.walk does not follow them."""
+    import zipfile
+
+    room, files = MAX_ZIP, MAX_ZIP_FILES
+    with open(zipped, "xb", opener=owner_only) as file, zipfile.ZipFile(file, "w", zipfile.ZIP_DEFLATED) as archive:
+        for top, folders, names in os.walk(folder):
+            folders.sort()
+            for path in (Path(top, name) for name in sorted(names)):
+                if path.is_symlink() or not path.is_file():
+                    continue
+                inside = str(path.relative_to(folder))
+                if (size := path.stat().st_size) > room or not files:
+                    return inside
+                room, files = room - size, files - 1
+                entry = zipfile.ZipInfo.from_file(path, inside)
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                with open(path, "rb") as source, archive.open(entry, "w") as target:
+                    copy_bytes(source, target, size)
+    return None
+
+
+def copy_bytes(source: io.BufferedIOBase, target, size: int) -> None:
+    """Copy `size` bytes at most: a file that something keeps writing to is taken as it was when it was looked at."""
+    while size > 0 and (chunk := source.read(min(size, 2**20))):
+        target.write(chunk)
+        size -= len(chunk)
+
+
+TABLE_COLUMNS = 25  # columns of a DataFrame shown in the table; all of them are in its CSV
+MAX_CELL = 100  # characters of a table cell shown; all of it is in the CSV
+
+
 def frame_result(frame, outputs: Path, download_url: Callable[[str], str], name: str) -> str:
-    """'N rows × M columns', the first rows as a table and the whole frame as a CSV download."""
+    """'N rows × M columns', the first rows and columns as a table and the whole frame as a CSV download."""
     pandas = sys.modules["pandas"]
     path = unique(outputs, f"{name}.csv")
-    frame.to_csv(path, index=not isinstance(frame.index, pandas.RangeIndex))
+    index = not isinstance(frame.index, pandas.RangeIndex)
+    with open(path, "x", encoding="utf-8", newline="", opener=owner_only) as file:
+        spreadsheet_frame(frame, index=index).to_csv(file, index=index)
     rows, columns = frame.shape
-    head = frame.head(TABLE_ROWS)
+    head = frame.iloc[:TABLE_ROWS, :TABLE_COLUMNS]
 
     def cell(tag: str, value) -> str:
-        return f"<{tag}>{html.escape(str(value))}</{tag}>"
+        text = str(value)
+        return f"<{tag}>{html.escape(text if len(text) <= MAX_CELL else text[:MAX_CELL] + '…')}</{tag}>"
 
-    header = "".join(cell("th", column) for column in ["", *frame.columns])
+    header = "".join(cell("th", column) for column in ["", *head.columns])
     body = "".join("<tr>" + cell("th", index) + "".join(cell("td", value) for value in row) + "</tr>"
                    for index, row in zip(head.index, head.itertuples(index=False, name=None)))
-    more = f"; the first {TABLE_ROWS} shown" if rows > TABLE_ROWS else ""
+    if columns > TABLE_COLUMNS:
+        more = f"; the first {f'{TABLE_ROWS} rows and ' if rows > TABLE_ROWS else ''}{TABLE_COLUMNS} columns shown"
+    else:
+        more = f"; the first {TABLE_ROWS} shown" if rows > TABLE_ROWS else ""
     return (f"<p>{rows:,} rows × {columns:,} columns{more}. {link_to(path, download_url)}</p>"
             f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>")
+
+
+# OWASP's CSV injection list (=, +, -, @, tab, carriage return) plus line feed and NUL (ASVS 1.2.10). Spreadsheets
+# skip leading spaces and quotes before they look, so a trigger counts after those too.
+FORMULA_START = re.compile(r"[\s\"']*[=+\-@\t\r\n\0]")
+NUMBER_KINDS = "biufcM"  # numpy's dtype kinds of booleans, numbers and dates: never text, so never a formula
+
+
+def spreadsheet_text(value):
+    """A CSV cell that a spreadsheet shows and never runs. Text that starts like a formula gets a leading single
+    quote, which a spreadsheet takes as "this is text". A number is returned as it is: -3 is a number to a
+    spreadsheet, not a formula, and a quote would make it text that no sum counts. None is an empty cell.
+    Every CSV the app writes goes through this: frame_result's, and the Botify export's."""
+    if value is None:
+        return ""
+    if isinstance(value, numbers.Number):
+        return value
+    text = str(value)
+    return f"'{text}" if FORMULA_START.match(text) else text
+
+
+def spreadsheet_frame(frame, *, index: bool):
+    """The frame as its CSV holds it: the text of its cells, column names and (if written) index through
+    spreadsheet_text(); columns of numbers and dates as they are, missing cells missing."""
+    safe = frame.apply(lambda column: column if column.dtype.kind in NUMBER_KINDS else
+                       column.map(spreadsheet_text, na_action="ignore"))
+    safe.columns = spreadsheet_labels(frame.columns)
+    if index:
+        safe.index = spreadsheet_labels(frame.index)
+    return safe
+
+
+def spreadsheet_labels(labels):
+    """A pandas Index with its text through spreadsheet_text(), level by level for a MultiIndex, and its names
+    too (a CSV's top row holds them)."""
+    names = [spreadsheet_text(name) if isinstance(name, str) else name for name in labels.names]
+    if hasattr(labels, "levels"):
+        labels = labels.set_levels([spreadsheet_labels(level) for level in labels.levels])
+    elif labels.dtype.kind not in NUMBER_KINDS:
+        labels = labels.map(spreadsheet_text)
+    return labels.set_names(names)

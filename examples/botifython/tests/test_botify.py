@@ -327,7 +327,7 @@ def test_startup_deletes_partials_killed_writers_left_and_narrows_modes(app_dir,
     with writing.open() as live, writing_run.open() as live_run:
         fcntl.flock(live, fcntl.LOCK_EX)  # as a still-running export in another process holds it
         fcntl.flock(live_run, fcntl.LOCK_EX)
-        request.getfixturevalue("server")
+        request.getfixturevalue("web_app")  # the app starts: create_app() imports the add-ons
     assert not abandoned.exists() and not abandoned_run.exists() and not token_partial.exists()
     assert writing.exists() and writing_run.exists() and just_made.exists() and all(p.exists() for p in not_ours)
     assert finished_export.read_text() == "id\n" and token.read_text() == VALID_TOKEN
@@ -591,3 +591,12 @@ def test_every_field_is_quoted_as_owasp_asks(run_export, fake):
     assert lines[0] == '"id","slug","name","status","date_launched","date_finished"'
     assert all(line.startswith('"') and line.endswith('"') for line in lines)
     assert '"\'=1+2"";=1+2"' in lines[1] and '"\'=1+2\'"" ;,=1+2"' in lines[2]
+
+
+def test_the_export_disarms_cells_with_the_apps_one_escaper_and_numbers_stay_numbers(run_export, botify, app_module,
+                                                                                     fake):
+    assert botify.spreadsheet_text is app_module("toolbox").spreadsheet_text  # as a DataFrame result's CSV does
+    fake.analyses["site-2"][0]["id"] = -3
+    fake.analyses["site-2"][1]["name"] = "=cmd|' /C calc'!A0"
+    rows = run_export.rows()
+    assert (rows[0]["id"], rows[1]["name"]) == ("-3", "'=cmd|' /C calc'!A0")

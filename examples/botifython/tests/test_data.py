@@ -3,6 +3,8 @@ the files under data/, IPv6 loopback and start-up imports."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import re
 import select
@@ -13,10 +15,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import apsw
 import httpx
 import pytest
 
-from conftest import ENV_PREFIX, LocalClient, open_page
+from conftest import ENV_PREFIX, LocalClient, open_page, started
 
 HOLD_WRITE_LOCK = """
 import sys, apsw
@@ -60,7 +63,7 @@ def test_a_write_waiting_on_another_process_holds_up_no_other_request(server, mo
         return conn
 
     monkeypatch.setattr(server, "connect", noting_waits)
-    with LocalClient(server.app) as client, ThreadPoolExecutor(1) as pool:
+    with LocalClient(server.create_app()) as client, ThreadPoolExecutor(1) as pool:
         headers = open_page(client)
         with write_lock(server.DB_FILE):
             add = pool.submit(client.post, "/profiles", data={"name": "after the lock"}, headers=headers)
@@ -75,7 +78,7 @@ def test_a_write_waiting_on_another_process_holds_up_no_other_request(server, mo
 
 def test_a_write_past_the_busy_timeout_gets_one_line_not_a_500(server, monkeypatch):
     monkeypatch.setattr(server, "BUSY_TIMEOUT", 0.05)
-    with LocalClient(server.app) as client:
+    with LocalClient(server.create_app()) as client:
         headers = open_page(client)
         profile = server.current_profile({}).id
         writes = [("POST", "/profiles", {"name": "Other"}), ("POST", "/profiles/switch", {"id": str(profile)}),
@@ -152,6 +155,52 @@ def test_the_app_serves_on_ipv6_loopback(live_server):
         assert url.startswith("http://[::1]:") and browser.get("/").status_code == 200
         assert ">from ::1</option>" in browser.post("/profiles", data={"name": "from ::1"},
                                                     headers={"Origin": url}).text
+
+
+# --- one owner of the database file ---------------------------------------------------------------------
+
+SHARED_LOCK = (0x40000000 + 2, 510)  # SQLite's shared-lock bytes of the database file on Unix: first, count
+OTHER_PROGRAMS = {
+    "sqlite3": "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM tasks').fetchall()",
+    "record": "import tools; tools.record(lambda: 'from a notebook')",
+}
+
+
+def profile_names(app_dir) -> list[str]:
+    (db_file,) = (app_dir / "data").glob("*.db")
+    with contextlib.closing(apsw.Connection(str(db_file))) as conn:
+        return [name for name, in conn.execute("SELECT name FROM profiles ORDER BY id")]
+
+
+@pytest.mark.parametrize("other", OTHER_PROGRAMS)
+def test_writes_the_server_acknowledged_survive_another_program_and_a_kill(app_dir, other):
+    """`python server.py` holds SQLite's shared lock on the database file all along: a program that opens and
+    closes the database meanwhile (a notebook's record(), the sqlite3 shell, a backup) must never find it free,
+    or it deletes the WAL that holds the server's acknowledged writes."""
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": "0", f"{ENV_PREFIX}_ENV": "prod"}
+    process, url = started([sys.executable, "server.py"], cwd=app_dir, env=env)
+    try:
+        with httpx.Client(base_url=url) as browser:
+            browser.get("/")
+            assert browser.post("/profiles", data={"name": "before"}).status_code == 200
+            (db_file,) = (app_dir / "data").glob("*.db")
+            with open(db_file, "rb") as probe, pytest.raises(OSError):
+                fcntl.lockf(probe, fcntl.LOCK_EX | fcntl.LOCK_NB, SHARED_LOCK[1], SHARED_LOCK[0])
+            subprocess.run([sys.executable, "-c", OTHER_PROGRAMS[other], str(db_file)], cwd=app_dir, env=env,
+                           check=True, capture_output=True, timeout=60)
+            assert browser.post("/profiles", data={"name": "after"}).status_code == 200
+    finally:
+        process.kill()  # no clean shutdown: what was acknowledged must already be safe
+        process.wait()
+    assert profile_names(app_dir)[-2:] == ["before", "after"]
+
+
+def test_importing_the_app_opens_and_creates_nothing(app_dir):
+    probe = "import json, server; print(json.dumps(sorted(p.name for p in server.APP_DIR.iterdir())))"
+    before = sorted(p.name for p in app_dir.iterdir())
+    out = subprocess.run([sys.executable, "-c", probe], cwd=app_dir, capture_output=True, text=True, check=True,
+                         env={**os.environ, f"{ENV_PREFIX}_ENV": "prod"}).stdout
+    assert json.loads(out) == before and "data" not in before
 
 
 # --- files under data/, start-up ------------------------------------------------------------------------

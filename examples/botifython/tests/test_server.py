@@ -189,7 +189,7 @@ def task_ids(frames: list[str]) -> set[str]:
 
 
 @pytest.fixture
-def task_route(server):
+def task_route(server, web_app):
     """A route starting a test task through the public start_task contract, as an add-on module would."""
     gate = {}
 
@@ -208,7 +208,7 @@ def task_route(server):
         await report(1, 1, "quick step")
         return "quick result"
 
-    @server.app.post("/test-task/{kind}")
+    @web_app.post("/test-task/{kind}")
     async def test_task(req, kind: str):
         fn, params = {"slow": (slow, {"steps": 3}), "busy": (slow, {"steps": 5, "reported": 4}),
                       "failing": (failing, {}), "quick": (quick, {})}[kind]

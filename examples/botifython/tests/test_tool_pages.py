@@ -438,7 +438,7 @@ def test_an_add_on_brings_its_routes_and_its_card(app_dir, request):
     (app_dir / "addons" / "greeting.py").write_text(ADDON)
     (app_dir / "addons" / "_draft.py").write_text("raise RuntimeError('never imported')\n")
     server = request.getfixturevalue("server")  # imported after the add-on is in place, as on a start
-    with LocalClient(server.app) as client:
+    with LocalClient(server.create_app()) as client:
         assert 'id="greeting-card"' in client.get("/").text
         assert "Hello, &lt;Ann&gt;!" in client.get("/greeting/hello", params={"name": "<Ann>"}).text
 

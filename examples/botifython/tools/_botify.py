@@ -23,6 +23,8 @@ from typing import IO, Any
 
 import httpx
 
+from toolbox import spreadsheet_text
+
 DEFAULT_API_BASE = "https://api.botify.com/v1"
 ANALYSIS_COLUMNS = ("id", "slug", "name", "status", "date_launched", "date_finished")
 MAX_ATTEMPTS = 5
@@ -190,19 +192,9 @@ def checked_page(page: dict) -> dict:
     return page
 
 
-# OWASP's CSV injection list (=, +, -, @, TAB, CR, LF) plus NUL from ASVS 1.2.10. Spreadsheets skip leading
-# spaces and quotes before they look, so a trigger counts after those too.
-FORMULA_START = re.compile(r"[\s\"']*[=+\-@\t\r\n\0]")
-
-
-def spreadsheet_text(value: object) -> str:
-    """``value`` as a cell a spreadsheet shows as text, never runs: a leading single quote disarms a formula."""
-    text = "" if value is None else str(value)
-    return f"'{text}" if FORMULA_START.match(text) else text
-
-
-def analysis_row(analysis: object) -> list[str]:
-    """The CSV cells of one analysis, in ANALYSIS_COLUMNS order; a field Botify left out is an empty cell."""
+def analysis_row(analysis: object) -> list:
+    """The CSV cells of one analysis, in ANALYSIS_COLUMNS order, formula-like text disarmed by the app's one escaper
+    (toolbox.spreadsheet_text); a field Botify left out is an empty cell."""
     if not isinstance(analysis, dict):
         raise BotifyError(f"Botify sent an analysis that is not an object: {shown(analysis)}.")
     values = [analysis.get(column) for column in ANALYSIS_COLUMNS]

@@ -69,7 +69,14 @@ def server(app_dir: Path, request: pytest.FixtureRequest, monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, "server", module)
     spec.loader.exec_module(module)
     yield module
-    module.db.close()
+    if module.db.made():
+        module.db.close()
+
+
+@pytest.fixture
+def web_app(server):
+    """An app of the test's own, made as `python server.py` makes it; a test may add routes to it."""
+    return server.create_app()
 
 
 class LocalClient(TestClient):
@@ -83,8 +90,8 @@ class LocalClient(TestClient):
 
 
 @pytest.fixture
-def client(server):
-    with LocalClient(server.app) as test_client:
+def client(web_app):
+    with LocalClient(web_app) as test_client:
         yield test_client
     gc.unfreeze()  # the app's start froze what was alive; this process starts a fresh app for every test
 

@@ -298,7 +298,7 @@ def test_task_progress_reaches_only_the_tab_that_started_it(client, server):
     assert f"{words:,} words in 6 files" in client.get("/").text
 
 
-def test_the_word_count_tool_runs_in_a_notebook_with_any_report_callable(server, app_dir):
+def test_the_word_count_tool_runs_in_a_notebook_with_any_report_callable(server, web_app, app_dir):
     words = write_text_files(server, 3)
     (server.OUTPUTS / "7").mkdir()
     (server.OUTPUTS / "7" / "result.txt").write_text("not the user's words")

@@ -29,7 +29,9 @@ from conftest import ENV_PREFIX, ollama_host, open_page, receive_until, started,
 STREAMING_APP = '''
 import asyncio
 
-from server import TABS, Div, app, start_task
+from server import TABS, Div, create_app, start_task
+
+app = create_app()
 
 
 async def chatter(report, size: int, steps: int = 0, pause: float = 0.0):
@@ -239,13 +241,13 @@ REPORTS = 100_000
 
 
 @pytest.fixture
-def tight_loop(server):
+def tight_loop(server, web_app):
     async def tight(report):
         for step in range(1, REPORTS + 1):
             await report(step, REPORTS, f"line {step}")
         return "reported"
 
-    @server.app.post("/test-task/tight")
+    @web_app.post("/test-task/tight")
     def tight_start(req):
         return server.start_task(req, title="tight loop", fn=tight, params={})
 
@@ -380,7 +382,7 @@ def test_a_task_reporting_in_a_tight_loop_lets_the_loop_run_between_slices(serve
 
 
 @pytest.mark.parametrize("done, total", [("x", 10), (None, 10), (1, "<b>"), (float("nan"), 10), (float("inf"), 10),
-                                         ([1], 10)])
+                                         ([1], 10), (10**20, 10**20), (1, -2**63 - 1), (2**63, 1)])
 def test_a_bar_that_is_not_whole_numbers_fails_its_own_task_in_one_line(server, done, total):
     async def bad(report):
         await report(1, 10, "fine")
@@ -390,8 +392,53 @@ def test_a_bar_that_is_not_whole_numbers_fails_its_own_task_in_one_line(server, 
     (task_id,) = run_tasks(server, bad)
     task = server.tasks[task_id]
     assert (task.status, task.done, task.total, task.log) == ("failed", 1, 10, "fine\n")
-    assert task.result.startswith("Failed: report(done, total) takes whole numbers, not ")
+    assert task.result.startswith("Failed: report(done, total) takes whole numbers below 2**63, not ")
     assert "\n" not in task.result and "<b>" not in task.result
+
+
+def saved_rows(server, ids) -> list[tuple]:
+    """The tasks' rows in the database file, read by a connection of its own."""
+    with contextlib.closing(apsw.Connection(str(server.DB_FILE))) as conn:
+        return [conn.execute("SELECT status, done, total, result FROM tasks WHERE id = ?", [i]).fetchone() for i in ids]
+
+
+SAVE_SOON = 0.1  # SAVE_EVERY in the tests below: periodic saves happen while their tasks wait
+
+
+async def reports_then_waits(report):
+    await report(1, 2, "first")
+    await asyncio.sleep(3 * SAVE_SOON)
+    await report(2, 2, "second")
+    return "finished"
+
+
+def test_a_bar_too_big_for_the_database_fails_its_own_task_and_every_other_is_saved(server, monkeypatch):
+    monkeypatch.setattr(server, "SAVE_EVERY", SAVE_SOON)
+
+    async def huge(report):
+        await report(10**20, 10**20, "too big")
+        return "never"
+
+    ids = run_tasks(server, reports_then_waits, huge, reports_then_waits)
+    rows = saved_rows(server, ids)
+    assert [row[:3] for row in rows] == [("done", 2, 2), ("failed", 0, 0), ("done", 2, 2)]
+    assert rows[1][3].startswith("Failed: report(done, total) takes whole numbers below 2**63, not ")
+
+
+def test_a_row_the_database_refuses_fails_that_task_alone_and_the_rest_are_saved(server, monkeypatch):
+    monkeypatch.setattr(server, "SAVE_EVERY", SAVE_SOON)
+    server.db.execute("CREATE TRIGGER refuse BEFORE UPDATE ON tasks WHEN NEW.log LIKE '%refuse me%' "
+                      "BEGIN SELECT RAISE(ABORT, 'this row is refused'); END")
+
+    async def refused(report):
+        await report(1, 2, "refuse me")
+        await asyncio.sleep(5 * SAVE_SOON)
+        return "never saved"
+
+    ids = run_tasks(server, reports_then_waits, refused, reports_then_waits)
+    rows = saved_rows(server, ids)
+    assert [row[:3] for row in rows] == [("done", 2, 2), ("failed", 0, 0), ("done", 2, 2)]
+    assert "this row is refused" in rows[1][3] and "\n" not in rows[1][3]
 
 
 class Page:

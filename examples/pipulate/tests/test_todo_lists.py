@@ -93,7 +93,7 @@ def traced_connections(server, monkeypatch) -> dict:
 
 def test_a_move_writes_one_row_and_runs_the_same_statements_at_100_and_10_000_todos(server, monkeypatch):
     counts = traced_connections(server, monkeypatch)
-    with LocalClient(server.app) as client:
+    with LocalClient(server.create_app()) as client:
         headers = open_page(client)
         profile = server.current_profile({}).id
         traces = {}
