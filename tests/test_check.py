@@ -47,7 +47,7 @@ def test_hand_edited_generated_file_is_drift(rendered: tuple[TemplateRepo, Path]
 
     assert result.returncode == DRIFT, result.stdout + result.stderr
     drift = result.stdout.split("differ from the last render", 1)[1].split()
-    assert drift == ["requirements.txt"]
+    assert drift == ["edited", "requirements.txt"]
 
 
 def test_deleted_generated_file_and_update_together_exit_30(rendered: tuple[TemplateRepo, Path]) -> None:
@@ -60,7 +60,7 @@ def test_deleted_generated_file_and_update_together_exit_30(rendered: tuple[Temp
 
     assert result.returncode == BOTH, result.stdout + result.stderr
     assert "update available: 1.0.0 -> 1.1.0" in result.stdout
-    assert "  README.md" in result.stdout
+    assert "  deleted  README.md" in result.stdout  # told apart from an edit
 
 
 def test_check_outside_a_rendered_repo_is_one_line(tmp_path: Path) -> None:
@@ -134,3 +134,11 @@ def test_check_with_an_unreachable_template_url_is_one_line(rendered) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("flakewright: error: check failed") and "--template" in result.stderr
     assert "--vcs-ref" not in result.stderr and "--to" not in result.stderr
+
+
+def test_check_warns_that_update_will_refuse_a_dirty_repo(rendered: tuple[TemplateRepo, Path]) -> None:
+    _, dest = rendered
+    (dest / "NOTES.md").write_text("not committed yet\n")
+    result = flakewright("check", dest)
+    assert result.returncode == UP_TO_DATE, result.stdout + result.stderr
+    assert "1 uncommitted change(s)" in result.stderr and "`flakewright update` refuses it" in result.stderr

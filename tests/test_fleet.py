@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import TemplateRepo, commit_all, copy_releases, flakewright, git, literal_line, render_tagged
+from helpers import TemplateRepo, commit_all, copy_releases, flakewright, git, listed, literal_line, render_tagged
 
 
 def table_row(stdout: str, repo: Path) -> list[str]:
@@ -49,8 +49,12 @@ def test_update_many_repos_reports_each_and_goes_on_past_a_refused_one(fleet) ->
     result = flakewright("update", clean, dirty, conflicting)
 
     assert result.returncode == 2, result.stdout + result.stderr  # any refused beats any conflict
-    assert table_row(result.stdout, clean) == [str(clean), "1.0.0 -> 2.0.0", "2", "0", "0", "0", "clean"]
-    assert table_row(result.stdout, conflicting) == [str(conflicting), "1.0.0 -> 2.0.0", "1", "0", "1", "0", "conflicts"]
+    assert table_row(result.stdout, clean) == [str(clean), "1.0.0 -> 2.0.0", "1", "1", "0", "0", "0", "clean"]
+    assert table_row(result.stdout, conflicting) == [str(conflicting), "1.0.0 -> 2.0.0", "1", "1", "0", "1", "0", "conflicts"]
+    for repo in (clean, conflicting):  # each count is the length of the list of that name in the repo's report
+        section = result.stdout.split(f"== {repo}\n", 1)[1].split("\n== ", 1)[0]
+        lists = [listed(section, name) for name in ("new", "changed", "merged with your edits", "conflicts", "deleted")]
+        assert table_row(result.stdout, repo)[2:7] == [str(len(paths)) for paths in lists], section
     assert table_row(result.stdout, dirty)[-1] == "refused"
     assert re.search(r"refused: .*uncommitted change", result.stderr)
     # the others went on; the refused one is untouched

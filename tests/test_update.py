@@ -202,8 +202,9 @@ def test_migration_carries_a_moved_file_with_user_edits(tmp_path: Path) -> None:
     assert yaml.safe_load((dest / ANSWERS).read_text())["_commit"] == "v2.0.0"
 
 
-def test_without_the_migration_copier_would_drop_the_user_edits(tmp_path: Path) -> None:
-    """Control for the test above: the migration is what saves the edits."""
+def test_without_the_migration_the_edited_old_path_is_kept_as_a_conflict(tmp_path: Path) -> None:
+    """Control for the test above: without the migration the edits do not reach the new path, but they are
+    not dropped either (copier alone deletes the old path, edits and all)."""
     template, dest = released_with_guide(tmp_path)
     guide = dest / "docs" / "guide.md"
     guide.write_text(guide.read_text().replace("line 15\n", "line 15 edited\n"))
@@ -211,8 +212,11 @@ def test_without_the_migration_copier_would_drop_the_user_edits(tmp_path: Path) 
     git(template.path, "mv", "template/docs/guide.md", "template/docs/handbook.md")
     template.release("v2.0.0")
 
-    assert flakewright("update", dest).returncode == 0
+    result = flakewright("update", dest)
+    assert result.returncode == 1, result.stdout + result.stderr
     assert "line 15 edited" not in (dest / "docs" / "handbook.md").read_text()
+    assert "line 15 edited" in guide.read_text()
+    assert listed(result.stdout, "conflicts") == ["docs/guide.md (deleted upstream, edited here: kept)"], result.stdout
 
 
 def test_conflicts_as_rej_files(released, tmp_path: Path) -> None:
@@ -289,3 +293,37 @@ def test_variant_change_on_a_terminal_asks_before_removing_files(released, answe
         assert "EXIT=0" in screen, screen
         assert not (dest / "server.py").exists()
         assert "deleted (" in screen
+
+
+def test_a_release_deleting_a_file_the_fork_edited_keeps_it_as_a_conflict(released) -> None:
+    template, dest = released("darwinix")
+    readme = dest / "README.md"
+    readme.write_text(readme.read_text() + "\nThe user's own section.\n")
+    commit_all(dest, "user edits the readme")
+    git(template.path, "rm", "-q", str(template.source("README.md").relative_to(template.path)))
+    template.release("v2.0.0")
+
+    result = flakewright("update", dest)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "The user's own section." in readme.read_text()
+    assert listed(result.stdout, "conflicts") == ["README.md (deleted upstream, edited here: kept)"], result.stdout
+    assert listed(result.stdout, "deleted") == [], result.stdout
+    assert "UD README.md" in git(dest, "status", "--porcelain").splitlines()  # "deleted by them" until decided
+
+
+def test_an_edit_committed_with_the_render_is_still_the_forks_edit(released) -> None:
+    """Labels come from the pristine render of the recorded version, not from the commit that wrote the answers."""
+    template, dest = released("darwinix")
+    readme = dest / "README.md"
+    readme.write_text("The user's first line.\n" + readme.read_text())
+    git(dest, "commit", "-q", "-a", "--amend", "--no-edit")  # edited before the first commit: same commit as the answers
+    source = template.source("README.md")
+    source.write_text(source.read_text() + "\nTemplate v2 paragraph.\n")
+    template.release("v2.0.0")
+
+    result = flakewright("update", dest)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert listed(result.stdout, "merged with your edits") == ["README.md"], result.stdout
+    assert listed(result.stdout, "changed") == ["README.md"], result.stdout

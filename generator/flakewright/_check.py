@@ -8,7 +8,9 @@ from ._answers import read_answers
 from ._console import status
 from ._copier import update_data
 from ._errors import ExitCode, copier_errors
+from ._git import git
 from ._pristine import differing_files, pristine_render
+from ._renames import renames
 from ._source import redirected_source
 from ._update import repo_root, template_releases
 
@@ -25,7 +27,15 @@ class CheckResult:
     current_version: str
     latest_version: str
     update_available: bool
-    drift: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)  # every generated file not as rendered
+    deleted: list[str] = field(default_factory=list)  # drift: generated files the repo no longer has
+    renamed: dict[str, str] = field(default_factory=dict)  # drift: generated files the repo moved (old: new)
+    uncommitted: int = 0  # changes `git status` shows; `update` refuses the repo until they are committed
+
+    @property
+    def edited(self) -> list[str]:
+        """Drift that is an edit: generated files still there, with other content."""
+        return [p for p in self.drift if p not in self.deleted and p not in self.renamed]
 
     @property
     def exit_code(self) -> int:
@@ -37,7 +47,7 @@ def check(*, dest: Path | str = ".", template: str | None = None) -> CheckResult
     """Compare ``dest`` with the newest template release and with its own last render."""
     dest = Path(dest).expanduser().resolve()
     answers = read_answers(dest)
-    repo_root(dest)
+    top = repo_root(dest)
     recorded = str(answers["_src_path"])
     releases = template_releases(template or recorded)
     with redirected_source(recorded=recorded, template=template), status("Checking"):
@@ -53,6 +63,19 @@ def check(*, dest: Path | str = ".", template: str | None = None) -> CheckResult
                 available, current_label, latest_label = update_data(dest)
         with pristine_render(dest, answers=answers, ref=current) as pristine:
             drift = differing_files(pristine, dest)
+            missing = [p for p in drift if not (dest / p).exists() and not (dest / p).is_symlink()]
+            moved = _renamed(pristine, dest, missing)
+    uncommitted = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=all", cwd=top).splitlines()
     return CheckResult(
-        current_version=current_label, latest_version=latest_label, update_available=available, drift=drift
+        current_version=current_label, latest_version=latest_label, update_available=available, drift=drift,
+        deleted=[p for p in missing if p not in moved], renamed=moved, uncommitted=len(uncommitted),
     )
+
+
+def _renamed(pristine: Path, dest: Path, missing: list[str]) -> dict[str, str]:
+    """Which ``missing`` generated files the repo has under another name (tracked files only)."""
+    if not missing:
+        return {}
+    tracked = [p for p in git("ls-files", "-z", "--", ".", cwd=dest).split("\0") if p]
+    added = {p: (dest / p).read_bytes for p in tracked if not (pristine / p).exists() and (dest / p).is_file()}
+    return renames(gone={p: pristine / p for p in missing}, added=added)

@@ -13,9 +13,10 @@ import typer
 from typer.core import TyperGroup
 
 from ._answers import parse_data, questions
+from ._backport_cli import CommitsThenPaths, run as run_backport_cli
 from ._errors import ExitCode, FlakewrightError
 from ._landing import LANDED
-from ._reports import UPDATE_COLUMNS, err, out, report_backport, report_update, table, update_row
+from ._reports import UPDATE_COLUMNS, err, out, report_backport, report_check, report_update, table, update_row
 from ._source import template_source
 from ._variants import VARIANTS
 from ._version import __version__
@@ -220,7 +221,7 @@ def update(
                 err.print(f"flakewright: error: {exc}" if len(paths) == 1 else f"refused: {exc}", soft_wrap=True)
                 if len(paths) == 1:
                     raise typer.Exit(exc.exit_code) from None
-                rows.append((str(path), "-", "-", "-", "-", "-", "refused"))
+                rows.append((str(path), *["-"] * (len(UPDATE_COLUMNS) - 2), "refused"))
                 codes.append(ExitCode.USAGE)
                 continue
             report_update(result, inline=conflict is ConflictMode.inline)
@@ -245,7 +246,7 @@ def _fleet_interrupted(paths: list[Path], rows: list[tuple[str, ...]], landed: s
             state = "updated, then interrupted"
         else:
             state = "interrupted, unchanged" if path == current else "not started"
-        rows.append((str(path), "-", "-", "-", "-", "-", state))
+        rows.append((str(path), *["-"] * (len(UPDATE_COLUMNS) - 2), state))
     table(UPDATE_COLUMNS, rows)
     where = f" during {current}" if current is not None else ""
     return _fail(f"flakewright: interrupted{where}; each repo is updated whole or untouched, as the table says",
@@ -286,16 +287,7 @@ def check(
             rows.append((str(path), "-", "-", "refused"))
             refused = True
             continue
-        if result.update_available:
-            out.print(f"update available: {result.current_version} -> {result.latest_version} (run `{suggestion}`)")
-        else:
-            out.print(f"up to date: {result.current_version}")
-        if result.drift:
-            out.print(f"drift: {len(result.drift)} file(s) differ from the last render")
-            for drifted in result.drift:
-                out.print(f"  {drifted}")
-        else:
-            out.print("no drift: generated files match the last render")
+        report_check(result, path=path, suggestion=suggestion)
         update_available |= result.update_available
         drift |= bool(result.drift)
         versions = f"{result.current_version} -> {result.latest_version}" if result.update_available else result.current_version
@@ -308,9 +300,14 @@ def check(
     raise typer.Exit((ExitCode.UPDATE_AVAILABLE if update_available else 0) + (ExitCode.DRIFT if drift else 0))
 
 
-@app.command()
+@app.command(cls=CommitsThenPaths)
 def backport(
-    dest: Annotated[Path, typer.Argument(help="Derived repo whose edits to template files go back to the template.")] = Path("."),
+    ctx: typer.Context,
+    commits: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="[COMMIT]... [-- PATH...]", help="Commits of the repo to send (default: those since the last update); after --, files to send instead (or to limit the commits to)."),
+    ] = None,
+    repo: Annotated[Path, typer.Option("--repo", "-C", help="The derived repo (default: .).")] = Path("."),
     template: Annotated[
         Optional[str],
         typer.Option("--template", "-t", help="Local git checkout of the template (default: the recorded source, when it is one)."),
@@ -318,19 +315,22 @@ def backport(
     branch: Annotated[
         Optional[str], typer.Option("--branch", help="Branch to create in the template checkout (default: backport/<repo name>).")
     ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Commit without asking (needed without a terminal).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the template diff it would commit; change nothing.")] = False,
 ) -> None:
-    """Turn DEST's edits to generated files into a commit on a new branch of the template.
+    """Send commits (or files) of a derived repo back to the template, as a commit on a new branch.
 
-    Edits to lines the template holds verbatim (inside any {% if %} the render took) are
-    applied; edits to text Jinja produced (expressions, loops) are refused and shown with
-    the template lines they came from. Exits 1 when anything was refused."""
-    from ._backport import backport as run_backport
+    Lists what it would send and asks first (or --yes). Edits to lines the template holds
+    verbatim (inside any {% if %} the render took) are applied; edits to text Jinja produced
+    (expressions, loops) are refused and shown with the template lines they came from; lock
+    files are never sent, and a pyproject.toml change relocks the template's locks on the branch.
 
-    result = run_backport(dest=dest, template=template, branch=branch)
-    report_backport(result)
-    if not result.files:
-        return
-    raise typer.Exit(result.exit_code)
+    \b
+    Exit codes: 0 all sent, 1 sent with refusals (each with its reason), 2 bad usage or input
+    (nothing changed), 3 failed (nothing committed)."""
+    raise typer.Exit(run_backport_cli(
+        ctx=ctx, repo=repo, commits=commits or [], template=template, branch=branch, yes=yes, dry_run=dry_run,
+    ))
 
 
 def _recorded_source(dest: Path) -> str | None:

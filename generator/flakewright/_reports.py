@@ -8,17 +8,19 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from ._backport import BackportResult
+    from ._check import CheckResult
     from ._update import UpdateResult
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-UPDATE_COLUMNS = ("repo", "from -> to", "changed", "merged", "conflicts", "deleted", "status")
+UPDATE_COLUMNS = ("repo", "from -> to", "new", "changed", "merged", "conflicts", "deleted", "status")
 
 
 def update_row(path: Path, result: UpdateResult) -> tuple[str, ...]:
-    merged, conflicts, deleted = len(result.merged), len(result.conflicts), len(result.deleted)
-    counts = [len(result.files) - merged - conflicts - deleted, merged, conflicts, deleted]
+    """One repo's row: each count is the length of the list of that name in the repo's own report."""
+    lists = (result.new, result.changed, result.merged, result.conflicts, result.deleted)
+    counts = [len(paths) for paths in lists]
     state = "up to date" if result.nothing_to_do else ("conflicts" if result.conflicts else "clean")
     if result.dry_run and not result.nothing_to_do:
         state = "would conflict" if result.conflicts else "would update"
@@ -32,21 +34,49 @@ def report_update(result: UpdateResult, *, inline: bool) -> None:
     if result.dry_run:
         out.print(f"Would update {result.from_version} -> {result.to_version} (dry run: nothing written)")
         for path, outcome in sorted(result.files.items()):
-            out.print(f"  {outcome:<9} {path}")
+            out.print(f"  {outcome:<9} {_noted(result, path)}")
         if not result.files:
             out.print("  no file would change")
         return
     out.print(f"Updated {result.from_version} -> {result.to_version}")
     _list("new", result.new)
-    _list("changed", [p for p in result.changed if p not in result.new and p not in result.deleted])
+    _list("changed", result.changed)
     _list("deleted", result.deleted)
-    _list("merged with your edits", result.merged)
-    _list("conflicts", result.conflicts)
-    if result.conflicts:
+    _list("merged with your edits", [_noted(result, p) for p in result.merged])
+    _list("conflicts", [_noted(result, p) for p in result.conflicts])
+    marked = len(result.conflicts) - len(result.kept)
+    if marked:
         hint = "markers <<<<<<< / >>>>>>>" if inline else ".rej files"
-        err.print(f"{len(result.conflicts)} file(s) hold conflicts ({hint}); resolve them, then commit")
-    elif result.changed:
+        err.print(f"{marked} file(s) hold conflicts ({hint}); resolve them, then commit")
+    if result.kept:
+        err.print(
+            f"{len(result.kept)} file(s) the new release deletes were kept because you edited them; "
+            "keep them (`git add`) or remove them (`git rm`), then commit"
+        )
+    if not result.conflicts and result.files:
         out.print("Review with `git diff`, then `git add -A && git commit`.")
+
+
+def report_check(result: CheckResult, *, path: Path, suggestion: str) -> None:
+    if result.update_available:
+        out.print(f"update available: {result.current_version} -> {result.latest_version} (run `{suggestion}`)")
+    else:
+        out.print(f"up to date: {result.current_version}")
+    if result.drift:
+        out.print(f"drift: {len(result.drift)} file(s) differ from the last render")
+        for drifted in result.edited:
+            out.print(f"  edited   {drifted}")
+        for drifted in result.deleted:
+            out.print(f"  deleted  {drifted}")
+        for old, new in result.renamed.items():
+            out.print(f"  renamed  {old} -> {new}")
+    else:
+        out.print("no drift: generated files match the last render")
+    if result.uncommitted:
+        err.print(
+            f"warning: {path} has {result.uncommitted} uncommitted change(s); `flakewright update` refuses it "
+            "until they are committed or stashed"
+        )
 
 
 def report_backport(result: BackportResult) -> None:
@@ -79,6 +109,11 @@ def report_backport(result: BackportResult) -> None:
         )
     else:
         out.print("Nothing was applied; the template is unchanged.")
+
+
+def _noted(result: UpdateResult, path: str) -> str:
+    note = result.notes.get(path)
+    return f"{path} ({note})" if note else path
 
 
 def _shown(line: str) -> str:

@@ -16,12 +16,13 @@ from ._console import status
 from ._errors import ExitCode, FlakewrightError, copier_errors
 from ._git import git
 from ._landing import landing
+from ._outcomes import FileOutcome, Tree, label
+from ._pristine import pristine_render
 from ._releases import Releases
 from ._source import is_local, redirected_source
 from ._transfer import carry, prepared_move
 
 Conflict = Literal["inline", "rej"]
-FileOutcome = Literal["new", "clean", "merged", "conflict", "deleted"]
 _MARKERS = (b"<<<<<<< ", b">>>>>>> ")
 
 
@@ -32,6 +33,7 @@ class UpdateResult:
     from_version: str
     to_version: str
     files: dict[str, FileOutcome] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # why a file has its outcome, where that needs saying
     dry_run: bool = False
 
     def _with(self, outcome: FileOutcome) -> list[str]:
@@ -50,13 +52,19 @@ class UpdateResult:
         return self._with("merged")
 
     @property
+    def kept(self) -> list[str]:
+        """Files the new release deletes but the repo had edited: kept, and counted as conflicts."""
+        return self._with("kept")
+
+    @property
     def conflicts(self) -> list[str]:
-        return self._with("conflict")
+        """Files that need the user: conflicting merges and kept files."""
+        return sorted(p for p, o in self.files.items() if o in ("conflict", "kept"))
 
     @property
     def changed(self) -> list[str]:
-        """Every file the update writes or removes."""
-        return sorted(self.files)
+        """Files that were there before and got the template's changes (merged and conflicting ones too)."""
+        return sorted(p for p, o in self.files.items() if o in ("clean", "merged", "conflict"))
 
     @property
     def nothing_to_do(self) -> bool:
@@ -120,6 +128,7 @@ def update(
     data = dict(data or {})
     from_label = to_label = str(answers["_commit"])
     vcs_ref = to
+    current: str | None = None
     if releases is not None:
         current = releases.resolve(str(answers["_commit"]))
         target = releases.resolve(to) if to else (releases.newest.commit if releases.newest else None)
@@ -140,10 +149,15 @@ def update(
             source = _with_tag(releases, str(answers["_commit"]), current, Path(tmp) / "template")
         clone = _scratch_clone(top, Path(tmp) / "repo")
         scratch = clone / dest.relative_to(top)
-        files = _run(scratch, clone, recorded, source, data, conflict, trust, vcs_ref)
+        files, notes = _run(
+            dest=scratch, top=clone, recorded=recorded, template=source, data=data, conflict=conflict, trust=trust,
+            vcs_ref=vcs_ref, old_ref=current,
+        )
         if releases is None:
             to_label = str(read_answers(scratch)["_commit"])
-        result = UpdateResult(from_version=from_label, to_version=to_label, files=files, dry_run=dry_run)
+        result = UpdateResult(
+            from_version=from_label, to_version=to_label, files=files, notes=notes, dry_run=dry_run
+        )
         if dry_run:
             return result
         _refuse_deletions(result.deleted, asked=bool(data), force=force, confirm=confirm_deletions)
@@ -185,6 +199,7 @@ def _refuse_deletions(
 
 
 def _run(
+    *,
     dest: Path,
     top: Path,
     recorded: str,
@@ -193,35 +208,28 @@ def _run(
     conflict: Conflict,
     trust: bool,
     vcs_ref: str | None,
-) -> dict[str, FileOutcome]:
+    old_ref: str | None,
+) -> tuple[dict[str, FileOutcome], dict[str, str]]:
+    """copier's update in the scratch clone, then each file's outcome against the pristine old render."""
     import copier
 
-    user_edited = _edited_since_last_render(dest)
+    answers = read_answers(dest)
     with redirected_source(recorded=recorded, template=template), status("Updating from the template"):
-        with copier_errors(action="update", refs="--template and --to"):
-            copier.run_update(
-                str(dest),
-                data=data,
-                defaults=True,
-                overwrite=True,
-                quiet=True,
-                conflict=conflict,
-                unsafe=trust,
-                vcs_ref=vcs_ref,
-            )
-    statuses = _statuses(top, dest)
-    conflicts = set(_conflicted(dest, statuses, conflict=conflict))
-    files: dict[str, FileOutcome] = {}
-    for path, code in statuses.items():
-        if code == "??":
-            files[path] = "conflict" if path in conflicts else "new"
-        elif "D" in code:
-            files[path] = "deleted"
-        elif path in conflicts:
-            files[path] = "conflict"
-        else:
-            files[path] = "merged" if path in user_edited else "clean"
-    return files
+        with pristine_render(dest, answers=answers, ref=old_ref) as old:
+            with copier_errors(action="update", refs="--template and --to"):
+                copier.run_update(
+                    str(dest),
+                    data=data,
+                    defaults=True,
+                    overwrite=True,
+                    quiet=True,
+                    conflict=conflict,
+                    unsafe=trust,
+                    vcs_ref=vcs_ref,
+                )
+            statuses = _statuses(top, dest)
+            tree = Tree(top=top, dest=dest)
+            return label(tree=tree, old=old, statuses=statuses, conflicts=_conflicted(dest, statuses, conflict=conflict))
 
 
 def _with_tag(releases: Releases, tag: str, commit: str, target: Path) -> str:
@@ -233,19 +241,6 @@ def _with_tag(releases: Releases, tag: str, commit: str, target: Path) -> str:
     git("clone", "--quiet", "--shared", "--no-checkout", "--", str(releases.repo), str(target), cwd=releases.repo)
     git("tag", "--", tag, commit, cwd=target)
     return str(target)
-
-
-def _edited_since_last_render(dest: Path) -> set[str]:
-    """Files committed since the commit that last wrote the answers file (the last render or update).
-
-    Read from git rather than from a fresh render of the recorded version: that
-    render would cost as much as a third of the update. It labels files only
-    (merged versus clean); copier's merge itself never depends on it.
-    """
-    last = git("log", "-1", "--format=%H", "--", ANSWERS_FILE, cwd=dest).strip()
-    if not last:
-        return set()
-    return set(filter(None, git("diff", "--name-only", "--relative", last, "HEAD", "--", ".", cwd=dest).splitlines()))
 
 
 def _statuses(top: Path, dest: Path) -> dict[str, str]:
