@@ -187,7 +187,7 @@ def test_an_interrupted_backport_leaves_the_template_checkout_as_it_was(released
     commit_all(pip, "a literal edit")
     before = snapshot(template.path)
 
-    duration, (code, stdout, stderr) = timed(tmp_path / "logs-whole", "backport", pip)
+    duration, (code, stdout, stderr) = timed(tmp_path / "logs-whole", "backport", "-C", pip, "--yes")
     assert code == 0, stdout + stderr
     branch = git(template.path, "rev-parse", "backport/pip").strip()
     git(template.path, "branch", "-D", "backport/pip")
@@ -196,7 +196,7 @@ def test_an_interrupted_backport_leaves_the_template_checkout_as_it_was(released
     outcomes = []
     for signame, at in [("SIGINT", duration * 0.3), ("SIGTERM", duration * 0.6), ("SIGINT", duration - 0.3),
                         ("SIGTERM", duration - 0.1)]:
-        code, stdout, stderr = interrupted(tmp_path / f"logs-{len(outcomes)}", at, signame, "backport", pip)
+        code, stdout, stderr = interrupted(tmp_path / f"logs-{len(outcomes)}", at, signame, "backport", "-C", pip, "--yes")
         where = f"{signame} at {at:.2f}s of {duration:.2f}s: exit {code}, {stderr!r}"
         state = snapshot(template.path)
         if state == before:

@@ -1,14 +1,18 @@
 """``flakewright backport``: carry a derived repo's edits to template files back into the template.
 
-The edits are the drift ``check`` reports: the repo's files against a render of
-the recorded template commit with the recorded answers. Each changed region
+What is sent is chosen by name (see ``_selection``): commits of the fork (their
+changes replayed onto a pristine render of the recorded template commit, so no
+other edit of the fork travels along), files (their whole difference from that
+render), or by default the commits since the last update. Each changed region
 (hunk) is mapped through a traced render (see ``_trace``) onto the template
 lines that produced it. A hunk whose lines are all verbatim copies of
 consecutive template lines, or an insertion next to such a line, is applied
-there; any other hunk touches text Jinja produced and is refused. The patched
-template is rendered again and must reproduce exactly the applied edits, file
-by file, before anything is committed. The result is a commit on a new branch
-of the template checkout, made without touching its work tree.
+there; any other hunk touches text Jinja produced and is refused. Lock files are
+never sent: a change to pyproject.toml relocks the template's locks on the
+branch (see ``_relock``). The patched template is rendered again and must
+reproduce exactly the applied edits, file by file, before anything is
+committed. The result is a commit on a new branch of the template checkout,
+made without touching its work tree.
 """
 from __future__ import annotations
 
@@ -18,8 +22,8 @@ import os
 import re
 import subprocess
 import tarfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Literal
@@ -28,15 +32,17 @@ import copier
 
 from ._answers import read_answers
 from ._console import status
-from ._errors import FlakewrightError, copier_errors
+from ._errors import ExitCode, FlakewrightError, copier_errors
 from ._git import git
 from ._landing import landing
-from ._pristine import differing_files
+from ._pristine import rendered_files
 from ._releases import Releases
+from ._relock import LOCKS, is_lock, is_pyproject, relock
+from ._selection import Selection, SentCommit, Wanted, select, wanted_files
 from ._source import is_local
 from ._trace import TracedFile, instrument, read, read_trace, split_lines, write
 
-Outcome = Literal["applied", "partly applied", "refused"]
+Outcome = Literal["applied", "partly applied", "refused", "relocked", "failed"]
 
 
 @dataclass(frozen=True)
@@ -68,11 +74,25 @@ class BackportResult:
     commit: str | None
     template: Path
     base: str
+    commits: list[SentCommit] = field(default_factory=list)  # what was selected, oldest first
+    diff: str = ""  # the template diff committed (or, dry run, that would be)
+    relocked: list[str] = field(default_factory=list)  # lock files the branch relocked
+    dry_run: bool = False
+    declined: bool = False  # the confirmation said no: nothing changed
+    since: str | None = None  # the last update's commit, when the commits were not named
+
+    @property
+    def sends(self) -> bool:
+        """True when some edit would reach the template."""
+        return any(f.applied for f in self.files)
 
     @property
     def exit_code(self) -> int:
-        """0 when every edit reached the template, 1 when some were refused."""
-        return 0 if self.files and all(f.outcome == "applied" for f in self.files) else 1
+        """0 when every selected edit reached the template (or there was none), 1 when some were refused with
+        their reasons (the rest is committed), 3 when backport failed and committed nothing."""
+        if any(f.outcome == "failed" for f in self.files):
+            return ExitCode.FAILED
+        return ExitCode.OK if all(f.outcome in ("applied", "relocked") for f in self.files) else ExitCode.REFUSED
 
 
 @dataclass(frozen=True)
@@ -82,51 +102,113 @@ class _Edit:
     lines: list[str]
 
 
-def backport(*, dest: Path | str = ".", template: str | None = None, branch: str | None = None) -> BackportResult:
-    """Turn ``dest``'s edits to template-owned files into a commit on a new branch of ``template``."""
-    dest = Path(dest).expanduser().resolve()
-    if not dest.is_dir():
-        raise FlakewrightError(f"{dest} is not a directory; pass the derived repo as DEST")
+Confirm = Callable[[BackportResult], bool]
+
+
+def backport(
+    *,
+    dest: Path | str = ".",
+    commits: Sequence[str] = (),
+    paths: Sequence[str] = (),
+    template: str | None = None,
+    branch: str | None = None,
+    dry_run: bool = False,
+    confirm: Confirm | None = None,
+) -> BackportResult:
+    """Send ``commits`` of ``dest`` (or its files ``paths``; with neither, its commits since the last update)
+    to a commit on a new branch of ``template``. ``dry_run`` stops before anything changes, with the template
+    diff in the result; otherwise ``confirm(preview)``, when given, must say yes before anything changes."""
+    dest = _fork(dest)
     answers = read_answers(dest)
     checkout = _checkout(template, recorded=str(answers["_src_path"]))
     base = _resolve(checkout, str(answers["_commit"]))
     if branch:
         _check_branch(checkout, branch)
+    selection = select(dest=dest, commits=commits, paths=paths)
     data = {k: v for k, v in answers.items() if not k.startswith("_")}
-    with landing() as land, TemporaryDirectory(prefix="flakewright-backport-") as tmp, status("Tracing the template"):
+    empty = BackportResult([], None, None, checkout, base, selection.commits, dry_run=dry_run, since=selection.since)
+    if selection.by_commit and not selection.commits:
+        return empty
+    with landing() as land, TemporaryDirectory(prefix="flakewright-backport-") as tmp:
         work = Path(tmp)
+        with status("Tracing the template"):
+            reports, changed, originals = _prepare(work, checkout, base, data, dest, selection)
         source = work / "source"
-        _export(checkout, base, source)
-        sources = instrument(source, work / "tagged-src")
-        plain = work / "plain"
-        _render(source, plain, data)
-        _render(work / "tagged-src", work / "tagged", data)
-        drift = differing_files(plain, dest)
-        reports: list[FileReport] = []
-        planned: dict[str, list[_Edit]] = {}
-        expected: dict[str, str] = {}
-        for relative in drift:
-            trace = read_trace(
-                template=source, plain=plain, tagged=work / "tagged", sources=sources, relative=relative,
-            )
-            report, edits, result_text = _plan(relative, plain, dest, trace, source)
-            reports.append(report)
-            if edits and report.source:
-                planned.setdefault(report.source, []).extend(edits)
-                expected[relative] = result_text
-        originals = {path: read(source / path) for path in planned}
-        for path, edits in planned.items():
-            write(source / path, _apply(originals[path], edits))
-        reports = _verify(reports, source, work / "verify", data, expected, originals)
-        changed = {r.source for r in reports if r.applied and r.source}
-        commit = name = None
-        if changed:
-            name = branch or _free_branch(checkout, f"backport/{_branch_part(dest.name)}")
-            _check_branch(checkout, name)
-            commit = _commit(checkout, base, {p: read(source / p) for p in sorted(changed)}, dest, reports)
-            with land.final(changes=checkout, done=f"branch {name} is committed in {checkout}"):
-                _create_branch(checkout, name, commit)
-    return BackportResult(files=reports, branch=name, commit=commit, template=checkout, base=base)
+        diff = _template_diff(originals, {p: read(source / p) for p in changed})
+        preview = replace(empty, files=reports, diff=diff)
+        if not changed or dry_run or preview.exit_code == ExitCode.FAILED:
+            return preview
+        if confirm is not None and not confirm(preview):
+            return replace(preview, declined=True)
+        files = {p: read(source / p) for p in sorted(changed)}
+        locks = relock(source) if any(is_pyproject(p) for p in changed) else {}
+        name = branch or _free_branch(checkout, f"backport/{_branch_part(dest.name)}")
+        _check_branch(checkout, name)
+        commit = _commit(checkout, base, {**files, **locks}, dest, reports, selection.commits)
+        with land.final(changes=checkout, done=f"branch {name} is committed in {checkout}"):
+            _create_branch(checkout, name, commit)
+    return replace(preview, branch=name, commit=commit, relocked=sorted(locks))
+
+
+def _fork(dest: Path | str) -> Path:
+    dest = Path(dest).expanduser().resolve()
+    if not dest.is_dir():
+        raise FlakewrightError(f"{dest} is not a directory; pass the derived repo with -C PATH")
+    if not git("rev-parse", "--show-toplevel", cwd=dest, check=False).strip():
+        raise FlakewrightError(f"{dest} is not a git repository; backport sends commits and files of one")
+    return dest
+
+
+def _prepare(
+    work: Path, checkout: Path, base: str, data: dict[str, object], dest: Path, selection: Selection
+) -> tuple[list[FileReport], set[str], dict[str, str]]:
+    """Trace the template, plan every selected file and patch the scratch template: the reports, the template
+    files patched (verified by a render) and their original texts."""
+    source = work / "source"
+    _export(checkout, base, source)
+    sources = instrument(source, work / "tagged-src")
+    plain = work / "plain"
+    _render(source, plain, data)
+    wanted = wanted_files(selection=selection, dest=dest, plain=plain, owned=set(rendered_files(plain)))
+    _render(work / "tagged-src", work / "tagged", data)
+    reports: list[FileReport] = []
+    planned: dict[str, list[_Edit]] = {}
+    expected: dict[str, str] = {}
+    for relative in sorted(wanted):
+        trace = read_trace(template=source, plain=plain, tagged=work / "tagged", sources=sources, relative=relative)
+        report, edits, result_text = _plan(relative, plain, wanted[relative], trace, source)
+        reports.append(report)
+        if edits and report.source:
+            planned.setdefault(report.source, []).extend(edits)
+            expected[relative] = result_text
+    originals = {path: read(source / path) for path in planned}
+    for path, edits in planned.items():
+        write(source / path, _apply(originals[path], edits))
+    reports = _verify(reports, source, work / "verify", data, expected, originals)
+    changed = {r.source for r in reports if r.applied and r.source}
+    reports = [_lock_report(r, relocking=any(is_pyproject(p) for p in changed)) for r in reports]
+    return reports, changed, {p: originals[p] for p in changed}
+
+
+def _lock_report(report: FileReport, *, relocking: bool) -> FileReport:
+    """A lock file is never sent: the branch relocks the template's locks when pyproject.toml changes."""
+    if not is_lock(report.source) or report.reason:  # refused before its lines were read: that reason stands
+        return report
+    if relocking:
+        return FileReport(report.path, "relocked", report.source, reason=f"the branch relocks {LOCKS} from pyproject.toml")
+    return FileReport(
+        report.path, "refused", report.source,
+        reason="a lock file is never sent; send the pyproject.toml change that made it, and the branch is relocked",
+    )
+
+
+def _template_diff(originals: dict[str, str], patched: dict[str, str]) -> str:
+    parts = []
+    for path in sorted(patched):
+        parts += difflib.unified_diff(
+            split_lines(originals[path]), split_lines(patched[path]), f"a/{path}", f"b/{path}"
+        )
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in parts)
 
 
 def _checkout(template: str | None, *, recorded: str) -> Path:
@@ -168,18 +250,15 @@ def _render(template: Path, target: Path, data: dict[str, object]) -> None:
         copier.run_copy(str(template), str(target), data=data, defaults=True, quiet=True, skip_tasks=True)
 
 
-def _plan(relative: str, plain: Path, dest: Path, trace: TracedFile, template: Path) -> tuple[FileReport, list[_Edit], str]:
-    target = dest / relative
-    unsafe = _reached_through_link(dest, relative) or (trace.source and _reached_through_link(template, trace.source))
-    if unsafe:
-        return FileReport(relative, "refused", trace.source, reason=unsafe), [], ""
-    if not target.is_file():
-        return FileReport(relative, "refused", trace.source, reason="deleted in this repo; backport does not remove template files"), [], ""
+def _plan(relative: str, plain: Path, wanted: Wanted, trace: TracedFile, template: Path) -> tuple[FileReport, list[_Edit], str]:
+    unsafe = trace.source and _reached_through_link(template, trace.source)
+    if unsafe or wanted.text is None:
+        return FileReport(relative, "refused", trace.source, reason=unsafe or wanted.reason), [], ""
     try:
         before = split_lines(read(plain / relative))
-        after = split_lines(read(target))
     except UnicodeDecodeError:
         return FileReport(relative, "refused", trace.source, reason="not a UTF-8 text file"), [], ""
+    after = split_lines(wanted.text)
     if trace.source is None:
         return FileReport(relative, "refused", None, reason="no template file renders it"), [], ""
     source_lines = read(template / trace.source).split("\n")
@@ -303,8 +382,8 @@ def _verify(
             if not ok and report.source:
                 write(template / report.source, originals[report.source])
                 report = FileReport(
-                    report.path, "refused", report.source,
-                    reason="the patched template did not reproduce the edit; change the template by hand",
+                    report.path, "failed", report.source,
+                    reason="the patched template did not reproduce the edit; nothing was committed",
                 )
         checked.append(report)
     return checked
@@ -334,7 +413,9 @@ def _check_branch(checkout: Path, branch: str) -> None:
         raise FlakewrightError(f"branch {branch} already exists in {checkout}; choose another with --branch")
 
 
-def _commit(checkout: Path, base: str, files: dict[str, str], dest: Path, reports: list[FileReport]) -> str:
+def _commit(
+    checkout: Path, base: str, files: dict[str, str], dest: Path, reports: list[FileReport], sent: list[SentCommit]
+) -> str:
     """A commit of ``files`` (path: text) on top of ``base``, made through a private index: objects only, no ref,
     and the checkout's work tree and index untouched."""
     with TemporaryDirectory(prefix="flakewright-index-") as tmp:
@@ -358,7 +439,9 @@ def _commit(checkout: Path, base: str, files: dict[str, str], dest: Path, report
             run("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}")
         tree = run("write-tree")
         summary = "\n".join(f"- {r.path}: {r.outcome}" for r in reports)
-        return run("commit-tree", tree, "-p", base, stdin=f"Backport edits from {dest.name}\n\n{summary}\n")
+        origin = "".join(f"- {c.commit[:10]} {c.subject}\n" for c in sent)
+        origin = f"\n\nFrom the commits:\n{origin}" if origin else ""
+        return run("commit-tree", tree, "-p", base, stdin=f"Backport edits from {dest.name}\n\n{summary}{origin}\n")
 
 
 def _create_branch(checkout: Path, branch: str, commit: str) -> None:

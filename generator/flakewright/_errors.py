@@ -16,8 +16,10 @@ class ExitCode(IntEnum):
     """What ``flakewright`` exits with. ``check``'s 10 and 20 add up: 30 is both."""
 
     OK = 0
-    CONFLICTS = 1  # update left conflicts; backport refused some edits
+    CONFLICTS = 1  # update left conflicts
+    REFUSED = 1  # backport sent what it could; some edits were refused, each with its reason
     USAGE = 2  # bad usage or answers, or a refused operation (a dirty repo, say)
+    FAILED = 3  # backport failed (an edit did not reproduce, relocking failed): nothing was committed
     UPDATE_AVAILABLE = 10
     DRIFT = 20
     INTERNAL = 70
