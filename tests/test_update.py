@@ -327,3 +327,53 @@ def test_an_edit_committed_with_the_render_is_still_the_forks_edit(released) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     assert listed(result.stdout, "merged with your edits") == ["README.md"], result.stdout
     assert listed(result.stdout, "changed") == ["README.md"], result.stdout
+
+
+def test_template_fixes_follow_a_file_the_fork_renamed(released) -> None:
+    template, dest = released("pipulate")
+    git(dest, "mv", "tools/word_count.py", "tools/words.py")
+    words = dest / "tools" / "words.py"
+    words.write_text(words.read_text() + "\n\n# the user's helper\n")
+    commit_all(dest, "user renames the demo tool")
+    drift = flakewright("check", dest)
+    assert "  renamed  tools/word_count.py -> tools/words.py" in drift.stdout, drift.stdout
+    assert "deleted  tools/word_count.py" not in drift.stdout, drift.stdout
+    source = template.source("tools/word_count.py")
+    text = source.read_text()
+    source.write_text(text.replace("from pathlib import Path\n", "from pathlib import Path  # template v2 fix\n", 1))
+    template.release("v2.0.0")
+
+    result = flakewright("update", dest)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    merged = words.read_text()
+    assert "from pathlib import Path  # template v2 fix" in merged and "# the user's helper" in merged
+    assert not (dest / "tools" / "word_count.py").exists()
+    assert listed(result.stdout, "merged with your edits") == [
+        "tools/words.py (the template's change to tools/word_count.py, which you renamed)"
+    ], result.stdout
+
+
+def test_a_notebook_conflict_keeps_a_valid_notebook_with_both_sides(released) -> None:
+    import nbformat
+
+    template, dest = released("darwinix")
+    notebook = dest / "notebooks" / "starter.ipynb"
+    line = '"import numpy as np\\n",'
+    assert notebook.read_text().count(line) == 1
+    notebook.write_text(notebook.read_text().replace(line, '"import numpy as np  # user\\n",'))
+    commit_all(dest, "user edits a cell")
+    source = template.source("notebooks/starter.ipynb")
+    source.write_text(source.read_text().replace("import numpy as np\n", "import numpy as np  # template v2\n", 1))
+    template.release("v2.0.0")
+
+    result = flakewright("update", dest)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    merged = nbformat.read(notebook, as_version=4)  # copier alone leaves markers in the JSON: NotJSONError
+    nbformat.validate(merged)
+    sources = "\n".join(cell.source for cell in merged.cells)
+    assert "import numpy as np  # user" in sources and "import numpy as np  # template v2" in sources
+    assert "<<<<<<< local" in sources and ">>>>>>> remote" in sources
+    assert [p.split(" (")[0] for p in listed(result.stdout, "conflicts")] == ["notebooks/starter.ipynb"], result.stdout
+    assert "UU notebooks/starter.ipynb" in git(dest, "status", "--porcelain")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from ._console import status
 from ._errors import ExitCode, FlakewrightError, copier_errors
 from ._git import git
 from ._landing import landing
+from ._merges import follow_renames, merge_notebooks
 from ._outcomes import FileOutcome, Tree, label
 from ._pristine import pristine_render
 from ._releases import Releases
@@ -229,7 +231,19 @@ def _run(
                 )
             statuses = _statuses(top, dest)
             tree = Tree(top=top, dest=dest)
-            return label(tree=tree, old=old, statuses=statuses, conflicts=_conflicted(dest, statuses, conflict=conflict))
+            files, notes = label(tree=tree, old=old, statuses=statuses, conflicts=_conflicted(dest, statuses, conflict=conflict))
+            with ExitStack() as renders:
+                rendered: list[Path] = []
+
+                def new() -> Path:
+                    """The new version's pristine render, made the first time a merge needs it."""
+                    if not rendered:
+                        rendered.append(renders.enter_context(pristine_render(dest, answers=read_answers(dest), ref=vcs_ref)))
+                    return rendered[0]
+
+                follow_renames(tree=tree, old=old, new=new, files=files, notes=notes)
+                merge_notebooks(tree=tree, old=old, new=new, files=files, notes=notes)
+            return files, notes
 
 
 def _with_tag(releases: Releases, tag: str, commit: str, target: Path) -> str:
