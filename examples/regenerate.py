@@ -18,11 +18,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-import flakewright
-from flakewright._answers import ANSWERS_FILE
-from flakewright._pristine import differing_files
-
 REPO = Path(__file__).resolve().parent.parent
+# This checkout's generator, whatever flakewright is installed: its version names the release tag recorded below.
+sys.path.insert(0, str(REPO / "generator"))
+for _loaded in [name for name in sys.modules if name == "flakewright" or name.startswith("flakewright.")]:
+    if not Path(getattr(sys.modules[_loaded], "__file__", "") or "").resolve().is_relative_to(REPO / "generator"):
+        del sys.modules[_loaded]  # an installed copy imported earlier in this process must not answer for the checkout
+
+import flakewright  # noqa: E402
+from flakewright._answers import ANSWERS_FILE  # noqa: E402
+from flakewright._pristine import differing_files  # noqa: E402
+
 EXAMPLES = REPO / "examples"
 VARIANTS = tuple(flakewright.VARIANTS)
 PUBLIC_SRC = "https://github.com/flakewright/flakewright.git"

@@ -6,6 +6,8 @@ an old template. Regenerate with `python examples/regenerate.py`.
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,24 @@ def test_without_a_reachable_source_update_says_how_to_fix(tmp_path: Path) -> No
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "--template" in result.stderr
+
+
+def test_regenerate_uses_this_checkouts_generator_whatever_is_installed(tmp_path: Path) -> None:
+    """An installed flakewright of another version must neither render the examples nor name their tag."""
+    import subprocess
+    import sys
+
+    installed = tmp_path / "site" / "flakewright"
+    installed.mkdir(parents=True)
+    (installed / "__init__.py").write_text('__version__ = "9.9.9"\nVARIANTS = {}\n')
+    probe = (
+        "import runpy; g = runpy.run_path('examples/regenerate.py');"
+        "print(g['release_tag']()); print(g['flakewright'].__file__)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(installed.parent)})
+    assert done.returncode == 0, done.stderr
+    tag, module = done.stdout.split()
+    version = re.search(r'__version__ = "(.+)"', (REPO / "generator/flakewright/_version.py").read_text()).group(1)
+    assert tag == f"v{version}"
+    assert Path(module).resolve() == REPO / "generator" / "flakewright" / "__init__.py"
