@@ -1,13 +1,16 @@
 """`flakewright backport`: a derived repo's edits to generated files go back into the template."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import ANSWERS, TemplateRepo, commit_all, flakewright, git, literal_line, render_tagged
+from helpers import ANSWERS, REPO, TemplateRepo, commit_all, flakewright, git, literal_line, need, render_tagged
 
 SERVER = "server.py"
 
@@ -340,3 +343,145 @@ def test_a_repo_folder_git_would_refuse_in_a_branch_name_still_gets_one(setup, t
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"Committed on branch backport/my-fork ", result.stdout), result.stdout
     assert git(template.path, "branch", "--list", "backport/*").split() == ["backport/my-fork"]
+
+
+def uv_env() -> dict[str, str]:
+    """uv run the way scripts/relock.py runs it: this Python, no download."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
+    return env | {"UV_PYTHON": sys.executable, "UV_PYTHON_DOWNLOADS": "never"}
+
+
+def replace_line(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(f"{old}\n") == 1, old
+    path.write_text(text.replace(f"{old}\n", f"{new}\n"))
+
+
+@pytest.fixture
+def busy_fork(tmp_path: Path) -> tuple[TemplateRepo, Path, dict[str, str]]:
+    """A template that ships scripts/relock.py, and a fork with four commits since its render: team notes in
+    README.md, a private route in server.py, a two-line fix in server.py, and `rich` in pyproject.toml with
+    a hand-edited requirements.txt."""
+    template = TemplateRepo.create(tmp_path / "template")
+    (template.path / "scripts").mkdir()
+    shutil.copy2(REPO / "scripts" / "relock.py", template.path / "scripts" / "relock.py")
+    template.release("v1.1.0")
+    fork = render_tagged(template, tmp_path / "fork", "pipulate")
+    commits = {}
+    with (fork / "README.md").open("a") as handle:
+        handle.write("\n## Team notes\n\nAsk Dana before touching the importer.\n")
+    commit_all(fork, "team notes")
+    server = fork / SERVER
+    first = literal_line(template.source(SERVER), server)
+    replace_line(server, first, first + "\n\n\ndef private_health():\n    return 'ok'")
+    commit_all(fork, "a private /health route")
+    source_lines = template.source(SERVER).read_text().splitlines()
+    fixed = [line for line in source_lines if line.startswith("    ") and "{" not in line and "%" not in line
+             and source_lines.count(line) == 1 and server.read_text().splitlines().count(line) == 1][-2:]
+    for line in fixed:
+        replace_line(server, line, line + "  # fixed")
+    commit_all(fork, "the fix")
+    commits["fix"] = git(fork, "rev-parse", "HEAD").strip()
+    replace_line(fork / "pyproject.toml", '    "requests",', '    "requests",\n    "rich",')
+    with (fork / "requirements.txt").open("a") as handle:
+        handle.write("rich==14.0.0\n")
+    commit_all(fork, "rich")
+    commits["rich"] = git(fork, "rev-parse", "HEAD").strip()
+    return template, fork, {**commits, "fixed": "\n".join(fixed)}
+
+
+def test_backport_sends_exactly_the_named_commit(busy_fork) -> None:
+    """The fix travels alone: not the README notes, not the private route, not `rich`."""
+    template, fork, commits = busy_fork
+    result = backport(fork, commits["fix"])
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Sending 1 commit(s):" in result.stdout and "the fix" in result.stdout
+    branch = re.search(r"Committed on branch (\S+)", result.stdout).group(1)
+    diff = git(template.path, "diff", "--unified=0", "v1.1.0", branch)
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert sorted(changed) == sorted([f"-{line}" for line in commits["fixed"].splitlines()]
+                                     + [f"+{line}  # fixed" for line in commits["fixed"].splitlines()]), diff
+    assert git(template.path, "diff", "--name-only", "v1.1.0", branch).splitlines() == [
+        template.source(SERVER).relative_to(template.path).as_posix()]
+
+
+def test_backport_without_names_lists_the_commits_since_the_last_update_and_waits_for_a_yes(busy_fork) -> None:
+    template, fork, _ = busy_fork
+    refs = git(template.path, "for-each-ref")
+
+    dry = flakewright("backport", "-C", fork, "--dry-run")
+
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    listed = dry.stdout.split("Sending 4 commit(s):\n", 1)[1].splitlines()[:4]
+    assert [line.split(" ", 3)[-1] for line in listed] == ["team notes", "a private /health route", "the fix", "rich"]
+    assert "+## Team notes" in dry.stdout and '+    "rich",' in dry.stdout
+    assert "relocked: requirements.txt" in dry.stdout and "would also relock template/_locks" in dry.stdout
+    no_tty = flakewright("backport", "-C", fork)
+    assert no_tty.returncode == 2 and no_tty.stdout == ""
+    assert no_tty.stderr.strip().splitlines() == [
+        "flakewright: error: backport commits only after a yes: run it on a terminal, or pass --yes "
+        "(--dry-run shows what it would send)"]
+    assert git(template.path, "for-each-ref") == refs and git(template.path, "status", "--porcelain") == ""
+
+
+def test_a_pyproject_change_relocks_the_template_and_a_render_from_the_branch_installs(busy_fork, tmp_path: Path) -> None:
+    """`rich` in pyproject.toml without its locks once broke `source scripts/venv.sh` in every render."""
+    need("uv")
+    template, fork, commits = busy_fork
+
+    result = backport(fork, commits["rich"])
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "relocked: requirements.txt" in result.stdout and "lock file(s) relocked" in result.stdout
+    branch = re.search(r"Committed on branch (\S+)", result.stdout).group(1)
+    changed = git(template.path, "diff", "--name-only", "v1.1.0", branch).split()
+    assert "template/pyproject.toml.jinja" in changed
+    assert {"template/_locks/web/uv.lock", "template/_locks/web/requirements.txt"} <= set(changed), changed
+    fresh = tmp_path / "fresh"
+    made = flakewright("new", "pipulate", fresh, "--template", template.path, "--defaults", "--vcs-ref", branch)
+    assert made.returncode == 0, made.stderr
+    assert '"rich",' in (fresh / "pyproject.toml").read_text()
+    checked = subprocess.run(["uv", "lock", "--check", "--offline"], cwd=fresh, env=uv_env(), capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert re.search(r"^rich==", (fresh / "requirements.txt").read_text(), re.M)
+    assert "rich==14.0.0" not in (fresh / "requirements.txt").read_text()  # the fork's hand edit never travels
+
+
+def test_bad_names_get_one_line_and_change_nothing(busy_fork, tmp_path: Path) -> None:
+    template, fork, commits = busy_fork
+    (fork / "NOTES.md").write_text("mine\n")
+    commit_all(fork, "notes")
+    (tmp_path / "outside.txt").write_text("not the fork's\n")
+    template_commit = git(template.path, "rev-parse", "HEAD").strip()
+    refs, status = git(template.path, "for-each-ref"), git(fork, "status", "--porcelain")
+    cases = {
+        ("deadbeef",): "deadbeef is not a commit of",
+        (template_commit,): f"{template_commit} is not a commit of",
+        (str(fork),): f"is not a commit of {fork}; to name the repo, pass -C {fork}",
+        ("--", "../outside.txt"): "../outside.txt is outside",
+        ("--", str(tmp_path / "outside.txt")): "outside.txt is outside",
+        ("--", "NOTES.md"): "NOTES.md is no file the template renders",
+        (commits["fix"], "--", "missing.py"): "missing.py is no file the template renders",
+        ("--branch=-m", commits["fix"]): "'-m' is not a valid branch name",
+    }
+    for args, message in cases.items():
+        result = backport(fork, *args)
+        assert result.returncode == 2, (args, result.stdout + result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, (args, result.stderr)
+        assert git(template.path, "for-each-ref") == refs and git(fork, "status", "--porcelain") == status
+    first = git(fork, "rev-list", "--max-parents=0", "HEAD").strip()
+    refused = backport(fork, first)
+    assert refused.returncode == 2 and "the render itself" in refused.stderr
+
+
+def test_named_files_are_sent_whole_and_limit_named_commits(busy_fork) -> None:
+    template, fork, commits = busy_fork
+    readme = backport(fork, "--branch", "readme", "--", "README.md")
+    assert readme.returncode == 0, readme.stdout + readme.stderr
+    assert "Sending the named files" in readme.stdout
+    assert git(template.path, "diff", "--name-only", "v1.1.0", "readme").split() == ["template/README.md.jinja"]
+    limited = backport(fork, "--branch", "limited", commits["rich"], "--", "requirements.txt")
+    assert limited.returncode == 1, limited.stdout + limited.stderr  # sent, with the expected refusal of a lock file
+    assert "refused: requirements.txt" in limited.stdout and "a lock file is never sent" in limited.stdout
+    assert "Nothing was applied" in limited.stdout
