@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._answers import read_answers
+from ._bundle import offline_stand_in
 from ._console import status
 from ._copier import update_data
 from ._errors import ExitCode, copier_errors
@@ -45,6 +46,13 @@ class CheckResult:
 
 def check(*, dest: Path | str = ".", template: str | None = None) -> CheckResult:
     """Compare ``dest`` with the newest template release and with its own last render."""
+    from ._update import _recorded
+
+    with offline_stand_in(**_recorded(dest), template=template) as source:
+        return _check(dest=dest, template=source)
+
+
+def _check(*, dest: Path | str, template: str | None) -> CheckResult:
     dest = Path(dest).expanduser().resolve()
     answers = read_answers(dest)
     top = repo_root(dest)

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from tempfile import mkdtemp
 
+from ._answers import ANSWERS_FILE
+from ._bundle import is_bundled, record_public_source
 from ._console import status, wrap_validation_messages
 from ._errors import FlakewrightError, copier_errors
 from ._landing import landing
@@ -72,6 +74,8 @@ def new(
                     vcs_ref=vcs_ref,
                     cleanup_on_error=False,
                 )
+            if is_bundled(src):
+                record_public_source(rendered / ANSWERS_FILE)
             with land.final(changes=dest, done=f"{dest} is rendered"):
                 _move_into_place(rendered, dest)
         finally:

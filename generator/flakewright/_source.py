@@ -26,9 +26,14 @@ def template_source(template: str | None = None) -> str:
 
 
 def _installed_from() -> str:
+    """The checkout an editable install points at, else the copy a wheel carries (see _bundle)."""
+    from ._bundle import bundled
+
     for parent in Path(__file__).resolve().parents:
         if (parent / "copier.yml").is_file() and (parent / "template").is_dir():
             return str(parent)
+    if (packaged := bundled()) is not None:
+        return str(packaged)
     raise FlakewrightError(
         "cannot find the flakewright template next to this installation; "
         f"pass --template PATH_OR_GIT_URL or set {ENV_VAR}"

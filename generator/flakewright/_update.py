@@ -13,6 +13,7 @@ import yaml
 from packaging.version import InvalidVersion, Version
 
 from ._answers import ANSWERS_FILE, read_answers
+from ._bundle import offline_stand_in
 from ._console import status
 from ._errors import ExitCode, FlakewrightError, copier_errors
 from ._git import git
@@ -121,6 +122,35 @@ def update(
     lands only if ``force`` or ``confirm_deletions(paths)`` says yes.
     ``dry_run`` reports what the update would do and never lands it.
     """
+    with offline_stand_in(**_recorded(dest), template=template) as source:
+        return _update(
+            dest=dest, to=to, conflict=conflict, data=data, trust=trust, template=source, dry_run=dry_run,
+            force=force, confirm_deletions=confirm_deletions,
+        )
+
+
+def _recorded(dest: Path | str) -> dict[str, str]:
+    """The answers' source and commit, for _bundle's stand-in; empty when they cannot be read (the update
+    then says why)."""
+    try:
+        answers = read_answers(Path(dest).expanduser().resolve())
+    except FlakewrightError:
+        return {"recorded": "", "commit": ""}
+    return {"recorded": str(answers["_src_path"]), "commit": str(answers["_commit"])}
+
+
+def _update(
+    *,
+    dest: Path | str = ".",
+    to: str | None = None,
+    conflict: Conflict = "inline",
+    data: Mapping[str, object] | None = None,
+    trust: bool = False,
+    template: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    confirm_deletions: Callable[[list[str]], bool] | None = None,
+) -> UpdateResult:
     dest = Path(dest).expanduser().resolve()
     top = repo_root(dest)
     answers = read_answers(dest)
