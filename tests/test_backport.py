@@ -485,3 +485,31 @@ def test_named_files_are_sent_whole_and_limit_named_commits(busy_fork) -> None:
     assert limited.returncode == 1, limited.stdout + limited.stderr  # sent, with the expected refusal of a lock file
     assert "refused: requirements.txt" in limited.stdout and "a lock file is never sent" in limited.stdout
     assert "Nothing was applied" in limited.stdout
+
+
+def test_notebook_cell_lines_are_backported_and_its_title_is_refused_with_its_own_line(setup) -> None:
+    """Every cell line of the starter notebook is a template line; only the title is Jinja's."""
+    template, pip = setup
+    notebook = pip / "notebooks" / "starter.ipynb"
+    source = template.source("notebooks/starter.ipynb")
+    cell_line = '    "DATA.mkdir(exist_ok=True)\\n",'
+    markdown_line = '    "## Run a tool from the notebook\\n",'
+    title_line = next(line for line in notebook.read_text().splitlines() if line.startswith('    "# '))
+    replace_line(notebook, cell_line, '    "DATA.mkdir(parents=True, exist_ok=True)\\n",')
+    replace_line(notebook, markdown_line, '    "## Run one of the app\'s tools from here\\n",')
+    replace_line(notebook, title_line, '    "# Team Lab: starter notebook\\n",')
+    commit_all(pip, "notebook edits")
+
+    result = backport(pip)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "partly applied: notebooks/starter.ipynb" in result.stdout and "2 hunk(s) applied, 1 not" in result.stdout
+    shown = result.stdout.split("from the template lines:\n", 1)[1].splitlines()
+    numbered = [n for n, line in enumerate(source.read_text().splitlines(), start=1) if "md_text(app_title" in line]
+    assert len(numbered) == 1 and shown[0] == f"    {numbered[0]:>5} | {source.read_text().splitlines()[numbered[0] - 1]}"
+    assert not shown[1].startswith("    ") or "|" not in shown[1], result.stdout  # the title line alone
+    branch = re.search(r"Committed on branch (\S+)", result.stdout).group(1)
+    patched = git(template.path, "show", f"{branch}:{source.relative_to(template.path).as_posix()}")
+    assert '    "DATA.mkdir(parents=True, exist_ok=True)\\n",' in patched.splitlines()
+    assert '    "## Run one of the app\'s tools from here\\n",' in patched.splitlines()
+    assert "Team Lab" not in patched
