@@ -513,3 +513,52 @@ def test_notebook_cell_lines_are_backported_and_its_title_is_refused_with_its_ow
     assert '    "DATA.mkdir(parents=True, exist_ok=True)\\n",' in patched.splitlines()
     assert '    "## Run one of the app\'s tools from here\\n",' in patched.splitlines()
     assert "Team Lab" not in patched
+
+
+def test_exit_codes_tell_expected_refusals_from_a_failure(setup) -> None:
+    """1: sent, with refusals each named (a lock file, a Jinja line): the rest is committed. 3: failed, nothing
+    committed (here: a pyproject.toml change, and a template without scripts/relock.py to relock with)."""
+    template, pip = setup
+    server = pip / SERVER
+    line = literal_line(template.source(SERVER), server, from_end=True)
+    replace_line(server, line, f"{line}  # edited")
+    with (pip / "requirements.txt").open("a") as handle:
+        handle.write("rich==14.0.0\n")
+    commit_all(pip, "a literal edit, a hand-edited lock")
+    sent = backport(pip)
+    assert sent.returncode == 1, sent.stdout + sent.stderr
+    assert "refused: requirements.txt" in sent.stdout and "Committed on branch backport/pip" in sent.stdout
+
+    replace_line(pip / "pyproject.toml", '    "requests",', '    "requests",\n    "rich",')
+    commit_all(pip, "rich")
+    refs = git(template.path, "for-each-ref")
+    failed = backport(pip, "HEAD")
+    assert failed.returncode == 3, failed.stdout + failed.stderr
+    assert failed.stderr.strip().splitlines() == [
+        "flakewright: error: the template has no scripts/relock.py to relock template/_locks after the "
+        "pyproject.toml change; nothing was committed"]
+    assert git(template.path, "for-each-ref") == refs
+
+
+@pytest.mark.xfail(strict=True, reason="copier's update merges adjacent changes as one conflict; the fix belongs "
+                   "in update's merge (after copier), which this change does not touch")
+def test_after_a_partial_backport_lands_the_fork_updates_without_false_conflicts(tmp_path: Path) -> None:
+    """The fork edits TITLE (Jinja's: refused) and the HOST line under it (sent); the template merges and releases
+    the backport; the fork's update must not turn its own TITLE line into a conflict."""
+    template = TemplateRepo.create(tmp_path / "template")
+    fork = render_tagged(template, tmp_path / "fork", "pipulate")
+    server = fork / SERVER
+    title = next(line for line in server.read_text().splitlines() if line.startswith("TITLE = "))
+    host = 'HOST = os.environ.get("HOST", "127.0.0.1")'
+    replace_line(server, title, 'TITLE = "Team Console"')
+    replace_line(server, host, host + ".strip()")
+    commit_all(fork, "title and host")
+    sent = backport(fork)
+    assert sent.returncode == 1 and "1 hunk(s) applied, 1 not" in sent.stdout, sent.stdout
+    git(template.path, "merge", "-q", "--ff-only", "backport/fork")
+    template.release("v2.0.0")
+
+    updated = flakewright("update", fork)
+
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert 'TITLE = "Team Console"\n' + host + ".strip()\n" in server.read_text()
