@@ -140,7 +140,7 @@ def main() -> None:
             server = derived / "server.py"
             server.write_text(server.read_text() + "\n\ndef added_by_the_user():\n    return 1\n")
             run("git", "commit", "-qam", "user edit", cwd=derived)
-            backport_times.append(timed(*FLAKEWRIGHT, "backport", derived, "--branch", f"bench-{i}"))
+            backport_times.append(timed(*FLAKEWRIGHT, "backport", "-C", derived, "--yes", "--branch", f"bench-{i}"))
 
     def report(label: str, ours: list[float], theirs: list[float], other: str) -> float:
         m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
