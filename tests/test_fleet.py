@@ -89,7 +89,7 @@ def test_dry_run_says_per_file_what_would_happen_and_writes_nothing(fleet) -> No
     result = flakewright("update", "--dry-run", clean, conflicting)
 
     assert result.returncode == 1, result.stdout + result.stderr
-    section = result.stdout.split(f"== {conflicting}", 1)[1]
+    section = result.stdout.split(f"== {conflicting}\n", 1)[1].split("\n== ", 1)[0]  # repos report as they end
     outcomes = dict(reversed(m) for m in re.findall(r"^  (new|clean|merged|conflict|deleted)\s+(\S+)$", section, re.M))
     assert outcomes["CONTRIBUTING.md"] == "new"
     assert outcomes["pyproject.toml"] == "conflict"

@@ -7,7 +7,7 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -20,6 +20,9 @@ from ._reports import UPDATE_COLUMNS, err, out, report_backport, report_check, r
 from ._source import template_source
 from ._variants import VARIANTS
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._fleet import Outcome
 
 CHECK_HELP = """Say whether a newer template release exists and whether DEST still matches
 its last render (drift: generated files edited or deleted by hand).
@@ -115,6 +118,12 @@ TemplateOption = Annotated[
 ]
 
 
+JobsOption = Annotated[
+    Optional[int],
+    typer.Option("--jobs", "-j", min=1, help="With several repos: how many run at once (default: the number of CPUs)."),
+]
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"flakewright {__version__}")
@@ -192,6 +201,7 @@ def update(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say per file what the update would do (new, clean, merged, conflict, deleted); write nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Let changed answers (-d) remove files without asking.")] = False,
+    jobs: JobsOption = None,
 ) -> None:
     """Update each REPO to a newer template release, merging your edits.
 
@@ -202,55 +212,59 @@ def update(
     from ._update import update as run_update
 
     paths = repos or [Path(".")]
-    rows: list[tuple[str, ...]] = []
-    codes: list[int] = []
-    confirm = _confirm_deletions if sys.stdin.isatty() and not force else None
-    landed = len(LANDED)
-    try:
-        for path in paths:
-            if len(paths) > 1:
-                out.print(f"== {path}")
-            try:
-                src = template or _recorded_source(path)
-                answers = parse_data(data or (), questions=questions(src) if src else None)
-                result = run_update(
-                    dest=path, to=to, conflict=conflict.value, data=answers, trust=trust, template=template,
-                    dry_run=dry_run, force=force, confirm_deletions=confirm,
-                )
-            except FlakewrightError as exc:
-                err.print(f"flakewright: error: {exc}" if len(paths) == 1 else f"refused: {exc}", soft_wrap=True)
-                if len(paths) == 1:
-                    raise typer.Exit(exc.exit_code) from None
-                rows.append((str(path), *["-"] * (len(UPDATE_COLUMNS) - 2), "refused"))
-                codes.append(ExitCode.USAGE)
-                continue
-            report_update(result, inline=conflict is ConflictMode.inline)
-            rows.append(update_row(path, result))
-            codes.append(result.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
-        if len(paths) == 1:
-            raise
-        raise _fleet_interrupted(paths, rows, {changed for changed, _ in LANDED[landed:]}) from None
-    if len(paths) > 1:
-        table(UPDATE_COLUMNS, rows)
+    confirm = _confirm_deletions if sys.stdin.isatty() and not force and len(paths) == 1 else None
+
+    def one(path: Path) -> object:
+        src = template or _recorded_source(path)
+        answers = parse_data(data or (), questions=questions(src) if src else None)
+        return run_update(
+            dest=path, to=to, conflict=conflict.value, data=answers, trust=trust, template=template,
+            dry_run=dry_run, force=force, confirm_deletions=confirm,
+        )
+
+    inline = conflict is ConflictMode.inline
+    if len(paths) == 1:
+        try:
+            result = one(paths[0])
+        except FlakewrightError as exc:
+            raise _fail(f"flakewright: error: {exc}", exc.exit_code) from None
+        report_update(result, inline=inline)
+        raise typer.Exit(int(result.exit_code))
+    from ._fleet import default_jobs, run_each
+
+    def done(outcome: Outcome) -> None:
+        out.print(f"== {outcome.path}")
+        if outcome.kind == "done":
+            report_update(outcome.result, inline=inline)
+        elif outcome.message:
+            err.print(f"refused: {outcome.message}" if outcome.kind == "refused" else outcome.message, soft_wrap=True)
+
+    outcomes, stopped = run_each(paths, one, jobs=jobs or default_jobs(), on_done=done)
+    rows, codes = [], []
+    for path, outcome in zip(paths, outcomes):
+        if outcome is not None and outcome.kind == "done":
+            rows.append(update_row(path, outcome.result))
+            codes.append(outcome.result.exit_code)
+            continue
+        state = _FLEET_STATES[outcome.kind if outcome else "not started"]
+        rows.append((str(path), *["-"] * (len(UPDATE_COLUMNS) - 2), state))
+        codes.append(ExitCode.USAGE if outcome and outcome.kind == "refused" else outcome.code if outcome else 0)
+    table(UPDATE_COLUMNS, rows)
+    if stopped is not None:
+        where = f" during {', '.join(map(str, stopped))}" if stopped else ""
+        raise _fail(f"flakewright: interrupted{where}; each repo is updated whole or untouched, as the table says",
+                    ExitCode.INTERRUPTED)
     code = ExitCode.USAGE if ExitCode.USAGE in codes else max(codes, default=0)
     raise typer.Exit(int(code))
 
 
-def _fleet_interrupted(paths: list[Path], rows: list[tuple[str, ...]], landed: set[Path]) -> typer.Exit:
-    """The table of a many-repo update that a signal stopped: the repos done, the one it stopped (updated
-    whole or untouched: see _landing), and those it never started."""
-    current = paths[len(rows)] if len(rows) < len(paths) else None
-    for path in paths[len(rows):]:
-        if path.expanduser().resolve() in landed:
-            state = "updated, then interrupted"
-        else:
-            state = "interrupted, unchanged" if path == current else "not started"
-        rows.append((str(path), *["-"] * (len(UPDATE_COLUMNS) - 2), state))
-    table(UPDATE_COLUMNS, rows)
-    where = f" during {current}" if current is not None else ""
-    return _fail(f"flakewright: interrupted{where}; each repo is updated whole or untouched, as the table says",
-                 ExitCode.INTERRUPTED)
+_FLEET_STATES = {
+    "refused": "refused",
+    "failed": "failed",
+    "interrupted": "interrupted, unchanged",
+    "landed": "updated, then interrupted",
+    "not started": "not started",
+}
 
 
 def _confirm_deletions(paths: list[str]) -> bool:
@@ -267,36 +281,45 @@ def check(
         Optional[str],
         typer.Option("--template", "-t", help="Fetch the template from here instead of the answers file's _src_path."),
     ] = None,
+    jobs: JobsOption = None,
 ) -> None:
     from ._check import check as run_check
 
     paths = repos or [Path(".")]
-    rows: list[tuple[str, ...]] = []
-    refused = False
-    update_available = drift = False
     suggestion = "flakewright update" + (f" --template {shlex.quote(template)}" if template else "")
-    for path in paths:
-        if len(paths) > 1:
-            out.print(f"== {path}")
-        try:
-            result = run_check(dest=path, template=template)
-        except FlakewrightError as exc:
-            if len(paths) == 1:
-                raise
-            err.print(f"refused: {exc}", soft_wrap=True)
-            rows.append((str(path), "-", "-", "refused"))
-            refused = True
+    if len(paths) == 1:
+        result = run_check(dest=paths[0], template=template)
+        report_check(result, path=paths[0], suggestion=suggestion)
+        raise typer.Exit(result.exit_code)
+    from ._fleet import default_jobs, run_each
+
+    def done(outcome: Outcome) -> None:
+        out.print(f"== {outcome.path}")
+        if outcome.kind == "done":
+            report_check(outcome.result, path=outcome.path, suggestion=suggestion)
+        elif outcome.message:
+            err.print(f"refused: {outcome.message}" if outcome.kind == "refused" else outcome.message, soft_wrap=True)
+
+    outcomes, stopped = run_each(paths, lambda path: run_check(dest=path, template=template),
+                                 jobs=jobs or default_jobs(), on_done=done)
+    rows: list[tuple[str, ...]] = []
+    for path, outcome in zip(paths, outcomes):
+        if outcome is None or outcome.kind != "done":
+            state = "not started" if outcome is None else "refused" if outcome.kind == "refused" else outcome.kind
+            rows.append((str(path), "-", "-", state))
             continue
-        report_check(result, path=path, suggestion=suggestion)
-        update_available |= result.update_available
-        drift |= bool(result.drift)
+        result = outcome.result
         versions = f"{result.current_version} -> {result.latest_version}" if result.update_available else result.current_version
         state = ", ".join(s for s, on in (("update available", result.update_available), ("drift", result.drift)) if on)
         rows.append((str(path), versions, str(len(result.drift)), state or "up to date"))
-    if len(paths) > 1:
-        table(("repo", "version", "drift", "status"), rows)
-    if refused:
+    table(("repo", "version", "drift", "status"), rows)
+    if stopped is not None:
+        raise _fail("flakewright: interrupted; check changes nothing", ExitCode.INTERRUPTED)
+    if any(outcome is None or outcome.kind != "done" for outcome in outcomes):
         raise typer.Exit(ExitCode.USAGE)
+    done_results = [outcome.result for outcome in outcomes if outcome is not None]
+    update_available = any(r.update_available for r in done_results)
+    drift = any(r.drift for r in done_results)
     raise typer.Exit((ExitCode.UPDATE_AVAILABLE if update_available else 0) + (ExitCode.DRIFT if drift else 0))
 
 
