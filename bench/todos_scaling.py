@@ -49,8 +49,9 @@ def fresh_copy(render: Path, into: Path) -> Path:
 
 
 def seed(app: Path, count: int) -> None:
-    """Create the app's tables by importing it, then write one profile with `count` todos straight into SQLite."""
-    subprocess.run([sys.executable, "-c", "import server"], cwd=app, check=True,
+    """Create the app's tables through its first connection (at import, before create_app()), then write one profile
+    with `count` todos straight into SQLite."""
+    subprocess.run([sys.executable, "-c", "import server; server.db.execute('SELECT 1')"], cwd=app, check=True,
                    env={**os.environ, "PIPULATE_ENV": "prod"})
     conn = apsw.Connection(str(next((app / "data").glob("*.db"))))
     with conn:

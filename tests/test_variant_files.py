@@ -29,7 +29,7 @@ UPSTREAM_ASSETS = {
 PROBE = """
 import json, server
 from starlette.testclient import TestClient
-print(json.dumps(TestClient(server.app, base_url="http://127.0.0.1").get("/").text))
+print(json.dumps(TestClient(server.create_app(), base_url="http://127.0.0.1").get("/").text))
 """
 
 
