@@ -1287,7 +1287,7 @@ def spreadsheet_text(value):
     """A CSV cell that a spreadsheet shows and never runs. Text that starts like a formula gets a leading single
     quote, which a spreadsheet takes as "this is text". A number is returned as it is: -3 is a number to a
     spreadsheet, not a formula, and a quote would make it text that no sum counts. None is an empty cell.
-    Every CSV the app writes goes through this: frame_result's, and the Botify export's."""
+    Every CSV the app writes goes through this: frame_result's, and any an add-on or tool of the template writes."""
     if value is None:
         return ""
     if isinstance(value, numbers.Number):

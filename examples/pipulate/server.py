@@ -311,15 +311,38 @@ def missing_profile(profile_id: int) -> str:
 
 
 def delete_profile(profile_id: int) -> str:
-    """Delete the profile and its todos, unless it is the last one; why not, or ''."""
+    """Delete the profile with everything it holds: its todos, its tasks and their logs, and the
+    runs' output folders and uploads. Refused for the last profile, and while one of its tasks runs. Why not, or ''."""
     with transaction():
         if error := missing_profile(profile_id):
             return error
         if profiles.count == 1:
             return "Keep at least one profile: create another first."
+        if db.execute("SELECT 1 FROM tasks WHERE profile_id = ? AND status = 'running'", [profile_id]).fetchone():
+            return "A task of this profile is running: cancel it or let it end, then delete the profile."
+        runs = db.execute("SELECT id, params FROM tasks WHERE profile_id = ?", [profile_id]).fetchall()
+        db.execute("DELETE FROM task_lines WHERE task_id IN (SELECT id FROM tasks WHERE profile_id = ?)", [profile_id])
+        db.execute("DELETE FROM tasks WHERE profile_id = ?", [profile_id])
         db.execute("DELETE FROM todos WHERE profile_id = ?", [profile_id])
         db.execute("DELETE FROM profiles WHERE id = ?", [profile_id])
+    for task_id, params in runs:  # after the rows: a file left by a crash here is never shown to anyone
+        shutil.rmtree(OUTPUTS / str(task_id), ignore_errors=True)
+        for path in uploads_named(json.loads(params or "{}")):
+            path.unlink(missing_ok=True)
     return ""
+
+
+def uploads_named(params: dict) -> list[Path]:
+    """The saved answers that are uploads: paths straight inside data/uploads/, and nothing else."""
+    return [Path(value) for value in params.values() if isinstance(value, str) and is_upload(value)]
+
+
+def is_upload(text: str) -> bool:
+    path = Path(text)
+    try:
+        return path.parent == UPLOADS and not path.name.startswith(".") and path.is_file() and not path.is_symlink()
+    except (OSError, ValueError):  # a name too long for the file system, or holding a NUL
+        return False
 
 
 def text_error(text: str, *, empty: str) -> str:
@@ -1646,16 +1669,30 @@ def tasks_again(req, id: int):
     tool = TOOLS.tool(task.kind.removeprefix("tool:")) if task.kind.startswith("tool:") else None
     if task.status == "running" or not tool:
         return Article(Error("That task cannot run again.", id=dom_id(id, "error")))
-    params = json.loads(task.params)
-    uploads = uploads_of(tool, params)
-    if gone := [label for label, path in uploads.items() if not toolbox.is_file(path)]:
+    saved = json.loads(task.params)
+    uploads = uploads_of(tool, saved)
+    if gone := [label for label, path in uploads.items() if not is_upload(str(path))]:
         return Article(Error(f"{', '.join(gone)}: the file this run used is gone (uploads are kept "
-                             f"{KEEP_UPLOADS_DAYS} days); run the tool from its page with the file again.",
+                             f"{KEEP_UPLOADS_DAYS} days), or the tool's inputs changed since; run the tool from its "
+                             "page with the file again.",
+                             id=dom_id(id, "error")))
+    # The tool may have changed since: its answers are checked again against what it takes now.
+    params, errors = toolbox.parse(tool, {name: form_text(value) for name, value in saved.items()})
+    if errors:
+        why = next(iter(errors.values())).rstrip(".")
+        return Article(Error(f"The tool's inputs changed since this run ({why}): run the tool from its page.",
                              id=dom_id(id, "error")))
     for path in uploads.values():
         with suppress(FileNotFoundError):  # pruned just now: the run says so
             os.utime(path)  # kept KEEP_UPLOADS_DAYS from now
     return start_tool(req, tool, params)
+
+
+def form_text(value) -> str | list[str]:
+    """A saved answer as its form field sent it."""
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    return "" if value is None else "true" if value is True else "false" if value is False else str(value)
 
 
 @rt.get("/tools/{name}")
@@ -1685,7 +1722,9 @@ if __name__ == "__main__":
     serving = dict(host=HOST, port=PORT, ws_per_message_deflate=False)
     if DEV:
         # A change to a module or notebook (tools/ included) restarts the server; data/ never does. The reloader
-        # imports the app by name in a process of its own; this one has built nothing.
+        # imports the app by name in a process of its own; this one has built nothing but data/, which uvicorn
+        # must find to leave it out (a path it cannot find it reads as a pattern, and refuses an absolute one).
+        make_data_folders()
         uvicorn.run(f"{Path(__file__).stem}:create_app", factory=True, app_dir=str(APP_DIR), reload=True,
                     reload_dirs=[str(APP_DIR)], reload_includes=["*.py", "*.ipynb"], reload_excludes=[str(DATA)],
                     **serving)

@@ -198,8 +198,8 @@ def test_writes_the_server_acknowledged_survive_another_program_and_a_kill(app_d
 def test_importing_the_app_opens_and_creates_nothing(app_dir):
     probe = "import json, server; print(json.dumps(sorted(p.name for p in server.APP_DIR.iterdir())))"
     before = sorted(p.name for p in app_dir.iterdir())
-    out = subprocess.run([sys.executable, "-c", probe], cwd=app_dir, capture_output=True, text=True, check=True,
-                         env={**os.environ, f"{ENV_PREFIX}_ENV": "prod"}).stdout
+    out = subprocess.run([sys.executable, "-B", "-c", probe], cwd=app_dir, capture_output=True, text=True, check=True,
+                         env={**os.environ, f"{ENV_PREFIX}_ENV": "prod"}).stdout  # -B: no bytecode folder either
     assert json.loads(out) == before and "data" not in before
 
 

@@ -380,6 +380,86 @@ def test_an_upload_unused_for_its_days_goes_when_another_arrives_and_its_run_ask
     assert new.stat().st_mtime > kept_until + 86400  # kept for as long again from this run on
 
 
+LOOK = '''
+def look(p: str, n: int = 1):
+    return p
+'''
+
+NOW_A_FILE = '''
+from pathlib import Path
+
+
+def look(p: Path, n: int = 1):
+    return p.read_text()
+'''
+
+NOW_A_DATE = '''
+import datetime
+
+
+def look(p: str, n: datetime.date | None = None):
+    return n.isoformat()
+'''
+
+
+@pytest.mark.parametrize("answers, changed", [({"p": "SECRET"}, NOW_A_FILE), ({"p": "words", "n": "3"}, NOW_A_DATE)],
+                         ids=["text-now-a-file", "int-now-a-date"])
+def test_run_again_checks_the_saved_answers_against_the_tool_as_it_is_now(client, server, app_dir, answers, changed):
+    secret = app_dir / "secret.txt"  # any file on the server, outside data/uploads/
+    secret.write_text("not for the page")
+    os.utime(secret, (1_000_000, 1_000_000))
+    add_tool(app_dir, "look.py", LOOK)
+    headers = open_page(client)
+    first = run(client, server, headers, "look", {name: value.replace("SECRET", str(secret))
+                                                 for name, value in answers.items()})
+    assert 'class="task done"' in first
+    add_tool(app_dir, "look.py", changed)
+    runs = len(server.tasks())
+    again = client.post(f"/tasks/{task_id_of(first)}/again", headers=headers).text
+    assert "run the tool from its page" in again and not TASK_ID.search(again) and "not for the page" not in again
+    assert len(server.tasks()) == runs and secret.stat().st_mtime == 1_000_000
+
+
+def test_a_deleted_profile_takes_its_runs_uploads_and_outputs_and_its_ids_reach_nothing(client, server, app_dir):
+    add_tool(app_dir, "every.py", EVERY_TYPE)
+    add_tool(app_dir, "waiting.py", WAITING)
+    headers = open_page(client)
+    kept = server.current_profile({}).id
+    client.post("/profiles", data={"name": "Leaving"}, headers=headers)
+    gone = max(profile.id for profile in server.profiles())
+    data = {"text": "mine", "count": "3", "ratio": "1", "day": "2026-01-02", "names": "x"}
+    task_id = task_id_of(run(client, server, headers, "echo", data, files={"data": ("private.csv", b"private")}))
+    (upload,) = (server.DATA / "uploads").iterdir()
+    outputs = server.OUTPUTS / str(task_id)
+    (outputs / "result.csv").write_text("private")
+    running = task_id_of(client.post("/tools/forever", headers=headers).text)
+    client.post("/profiles/switch", data={"id": str(kept)}, headers=headers)
+    refused = client.delete(f"/profiles/{gone}", headers=headers).text
+    assert "A task of this profile is running" in refused and server.profiles[gone].name == "Leaving"
+    client.post("/profiles/switch", data={"id": str(gone)}, headers=headers)
+    client.post(f"/tasks/{running}/cancel", headers=headers)
+    ended(client, server, running, headers)
+    client.post("/profiles/switch", data={"id": str(kept)}, headers=headers)
+    client.delete(f"/profiles/{gone}", headers=headers)
+    assert gone not in [profile.id for profile in server.profiles()]
+    assert not upload.exists() and not outputs.exists() and not (server.OUTPUTS / str(running)).exists()
+    lines = server.db.execute("SELECT count(*) FROM task_lines WHERE task_id IN (?, ?)", [task_id, running]).fetchall()
+    assert lines == [(0,)] and not server.tasks(where="id IN (?, ?)", where_args=[task_id, running])
+    client.post("/profiles", data={"name": "Arriving"}, headers=headers)  # takes the highest id: never the old one
+    assert server.current_profile({}).id not in (gone, kept)
+    for method, url in [("GET", f"/tasks/{task_id}"), ("GET", f"/tasks/{task_id}/log"),
+                        ("GET", f"/tasks/{task_id}/files/result.csv"), ("POST", f"/tasks/{task_id}/again"),
+                        ("POST", f"/tasks/{task_id}/cancel"), ("POST", f"/profiles/{gone}/rename"),
+                        ("DELETE", f"/profiles/{gone}")]:
+        answer = client.request(method, url, headers=headers, data={"name": "taken"} if "rename" in url else None)
+        assert "private" not in answer.text and "mine" not in answer.text, url
+        assert "does not exist" in answer.text or "no longer exists" in answer.text or answer.status_code == 404, url
+    switched = client.post("/profiles/switch", data={"id": str(gone)}, headers=headers).text
+    assert "That profile no longer exists." in switched
+    new_run = task_id_of(run(client, server, headers, "echo", data, files={"data": ("other.csv", b"other")}))
+    assert new_run > running  # a new run never lands in a deleted run's id or folder
+
+
 def test_an_upload_over_the_limit_gets_the_413_notice_and_keeps_nothing(client, server, app_dir, monkeypatch):
     add_tool(app_dir, "every.py", EVERY_TYPE)
     monkeypatch.setitem(server.BODY_LIMITS, "/tools/", 64 * 1024)
