@@ -339,10 +339,11 @@ def launched(server, work):
 
 
 def run_tasks(server, *works) -> list[int]:
-    """Run each `work(report)` as a task on a loop of its own, to the end; their ids."""
+    """Run each `work(report)` as a task on a loop of its own, to the end (a minute at most: a task whose end is
+    never saved would otherwise hang the test); their ids."""
     async def main() -> list[int]:
         runs = [launched(server, work) for work in works]
-        await asyncio.gather(*(run.job for run in runs))
+        await asyncio.wait_for(asyncio.gather(*(run.job for run in runs)), 60)
         return [run.task.id for run in runs]
 
     return asyncio.run(main())
