@@ -540,8 +540,6 @@ def test_exit_codes_tell_expected_refusals_from_a_failure(setup) -> None:
     assert git(template.path, "for-each-ref") == refs
 
 
-@pytest.mark.xfail(strict=True, reason="copier's update merges adjacent changes as one conflict; the fix belongs "
-                   "in update's merge (after copier), which this change does not touch")
 def test_after_a_partial_backport_lands_the_fork_updates_without_false_conflicts(tmp_path: Path) -> None:
     """The fork edits TITLE (Jinja's: refused) and the HOST line under it (sent); the template merges and releases
     the backport; the fork's update must not turn its own TITLE line into a conflict."""

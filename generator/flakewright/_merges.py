@@ -1,5 +1,9 @@
-"""Merges copier's update gets wrong, redone after it: renamed files, and notebooks.
+"""Merges copier's update gets wrong, redone after it: false conflicts, renamed files, and notebooks.
 
+- A file copier's merge left conflicted is merged again line by line from the
+  old version's render, the fork's file and the new version's render (see
+  ``_linemerge``): changes on neighbouring lines, one side's each, no longer
+  conflict, so only lines both sides changed differently keep markers.
 - A generated file the fork renamed gets the template's change at its new
   path (a 3-way merge: the old version's render, the fork's file, the new
   version's render); copier alone drops the change without a word.
@@ -12,11 +16,10 @@
 """
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from tempfile import TemporaryDirectory
 
+from ._linemerge import merge_lines
 from ._outcomes import FileOutcome, Tree, pristine_bytes
 from ._renames import renames
 
@@ -48,19 +51,37 @@ def follow_renames(
 
 
 def merge_text(*, base: bytes, ours: bytes, theirs: bytes) -> tuple[bytes, bool]:
-    """git merge-file's 3-way merge: the result, and whether it holds conflict markers."""
-    with TemporaryDirectory(prefix="flakewright-merge-") as tmp:
-        paths = []
-        for name, content in (("ours", ours), ("base", base), ("theirs", theirs)):
-            (Path(tmp) / name).write_bytes(content)
-            paths.append(str(Path(tmp) / name))
-        done = subprocess.run(
-            ["git", "merge-file", "-p", "-L", "yours", "-L", "last update", "-L", "template", "--", *paths],
-            capture_output=True, check=False,
-        )
-    if done.returncode < 0:
-        raise OSError(done.stderr.decode(errors="replace").strip())
-    return done.stdout, done.returncode > 0
+    """The 3-way merge of a renamed file: the result, and whether it holds conflict markers."""
+    return merge_lines(base=base, ours=ours, theirs=theirs, labels=("yours", "template"))
+
+
+def remerge_conflicts(
+    *, tree: Tree, old: Path, new: Callable[[], Path], files: dict[str, FileOutcome], notes: dict[str, str],
+    inline: bool,
+) -> None:
+    """Merge each file copier left conflicted again, line by line: only lines both sides changed conflict.
+
+    A file that merges cleanly now loses its markers (or its .rej) and its conflict stages; one that still
+    conflicts keeps fewer, narrower markers (inline), or copier's .rej (``inline`` false).
+    """
+    for path, outcome in sorted(files.items()):
+        if outcome != "conflict" or path.endswith(".ipynb"):
+            continue
+        ours, theirs = tree.head(path), pristine_bytes(new(), path)
+        if ours is None or theirs is None:
+            continue
+        base = pristine_bytes(old, path) or b""
+        merged, conflicted = merge_lines(base=base, ours=ours, theirs=theirs, labels=("before updating", "after updating"))
+        if conflicted and not inline:
+            continue
+        (tree.dest / path).write_bytes(merged)
+        if conflicted:
+            tree.mark_conflict(path, base=base, ours=ours, theirs=theirs)
+            continue
+        (tree.dest / f"{path}.rej").unlink(missing_ok=True)
+        files[path] = "merged" if ours != base else "clean"
+        notes.pop(path, None)
+        tree.unmark(path)
 
 
 def merge_notebooks(

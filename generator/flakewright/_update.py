@@ -18,7 +18,7 @@ from ._console import status
 from ._errors import ExitCode, FlakewrightError, copier_errors
 from ._git import git
 from ._landing import landing
-from ._merges import follow_renames, merge_notebooks
+from ._merges import follow_renames, merge_notebooks, remerge_conflicts
 from ._outcomes import FileOutcome, Tree, label
 from ._pristine import pristine_render
 from ._releases import Releases
@@ -271,6 +271,7 @@ def _run(
                         rendered.append(renders.enter_context(pristine_render(dest, answers=read_answers(dest), ref=vcs_ref)))
                     return rendered[0]
 
+                remerge_conflicts(tree=tree, old=old, new=new, files=files, notes=notes, inline=conflict == "inline")
                 follow_renames(tree=tree, old=old, new=new, files=files, notes=notes)
                 merge_notebooks(tree=tree, old=old, new=new, files=files, notes=notes)
             return files, notes
