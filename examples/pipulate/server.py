@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -50,7 +51,6 @@ with hidden("numpy", "pandas", "rich"):
     import httpx
     import uvicorn
     from fasthtml.common import *
-    from fasthtml.live_reload import live_reload_ws
     from fastlite import Database
     from starlette.datastructures import UploadFile
 
@@ -455,7 +455,8 @@ HTMX_CONFIG = {"includeIndicatorStyles": False,
 HEAD = (charset, viewport, Meta(name="htmx-config", content=json.dumps(HTMX_CONFIG)),
         Script(src="/static/htmx.min.js"), Script(src="/static/ws.js"), Script(src="/static/app.js"),
         *([Script(src="/static/live-reload.js")] if DEV else []),
-        Link(rel="stylesheet", href="/static/pico.min.css"), Link(rel="stylesheet", href="/static/app.css"))
+        Link(rel="stylesheet", href="/static/pico.min.css"), Link(rel="stylesheet", href="/static/app.css"),
+        Link(rel="icon", href="/static/favicon.svg", type="image/svg+xml"))
 
 
 def session_secret(path: Path) -> str:
@@ -661,8 +662,6 @@ def create_app() -> FastHTML:
         middleware=[Middleware(SecurityHeaders), Middleware(KnownHost), Middleware(SameOrigin), Middleware(BodyLimit),
                     Middleware(DirectSockets)])
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    if DEV:
-        app.router.add_websocket_route("/live-reload", live_reload_ws)
     rt.to_app(app)
     ADDONS[:] = import_addons()
     for addon in ADDONS:
@@ -1124,6 +1123,18 @@ async def ws(socket: WebSocket):
 SOCKETS["/ws"] = ws
 
 
+async def live_reload(socket: WebSocket) -> None:
+    """Held open while the page is; static/live-reload.js reloads the page once it closes and the server is
+    back. A page that goes away is no error (FastHTML's own handler logged one for every page change)."""
+    await socket.accept()
+    while (await socket.receive())["type"] == "websocket.receive":
+        pass
+
+
+if DEV:
+    SOCKETS["/live-reload"] = live_reload
+
+
 # --- tasks -----------------------------------------------------------------------------------------------
 # The task contract, for add-on modules and notebooks:
 #   async def fn(report, **params) -> str | FT
@@ -1547,6 +1558,12 @@ def ToolPage(tool: toolbox.Tool, profile: Profile):
 # --- routes ----------------------------------------------------------------------------------------------
 
 
+@rt.get("/favicon.ico")
+def favicon():
+    """Browsers ask for this whatever the page names: the same icon, rather than a 404 in the log each time."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
+
 @rt.get("/")
 def index(sess, bodykw):
     return Page(bodykw, TITLE, Div(Workspace(current_profile(sess)), ChatPane(), cls="layout"))
@@ -1717,16 +1734,31 @@ async def tools_run(req, name: str):
 
 # --- serve -----------------------------------------------------------------------------------------------
 
+def port_taken() -> str:
+    """Why the server cannot listen on HOST:PORT, in one line, or ''. uvicorn would say only "[Errno 98] Address
+    already in use", naming neither the port nor how to choose another."""
+    host = HOST.strip("[]")
+    try:
+        with socket.create_server((host, PORT), family=socket.AF_INET6 if ":" in host else socket.AF_INET):
+            return ""
+    except OSError as error:
+        return f"server.py: cannot listen on {HOST} port {PORT} ({error.strerror}): stop what uses it, or choose " \
+               f"another port with PORT={PORT + 1} python server.py"
+
+
 if __name__ == "__main__":
+    if problem := port_taken():
+        sys.exit(problem)
     # The page's socket runs over loopback by default, where compressing frames costs a tenth of the server's CPU.
     serving = dict(host=HOST, port=PORT, ws_per_message_deflate=False)
     if DEV:
-        # A change to a module or notebook (tools/ included) restarts the server; data/ never does. The reloader
-        # imports the app by name in a process of its own; this one has built nothing but data/, which uvicorn
-        # must find to leave it out (a path it cannot find it reads as a pattern, and refuses an absolute one).
+        # A change to a module or notebook restarts the server. tools/ is left out: the next page reads the tools
+        # again without a restart, so a run going on and what a tab holds survive an edit there; so are data/ and
+        # JupyterLab's checkpoints. The reloader imports the app by name in a process of its own; this one builds
+        # nothing but data/, which uvicorn must find to leave out (a path it cannot find it reads as a pattern).
         make_data_folders()
         uvicorn.run(f"{Path(__file__).stem}:create_app", factory=True, app_dir=str(APP_DIR), reload=True,
-                    reload_dirs=[str(APP_DIR)], reload_includes=["*.py", "*.ipynb"], reload_excludes=[str(DATA)],
-                    **serving)
+                    reload_dirs=[str(APP_DIR)], reload_includes=["*.py", "*.ipynb"],
+                    reload_excludes=[str(DATA), str(TOOLS_DIR), ".ipynb_checkpoints/*"], **serving)
     else:
         uvicorn.run(create_app(), **serving)  # this very module: it is imported once

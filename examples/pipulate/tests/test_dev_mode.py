@@ -1,0 +1,95 @@
+"""`python server.py` as its author runs it all day: development mode, where editing a tool restarts nothing, and
+the small things a server log or a browser notices (a page that closes, the favicon, a port already taken)."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import httpx
+from websockets.sync.client import connect
+
+from conftest import ENV_PREFIX
+
+WAITS = '''
+import time
+from pathlib import Path
+
+
+def wait_for(flag: str, report):
+    report(0, 1, "waiting")
+    while not Path(flag).exists():
+        time.sleep(0.02)
+    return "released"
+'''
+
+
+def up(browser: httpx.Client, timeout: float = 30) -> str:
+    """The page, once the server answers: in development mode the reloader listens before its server starts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return browser.get("/").text
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the development server never answered"
+            time.sleep(0.1)
+
+
+def ended(browser: httpx.Client, task_id: int, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while 'class="task running"' in (row := browser.get(f"/tasks/{task_id}").text):
+        assert time.monotonic() < deadline, f"task {task_id} did not end"
+        time.sleep(0.1)
+    return row
+
+
+def test_editing_tools_in_development_mode_restarts_nothing(live_server, app_dir, tmp_path):
+    (app_dir / "tools" / "waits.py").write_text(textwrap.dedent(WAITS))
+    flag = tmp_path / "go"
+    with live_server(**{f"{ENV_PREFIX}_ENV": "dev"}) as url, httpx.Client(base_url=url, timeout=30) as browser:
+        up(browser)
+        reload_socket = connect(f"ws://{url.removeprefix('http://')}/live-reload")
+        row = browser.post("/tools/wait_for", data={"flag": str(flag)}).text
+        task_id = int(re.search(r'id="task-(\d+)"', row)[1])
+        (app_dir / "tools" / "fresh.py").write_text("def fresh_tool(name: str = 'x'):\n    return name\n")
+        (app_dir / "tools" / "waits.py").write_text(textwrap.dedent(WAITS) + "\n# edited\n")
+        checkpoints = app_dir / "tools" / ".ipynb_checkpoints"
+        checkpoints.mkdir()
+        (checkpoints / "waits-checkpoint.py").write_text("autosaved = True\n")
+        time.sleep(2)  # uvicorn's watcher polls; a restart would have begun by now
+        assert "/tools/fresh_tool" in browser.get("/").text
+        flag.touch()
+        assert 'class="task done"' in ended(browser, task_id)
+        reload_socket.ping().wait(5)  # the page's reload socket is still open: the page never reloaded
+        reload_socket.close()
+    log = (app_dir / "server.log").read_text()
+    assert "Reloading" not in log and "detected changes" not in log, log[-2000:]
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_a_page_that_closes_logs_nothing_and_the_favicon_is_there(live_server, app_dir):
+    with live_server(**{f"{ENV_PREFIX}_ENV": "dev"}) as url, httpx.Client(base_url=url) as browser:
+        page = up(browser)
+        assert 'rel="icon" href="/static/favicon.svg"' in page
+        icon = browser.get("/favicon.ico")
+        assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+        for _ in range(3):  # each page change closes the page's reload socket
+            connect(f"ws://{url.removeprefix('http://')}/live-reload").close()
+        time.sleep(0.5)
+    log = (app_dir / "server.log").read_text()
+    assert "Traceback" not in log and "/favicon.ico HTTP/1.1\" 404" not in log, log[-3000:]
+
+
+def test_a_port_already_taken_gets_one_line_naming_it_and_PORT(app_dir):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), f"{ENV_PREFIX}_ENV": "prod"}
+        result = subprocess.run([sys.executable, "server.py"], cwd=app_dir, env=env, capture_output=True, text=True,
+                                timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert f"port {port}" in line and f"PORT={port + 1}" in line
