@@ -98,3 +98,36 @@ def test_new_then_scripts_run_serves_the_app_without_nix(tmp_path: Path, hide_uv
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
+
+
+def readme_first_command() -> str:
+    """The first shell block under the README's Quick start heading, as a user copies it."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Quick start", 1)[1]
+    return section.split("```sh\n", 1)[1].split("\n```", 1)[0]
+
+
+def test_the_readme_first_command_works_as_written_from_a_fresh_home(tmp_path: Path) -> None:
+    """As a new user runs it: from the checkout, with a home of its own, no flakewright installed, the CLI in a
+    venv, the app rendered outside the checkout."""
+    home = tmp_path / "home"
+    home.mkdir()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3").symlink_to(sys.executable)
+    port = free_port()
+    cache = Path(os.environ.get("PIP_CACHE_DIR", Path.home() / ".cache" / "pip"))  # downloads once per machine
+    env = {**os.environ, "HOME": str(home), "PATH": os.pathsep.join([str(bindir), "/usr/bin", "/bin"]),
+           "PORT": str(port), "PIP_CACHE_DIR": str(cache), **PIP_NO_COMPILING}
+    env.pop("VIRTUAL_ENV", None)
+    proc = subprocess.Popen(["bash", "-c", readme_first_command()], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        page = wait_for_page(f"http://127.0.0.1:{port}/", proc, timeout=600)
+        assert "<title>My Pipulate</title>" in page
+        assert (home / "my-pipulate" / "data" / "my-pipulate.db").is_file()
+        assert not (REPO / "my-pipulate").exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
