@@ -277,8 +277,9 @@ profiles, Profile = table("profiles", id=int, name=str)
 todos, Todo = table("todos", id=int, profile_id=int, title=str, done=bool, priority=float)
 INDEXES.append("CREATE INDEX IF NOT EXISTS todos_in_order ON todos (profile_id, priority, id)")
 # kind is "tool:<name>" for a tool's run, whose params (JSON) let it run again.
+# started and ended are Unix times; a task a stopped server left running has no end.
 tasks, Task = table("tasks", id=int, profile_id=int, tab=str, title=str, status=str, done=int, total=int, log=str,
-                    result=str, kind=str, params=str)
+                    result=str, kind=str, params=str, started=float, ended=float)
 task_lines, TaskLine = table("task_lines", pk=("task_id", "n"), task_id=int, n=int, line=str)
 
 
@@ -774,17 +775,39 @@ def TaskRow(task: Task):
     swap = dict(hx_target=f"#{own}", hx_swap="outerHTML")
     poll = dict(hx_get=f"/tasks/{task.id}", hx_trigger="every 2s", **swap) if running else {}
     count = Span(f"{task.done}/{task.total}", id=dom_id(task.id, "count"))
+    starting = running and not (task.total or task.done or task.log)  # a notebook's kernel may take a while
     again = Button("Run again", hx_post=f"/tasks/{task.id}/again", hx_target="#task-list", hx_swap="afterbegin",
                    cls="outline") if not running and task.kind.startswith("tool:") else ""
     full_log = A("Full log", href=f"/tasks/{task.id}/log", target="_blank") if not running and task.log else ""
     return Article(
-        Header(Strong(task.title), " ", Small(f"{task.status} · ", count),
+        Header(Strong(task.title), " ", Small(f"{'starting' if starting else task.status} · ", count, when(task)),
                Button("Cancel", hx_post=f"/tasks/{task.id}/cancel", cls="secondary", **swap) if running else again),
+        Inputs(task.params) if task.params else "",
         Progress(value=task.done, max=task.total or 1, id=dom_id(task.id, "bar")),
         Pre(task.log, id=dom_id(task.id, "log")),
         full_log,
         Div(NotStr(task.result), cls="result") if task.result else "",
         id=own, cls=f"task {task.status}", **poll)
+
+
+def when(task: Task) -> str:
+    """' · started 2026-05-01 14:03:05 · took 2.4 s', as far as the row knows."""
+    if not task.started:
+        return ""
+    text = f" · started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(task.started))}"
+    return f"{text} · took {task.ended - task.started:,.1f} s" if task.ended else text
+
+
+def Inputs(params: str):
+    """What a run was given, so that two runs of one tool tell apart: an upload by the name it was sent with."""
+    shown = []
+    for name, value in json.loads(params).items():
+        if isinstance(value, str) and is_upload(value):
+            value = Path(value).name.partition("-")[2]
+        text = ", ".join(map(str, value)) if isinstance(value, list) else "" if value is None else str(value)
+        if text:
+                shown.append(f"{name.replace('_', ' ')}: {text if len(text) <= 80 else text[:79] + '…'}")
+    return P(Small(" · ".join(shown)), cls="inputs")
 
 
 def UnknownTask(task_id: int):
@@ -1155,7 +1178,7 @@ def new_task(req, *, title: str, kind: str = "", params: dict | None = None) -> 
     the table's schema three times first, and 500 tabs starting tasks at once waited on that."""
     row = dict(profile_id=current_profile(req.session).id, tab=req.headers.get("x-tab", ""), title=scrub(title),
                status="running", done=0, total=0, log="", result="", kind=kind,
-               params="" if params is None else json.dumps(params))
+               params="" if params is None else json.dumps(params), started=time.time(), ended=None)
     task_id = db.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) RETURNING id",
                          list(row.values())).fetchone()[0]
     return Task(id=task_id, **row)
@@ -1203,8 +1226,11 @@ def save_tasks(batch: list[tuple[tuple, int, list[str]]]) -> None:
         db.conn.executemany("INSERT OR IGNORE INTO task_lines (task_id, n, line) "
                             "SELECT ?, ? + key, value FROM json_each(?)",
                             [(row[-1], first, json.dumps(lines)) for row, first, lines in batch if lines])
-        # A plain UPDATE: fastlite's update re-reads the table schema on every call.
-        db.conn.executemany("UPDATE tasks SET status = ?, done = ?, total = ?, log = ?, result = ? WHERE id = ?",
+        # A plain UPDATE: fastlite's update re-reads the table schema on every call. A task's end is when its
+        # final row is written, in the database's clock: the row carries no time of its own.
+        db.conn.executemany("UPDATE tasks SET status = ?1, done = ?2, total = ?3, log = ?4, result = ?5, "
+                            "ended = CASE WHEN ?1 = 'running' THEN NULL "
+                            "ELSE coalesce(ended, (julianday('now') - 2440587.5) * 86400) END WHERE id = ?6",
                             [row for row, _, _ in batch])
 
 
@@ -1375,7 +1401,8 @@ class Run:
         if self.timer:
             self.timer.cancel()
         self.push()
-        self.task = replace(self.task, log="".join(self.tail), **outcome)  # what a poll or Cancel shows meanwhile
+        # What a poll or Cancel shows meanwhile, and the final frame
+        self.task = replace(self.task, log="".join(self.tail), ended=time.time(), **outcome)
         await SAVER.save(self)
         RUNS.pop(self.task.id)
         if tab := TABS.get(self.task.tab):

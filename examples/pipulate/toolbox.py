@@ -256,7 +256,16 @@ def import_problem(path: Path, error: BaseException) -> str:
     """"sales.py:12: NameError: name 'x' is not defined", at the deepest line of that file the error passed."""
     if isinstance(error, SyntaxError) and error.filename and Path(error.filename).resolve() == path.resolve():
         return f"{path.name}:{error.lineno}: SyntaxError: {error.msg}"
-    return f"{place(path, error.__traceback__) or path.name}: {one_line(error)}"
+    return f"{place(path, error.__traceback__) or path.name}: {one_line(error)}{install_hint(error)}"
+
+
+def install_hint(error: BaseException) -> str:
+    """For a module that is not installed, how to add it, by the command that exists here: `deps` in the Nix shell,
+    the script without it. (A package may be named otherwise than its module: PIL is pillow.)"""
+    if not isinstance(error, ModuleNotFoundError) or not error.name:
+        return ""
+    deps = "deps" if os.environ.get("IN_NIX_SHELL") else "./scripts/deps"
+    return f"; add it with: {deps} add {error.name.partition('.')[0]}"
 
 
 def place(path: Path, tb: types.TracebackType | None) -> str:
@@ -980,7 +989,7 @@ def failure(source: Path, error: BaseException) -> str:
         return f"{getattr(error, 'ename', 'Error')}: {' '.join(str(getattr(error, 'evalue', '')).split())} " \
                f"({source.name})"
     where = place(source, error.__traceback__)
-    return f"{one_line(error)} ({where})" if where else one_line(error)
+    return (f"{one_line(error)} ({where})" if where else one_line(error)) + install_hint(error)
 
 
 MAX_SOCKET_PATH = 103  # bytes in a Unix socket's path on macOS (107 on Linux)

@@ -107,8 +107,9 @@ def test_page_loads_every_asset_from_this_server(client, server):
     page = client.get("/").text
     links = re.findall(r'<(?:script|link|img)\b[^>]*\b(?:src|href)="([^"]*)"', page)  # what the page loads
     assert "://" not in page and all(link.startswith("/static/") for link in links), links
-    kinds = {".js": "javascript", ".css": "text/css"}
-    assert {link.rpartition("/")[2] for link in links} == {"htmx.min.js", "ws.js", "app.js", "pico.min.css", "app.css"}
+    kinds = {".js": "javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+    assert {link.rpartition("/")[2] for link in links} == {"htmx.min.js", "ws.js", "app.js", "pico.min.css", "app.css",
+                                                           "favicon.svg"}
     for link in links:
         response = client.get(link)
         assert response.status_code == 200 and kinds[link[link.rindex("."):]] in response.headers["content-type"]

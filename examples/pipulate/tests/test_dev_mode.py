@@ -2,6 +2,7 @@
 the small things a server log or a browser notices (a page that closes, the favicon, a port already taken)."""
 from __future__ import annotations
 
+import html
 import os
 import re
 import socket
@@ -93,3 +94,19 @@ def test_a_port_already_taken_gets_one_line_naming_it_and_PORT(app_dir):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert f"port {port}" in line and f"PORT={port + 1}" in line
+
+
+def test_a_module_that_is_not_installed_names_the_command_that_adds_it(client, app_dir, monkeypatch):
+    (app_dir / "tools" / "needs.py").write_text("import not_installed_here.sub\n\n\ndef needs():\n    return 1\n")
+    (app_dir / "tools" / "later.py").write_text("def later():\n    import also_missing\n")
+    monkeypatch.delenv("IN_NIX_SHELL", raising=False)
+    page = html.unescape(client.get("/").text)
+    assert "needs.py:1: ModuleNotFoundError: No module named 'not_installed_here'; add it with: " \
+           "./scripts/deps add not_installed_here" in page
+    row = client.post("/tools/later", headers={"X-Tab": "t"}).text
+    task_id = int(re.search(r'id="task-(\d+)"', row)[1])
+    deadline = time.monotonic() + 60
+    while 'class="task running"' in (row := client.get(f"/tasks/{task_id}").text):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert "add it with: ./scripts/deps add also_missing" in row

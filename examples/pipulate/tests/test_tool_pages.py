@@ -12,6 +12,7 @@ import re
 import textwrap
 from pathlib import Path
 
+import apsw
 import pytest
 
 from conftest import LocalClient, open_page, receive_until
@@ -418,6 +419,45 @@ def test_run_again_checks_the_saved_answers_against_the_tool_as_it_is_now(client
     again = client.post(f"/tasks/{task_id_of(first)}/again", headers=headers).text
     assert "run the tool from its page" in again and not TASK_ID.search(again) and "not for the page" not in again
     assert len(server.tasks()) == runs and secret.stat().st_mtime == 1_000_000
+
+
+def test_a_runs_card_shows_its_inputs_and_when_it_ran(client, server, app_dir):
+    add_tool(app_dir, "every.py", EVERY_TYPE)
+    add_tool(app_dir, "waiting.py", WAITING)
+    headers = open_page(client)
+    data = {"text": "<b>bold</b>", "count": "3", "ratio": "1", "day": "2026-01-02", "names": "x\ny"}
+    row = run(client, server, headers, "echo", data, files={"data": ("sales 2024.csv", b"kept")})
+    inputs = re.search(r'<p class="inputs">\s*<small>(.*?)</small>', row)[1]
+    assert "text: &lt;b&gt;bold&lt;/b&gt; · count: 3 · " in inputs and "data: sales_2024.csv" in inputs
+    assert "names: x, y" in inputs and "<b>" not in inputs
+    assert "note:" not in inputs  # an answer left empty
+    assert re.search(r"done · <span[^>]*>0/0</span> · started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d · took [\d.,]+ s", row), row
+    fresh = client.post("/tools/forever", headers=headers).text
+    assert re.search(r"starting · <span[^>]*>0/0</span> · started ", fresh), fresh
+    client.post(f"/tasks/{task_id_of(fresh)}/cancel", headers=headers)
+    ended(client, server, task_id_of(fresh), headers)
+
+
+def test_a_database_an_older_version_made_is_migrated_and_keeps_its_runs(app_dir, request):
+    data = app_dir / "data"
+    data.mkdir()
+    db_name = next(app_dir.glob("tools/__init__.py")).read_text().split('"data" / "', 1)[1].split('"', 1)[0]
+    conn = apsw.Connection(str(data / db_name))
+    conn.execute("CREATE TABLE [profiles] ([id] INTEGER PRIMARY KEY, [name] TEXT)")
+    conn.execute("CREATE TABLE [tasks] ([id] INTEGER PRIMARY KEY, [profile_id] INTEGER, [tab] TEXT, [title] TEXT, "
+                 "[status] TEXT, [done] INTEGER, [total] INTEGER, [log] TEXT, [result] TEXT, [kind] TEXT, [params] TEXT)")
+    conn.execute("INSERT INTO profiles VALUES (1, 'Default'), (2, 'Deleted later')")
+    conn.execute("INSERT INTO tasks VALUES (7, 1, '', 'Old run', 'done', 1, 1, '', 'old result', '', '')")
+    conn.execute("DELETE FROM profiles WHERE id = 2")
+    conn.close()
+    server = request.getfixturevalue("server")
+    client = request.getfixturevalue("client")
+    headers = open_page(client)
+    assert "old result" in client.get("/tasks/7", headers=headers).text
+    client.post("/profiles", data={"name": "New"}, headers=headers)
+    assert [profile.id for profile in server.profiles(order_by="id")] == [1, 2]  # 2 was free: ids go on from 1
+    row = server.db.execute("SELECT sql FROM sqlite_master WHERE name = 'tasks'").fetchall()[0][0]
+    assert "AUTOINCREMENT" in row and "[started]" in row and "[ended]" in row
 
 
 def test_a_deleted_profile_takes_its_runs_uploads_and_outputs_and_its_ids_reach_nothing(client, server, app_dir):
