@@ -23,6 +23,7 @@ from typing import Literal
 
 from ._errors import ExitCode, FlakewrightError, Interrupted
 from ._landing import LANDED
+from ._pristine import shared_renders
 
 Kind = Literal["done", "refused", "interrupted", "landed", "failed"]
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -47,8 +48,15 @@ def run_each(
     """Run ``work(path)`` for each path, ``jobs`` at a time; ``on_done`` as each ends, in the order they end.
 
     Returns each path's outcome (None: never started) and, when a signal stopped the run, the paths that were
-    running then (else None).
+    running then (else None). The repos share their pristine renders (see ``shared_renders``).
     """
+    with shared_renders():
+        return _run_each(paths, work, jobs=jobs, on_done=on_done)
+
+
+def _run_each(
+    paths: list[Path], work: Callable[[Path], object], *, jobs: int, on_done: Callable[[Outcome], None]
+) -> tuple[list[Outcome | None], list[Path] | None]:
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     outcomes: list[Outcome | None] = [None] * len(paths)
     running: dict[Connection, tuple[int, multiprocessing.process.BaseProcess]] = {}
