@@ -53,7 +53,7 @@ def test_web_variants_ship_the_upstream_browser_assets_byte_for_byte(render, var
     assets = UPSTREAM_ASSETS if variant in WEB else {}
     static = render(variant) / "static"
     shipped = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in static.glob("*")}
-    own = ("app.css", "app.js", "live-reload.js")  # the page's own stylesheet and scripts, beside the upstream files
+    own = ("app.css", "app.js", "live-reload.js", "favicon.svg")  # the page's own files, beside the upstream ones
     assert {name: digest for name, digest in shipped.items() if name not in own} == assets
     assert all((name in shipped) == bool(assets) for name in own)
 
