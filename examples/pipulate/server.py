@@ -1213,8 +1213,10 @@ def result_html(result) -> str:
         return to_xml(Pre(repr(result)))
 
 
-def failed(message: str) -> dict:
-    return dict(status="failed", result=scrub(html.escape(f"Failed: {message}")))
+def failed(message: str, shown: str = "") -> dict:
+    """A failed task's row: its one line, then what the run showed before it failed (a notebook's outputs up to the
+    failing cell and the executed notebook: HTML toolbox made safe)."""
+    return dict(status="failed", result=scrub(html.escape(f"Failed: {message}") + shown))
 
 
 def save_tasks(batch: list[tuple[tuple, int, list[str]]]) -> None:
@@ -1384,7 +1386,7 @@ class Run:
                 dict(status="cancelled", result="Cancelled.") if self.cancelled else \
                 dict(status="interrupted", result=INTERRUPTED)
         except toolbox.ToolFailed as error:  # its traceback is in the log already
-            outcome = failed(str(error))
+            outcome = failed(str(error), error.shown)
         except Exception as error:
             log.exception("task %s (%s) failed", self.task.id, self.task.title)
             outcome = failed(str(error) or type(error).__name__)

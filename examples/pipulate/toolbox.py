@@ -2,12 +2,12 @@
 
 discover() reads tools/ into Tool descriptions (or Broken cards), parse() checks a submitted form against a Tool,
 run_tool() runs one in a fresh child process and returns its result as an HTML fragment, render_result() turns a
-value into that fragment. Only the standard library is imported here: the child process imports this module before
-anything else, and pandas, matplotlib or nbclient are imported only when a result or a notebook needs them.
+value into that fragment. Notebooks are toolbox_notebooks.py's, imported only for one. Only the standard library is
+imported here: the child process imports this module before anything else, and pandas, matplotlib, nbclient or nh3 are
+imported only when a result or a notebook needs them.
 """
 from __future__ import annotations
 
-import ast
 import asyncio
 import datetime
 import enum
@@ -60,7 +60,13 @@ class Cancelled(BaseException):
 
 
 class ToolFailed(Exception):
-    """A run that ended in an error; the message is one line naming the error and the line of the tool's file."""
+    """A run that ended in an error; the message is one line naming the error and the line of the tool's file.
+    `shown` is the HTML of what the run showed before it failed (a notebook's outputs up to the failing cell, and
+    the executed notebook), or ''."""
+
+    def __init__(self, message: str, shown: str = ""):
+        super().__init__(message)
+        self.shown = shown
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -393,70 +399,9 @@ def docstring(doc: str) -> tuple[str, dict[str, str]]:
 def notebook_tool(path: Path, jupyter: bool) -> tuple[list[Tool], list[Broken]]:
     if not jupyter:
         return [], [Broken(source=path, problem=f"{path.name}: {NEED_JUPYTER}")]
-    try:
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        return [], [Broken(source=path, problem=f"{path.name}: not a readable notebook ({one_line(error)})")]
-    index = parameters_cell(cells)
-    if index is None:
-        return [], [Broken(source=path, problem=f"{path.name}: no cell is tagged parameters; tag the cell that "
-                                                "holds the inputs (in JupyterLab: the gear icon, Add Tag)")]
-    source = cell_text(cells[index])
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as error:
-        return [], [Broken(source=path, problem=f"{path.name}: the parameters cell, line {error.lineno}: "
-                                                f"SyntaxError: {error.msg}")]
-    source_lines = source.splitlines()
-    fields = []
-    for node in tree.body:
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
-            node.target if isinstance(node, ast.AnnAssign) and node.value else None
-        if not isinstance(target, ast.Name):
-            continue
-        try:
-            value = ast.literal_eval(node.value)
-        except ValueError:
-            continue
-        kind = literal_kind(value)
-        if kind is None:
-            return [], [Broken(source=path, problem=f"{path.name}: parameter {target.id} = {value!r} is not "
-                                                    "supported; use a str, int, float, bool, None or list of str")]
-        rest = source_lines[node.end_lineno - 1][node.end_col_offset:].strip()
-        fields.append(Field(name=target.id, label=label(target.id), kind=kind, default=value, required=False,
-                            choices=(), help=rest[1:].strip() if rest.startswith("#") else ""))
-    name = re.sub(r"\W", "_", path.stem.lower(), flags=re.ASCII)
-    name = f"notebook_{name}" if name[0].isdigit() else name
-    return [Tool(name=name, title=label(path.stem), help=notebook_help(cells), source=path, fields=tuple(fields),
-                 notebook=True)], []
+    import toolbox_notebooks
 
-
-def parameters_cell(cells: list) -> int | None:
-    return next((index for index, cell in enumerate(cells) if cell.get("cell_type") == "code"
-                 and "parameters" in cell.get("metadata", {}).get("tags", ())), None)
-
-
-def cell_text(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
-def literal_kind(value) -> str | None:
-    if value is None:
-        return "text"
-    if isinstance(value, list):
-        return "lines" if all(isinstance(item, str) for item in value) else None
-    return KINDS[type(value)] if type(value) in (str, int, float, bool) else None
-
-
-def notebook_help(cells: list) -> str:
-    """The first paragraph of the first markdown cell that is not just a heading."""
-    for cell in cells:
-        if cell.get("cell_type") == "markdown":
-            for paragraph in cell_text(cell).split("\n\n"):
-                if (text := paragraph.strip()) and not text.startswith("#"):
-                    return " ".join(text.split())
-    return ""
+    return toolbox_notebooks.notebook_tool(path)
 
 
 TRUE, FALSE = {"on", "true", "1", "yes"}, {"", "off", "false", "0", "no"}
@@ -624,7 +569,7 @@ async def follow(inbox: asyncio.Queue, report, child: subprocess.Popen, tool: To
             return rest[0]
         elif kind == "failed":
             log.error("tool %s failed:\n%s", tool.name, rest[1])
-            raise ToolFailed(rest[0])
+            raise ToolFailed(rest[0], rest[2])
     code = await asyncio.to_thread(child.wait)
     how = f"was stopped by signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
     raise ToolFailed(f"the tool's process {how}")
@@ -934,7 +879,10 @@ def child_main(fd: int) -> None:
 
     try:
         if job["notebook"]:
-            result = run_notebook(source, job["params"], outputs, href, link, sockets=Path(job["sockets"]))
+            import toolbox_notebooks
+
+            result = toolbox_notebooks.run_notebook(source, job["params"], outputs, href, link,
+                                                    sockets=Path(job["sockets"]))
         else:
             value = call(source, job["name"], job["params"], link)
             printed.flush()
@@ -944,7 +892,8 @@ def child_main(fd: int) -> None:
         link.finish("cancelled")
     except BaseException as error:
         printed.flush()
-        link.finish("failed", failure(source, error), "".join(traceback.format_exception(error)))
+        message, shown = (str(error), error.shown) if isinstance(error, ToolFailed) else (failure(source, error), "")
+        link.finish("failed", message, "".join(traceback.format_exception(error)), shown)
     else:
         printed.flush()
         link.finish("done", result)
@@ -1018,70 +967,6 @@ def holds_sockets(folder: str) -> bool:
     return True
 
 
-def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str], str], link: Link, *,
-                 sockets: Path) -> str:
-    """Execute the notebook with the answers in a cell after the parameters cell, as papermill does, its kernel
-    listening in the private folder `sockets`; the last code cell's output and the executed notebook as a
-    download."""
-    import nbformat
-    from nbclient import NotebookClient
-    from traitlets.config import Config
-
-    notebook = nbformat.read(source, as_version=4)
-    index = parameters_cell(notebook.cells)
-    answers = "\n".join(f"{name} = {value!r}" for name, value in params.items() if name.isidentifier())
-    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(
-        f"# Parameters\n{answers}", metadata={"tags": ["injected-parameters"]}))
-    code = [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source.parent.parent),
-                                                             os.environ.get("PYTHONPATH")]))
-    ran = 0
-
-    def executed(cell, cell_index, execute_reply):
-        nonlocal ran
-        ran += 1
-        link.report(ran, len(code), f"cell {ran} of {len(code)} done")
-
-    def started(notebook):
-        lower_session_priority(client.km.provisioner.pid)
-
-    # Unix sockets, not TCP ports: a port is chosen free and bound only later by the kernel, so another program
-    # can take it in between and the run fails.
-    # The kernel has nothing to save: stopping it at once makes the end of a run, and Cancel, quicker.
-    kernel = Config(KernelManager=dict(transport="ipc", ip=str(sockets / "ipc"),
-                                       connection_file=str(sockets / "kernel.json")))
-    client = NotebookClient(notebook, kernel_name="python3", config=kernel, timeout=None, shutdown_kernel="immediate",
-                            resources={"metadata": {"path": str(outputs)}}, on_notebook_start=started,
-                            on_cell_executed=executed)
-    try:
-        client.execute()
-    finally:  # named once it has run: the notebook may have written a file of that name
-        saved = unique(outputs, f"{source.stem}.ipynb")
-        with open(saved, "x", encoding="utf-8", opener=owner_only) as file:
-            nbformat.write(notebook, file)
-    shown = cell_output(code[-1], outputs, href, source.stem) if code else "Done."
-    return f"{shown}<p>{link_to(saved, href)}</p>"
-
-
-def cell_output(cell, outputs: Path, href: Callable[[str], str], stem: str) -> str:
-    """A cell's last displayed output: an image as one, anything else as its text (cut at MAX_TEXT, as a function's
-    is). The kernel's HTML is never passed on, since a notebook's output can hold any markup."""
-    import base64
-
-    for output in reversed(cell.get("outputs", [])):
-        data = output.get("data", {})
-        if "image/png" in data:
-            path = unique(outputs, f"{stem}.png")
-            with open(path, "xb", opener=owner_only) as file:
-                file.write(base64.b64decode(data["image/png"]))
-            return f'<img src="{html.escape(href(path.name))}" alt="{html.escape(stem)}">'
-        if "text/plain" in data:
-            return long_text(cell_text({"source": data["text/plain"]}), outputs, href, stem)
-        if output.get("output_type") == "stream":
-            return long_text(cell_text({"source": output.get("text", "")}), outputs, href, stem)
-    return "Done."
-
-
 def render_result(value, outputs: Path, download_url: Callable[[str], str], *, name: str = "result") -> str:
     """The value as an HTML fragment, writing any file it needs (a DataFrame's CSV, a figure's PNG) to `outputs`
     under `name`. Never raises: finished work is never marked failed because of how it is shown. Every part is
@@ -1114,12 +999,15 @@ def rendered(value, outputs: Path, download_url: Callable[[str], str], name: str
     if pandas and isinstance(value, (pandas.DataFrame, pandas.Series)):
         return frame_result(value.to_frame() if isinstance(value, pandas.Series) else value, outputs,
                             download_url, name)
-    figure = sys.modules.get("matplotlib.figure")
-    if figure and isinstance(value, figure.Figure):
-        path = unique(outputs, f"{name}.png")
-        with open(path, "xb", opener=owner_only) as file:
-            value.savefig(file, format="png", bbox_inches="tight")
-        return f'<img src="{html.escape(download_url(path.name))}" alt="{html.escape(name)}">'
+    if is_styler(value):  # its formatted text as the table, its data as the CSV
+        return frame_result(value.data, outputs, download_url, name, table=sanitized(
+            value.to_html(max_rows=TABLE_ROWS, max_columns=TABLE_COLUMNS)))
+    if (figure := figure_of(value)) is not None:
+        return chart(figure, outputs, download_url, name)
+    if is_plotly(value):
+        return plotly_result(value, outputs, download_url, name)
+    if several_results(value):
+        return several(value, outputs, download_url, name)
     if isinstance(value, (dict, list, tuple)):
         try:
             text = json.dumps(value, indent=2, ensure_ascii=False)
@@ -1127,6 +1015,101 @@ def rendered(value, outputs: Path, download_url: Callable[[str], str], name: str
             text = safe_repr(value)
         return long_text(text, outputs, download_url, name, pre=True)
     return long_text(safe_repr(value), outputs, download_url, name, pre=True)
+
+
+def rich(value) -> bool:
+    """Whether the value shows as more than text: a table, a chart, a download or a component."""
+    pandas = sys.modules.get("pandas")
+    return bool(pandas and isinstance(value, (pandas.DataFrame, pandas.Series)) or is_styler(value)
+                or figure_of(value) is not None or is_plotly(value) or isinstance(value, PurePath)
+                or hasattr(value, "__ft__"))
+
+
+def figure_of(value):
+    """The matplotlib Figure the value draws: a Figure, an Axes (what df.plot() returns), an array of them
+    (subplots), or a grid holding one as .figure or .fig (seaborn's); else None."""
+    figure = sys.modules.get("matplotlib.figure")
+    if figure is None:
+        return None
+    if type(value).__module__ == "numpy" and getattr(value, "dtype", None) == object and value.size:
+        value = value.flat[0]
+    for candidate in (value, getattr(value, "figure", None), getattr(value, "fig", None)):
+        if isinstance(candidate, figure.Figure):
+            return candidate
+    return None
+
+
+def is_styler(value) -> bool:
+    style = sys.modules.get("pandas.io.formats.style")
+    return bool(style and isinstance(value, style.Styler))
+
+
+def is_plotly(value) -> bool:
+    figures = sys.modules.get("plotly.basedatatypes")
+    return bool(figures and isinstance(value, figures.BaseFigure))
+
+
+def chart(figure, outputs: Path, download_url: Callable[[str], str], name: str) -> str:
+    path = unique(outputs, f"{name}.png")
+    with open(path, "xb", opener=owner_only) as file:
+        figure.savefig(file, format="png", bbox_inches="tight")
+    return image_html(path, download_url, name)
+
+
+def image_html(path: Path, download_url: Callable[[str], str], name: str) -> str:
+    return f'<img src="{html.escape(download_url(path.name))}" alt="{html.escape(name)}">'
+
+
+def plotly_result(figure, outputs: Path, download_url: Callable[[str], str], name: str) -> str:
+    """A plotly figure as a PNG when kaleido is there to draw one. Otherwise the interactive chart as a page to
+    download and open: its HTML runs inline script, which the app's pages refuse (their CSP)."""
+    try:
+        image = figure.to_image(format="png")
+    except Exception:  # no kaleido, or no browser for it
+        path = unique(outputs, f"{name}.html")
+        with open(path, "x", encoding="utf-8", opener=owner_only) as file:
+            figure.write_html(file, include_plotlyjs=True)
+        return f"<p>A plotly chart, to open in your browser: {link_to(path, download_url)} (to draw it here " \
+               "instead, add the kaleido package)</p>"
+    path = unique(outputs, f"{name}.png")
+    with open(path, "xb", opener=owner_only) as file:
+        file.write(image)
+    return image_html(path, download_url, name)
+
+
+MAX_PARTS = 20  # items of a list, tuple or dict shown as results of their own; a longer one is JSON
+
+
+def several_results(value) -> bool:
+    """Whether the value is a few results at once: a short list, tuple or dict holding a rich() one."""
+    return isinstance(value, (dict, list, tuple)) and len(value) <= MAX_PARTS and any(map(rich, parts(value).values()))
+
+
+def parts(value: dict | list | tuple) -> dict[str, object]:
+    """A list's or tuple's items by their number from 1, a dict's by their key."""
+    return {str(key): item for key, item in (value.items() if isinstance(value, dict) else enumerate(value, 1))}
+
+
+def several(value: dict | list | tuple, outputs: Path, download_url: Callable[[str], str], name: str) -> str:
+    """Each item as a result of its own, in order (a dict's under its key); a chart drawn by an earlier item (the
+    lines plt.plot() returns share one) is not drawn again."""
+    shown, drawn = [], set()
+    for key, item in parts(value).items():
+        if (figure := figure_of(item)) is not None:
+            if id(figure) in drawn:
+                continue
+            drawn.add(id(figure))
+        heading = f"<h4>{html.escape(key)}</h4>" if isinstance(value, dict) else ""
+        shown.append(heading + rendered(item, outputs, download_url, f"{name}-{key}"))
+    return "".join(f"<div>{part}</div>" for part in shown)
+
+
+def sanitized(markup: str) -> str:
+    """HTML from a notebook or a library (a pandas Styler's) with only what is safe in the page: nh3 keeps text,
+    tables and formatting, and drops scripts, styles, event handlers and any attribute that could run code."""
+    import nh3
+
+    return nh3.clean(markup)
 
 
 MAX_HTML = 8 * MAX_TEXT  # characters of a result's HTML: MAX_TEXT characters escaped fit; a bigger one is a file
@@ -1261,29 +1244,45 @@ TABLE_COLUMNS = 25  # columns of a DataFrame shown in the table; all of them are
 MAX_CELL = 100  # characters of a table cell shown; all of it is in the CSV
 
 
-def frame_result(frame, outputs: Path, download_url: Callable[[str], str], name: str) -> str:
-    """'N rows × M columns', the first rows and columns as a table and the whole frame as a CSV download."""
+def frame_result(frame, outputs: Path, download_url: Callable[[str], str], name: str, *, table: str = "") -> str:
+    """'N rows × M columns', the first rows and columns as a table (or `table`, already made) and the whole frame
+    as a CSV download."""
     pandas = sys.modules["pandas"]
     path = unique(outputs, f"{name}.csv")
     index = not isinstance(frame.index, pandas.RangeIndex)
     with open(path, "x", encoding="utf-8", newline="", opener=owner_only) as file:
         spreadsheet_frame(frame, index=index).to_csv(file, index=index)
     rows, columns = frame.shape
-    head = frame.iloc[:TABLE_ROWS, :TABLE_COLUMNS]
-
-    def cell(tag: str, value) -> str:
-        text = str(value)
-        return f"<{tag}>{html.escape(text if len(text) <= MAX_CELL else text[:MAX_CELL] + '…')}</{tag}>"
-
-    header = "".join(cell("th", column) for column in ["", *head.columns])
-    body = "".join("<tr>" + cell("th", index) + "".join(cell("td", value) for value in row) + "</tr>"
-                   for index, row in zip(head.index, head.itertuples(index=False, name=None)))
     if columns > TABLE_COLUMNS:
         more = f"; the first {f'{TABLE_ROWS} rows and ' if rows > TABLE_ROWS else ''}{TABLE_COLUMNS} columns shown"
     else:
         more = f"; the first {TABLE_ROWS} shown" if rows > TABLE_ROWS else ""
     return (f"<p>{rows:,} rows × {columns:,} columns{more}. {link_to(path, download_url)}</p>"
-            f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>")
+            f"{table or table_html(frame.iloc[:TABLE_ROWS, :TABLE_COLUMNS])}")
+
+
+def table_html(head) -> str:
+    """The frame as a table: a header cell per index level (its name, if it has one) and per column, then its rows."""
+    def cell(tag: str, text: str) -> str:
+        return f"<{tag}>{html.escape(text if len(text) <= MAX_CELL else text[:MAX_CELL] + '…')}</{tag}>"
+
+    levels = [cell_texts(head.index.get_level_values(level)) for level in range(head.index.nlevels)]
+    columns = [cell_texts(head.iloc[:, number]) for number in range(head.shape[1])]
+    header = "".join(cell("th", "" if name is None else str(name)) for name in head.index.names) + \
+        "".join(cell("th", str(column)) for column in head.columns)
+    body = "".join("<tr>" + "".join(cell("th", text) for text in row[:len(levels)]) +
+                   "".join(cell("td", text) for text in row[len(levels):]) + "</tr>"
+                   for row in zip(*levels, *columns))
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def cell_texts(values) -> list[str]:
+    """A column's or index level's values as text; times that are all midnight as dates (2012-01-01, not
+    2012-01-01 00:00:00), as pandas shows them."""
+    column = sys.modules["pandas"].Series(values)
+    if column.dtype.kind == "M" and (known := column.dropna()).equals(known.dt.normalize()):
+        return column.dt.strftime("%Y-%m-%d").fillna("NaT").tolist()
+    return [str(value) for value in column]
 
 
 # OWASP's CSV injection list (=, +, -, @, tab, carriage return) plus line feed and NUL (ASVS 1.2.10). Spreadsheets

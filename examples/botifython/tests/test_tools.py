@@ -26,10 +26,11 @@ TOOL_SESSION = str(toolbox.NICENESS) if AUTOGROUP.exists() else "-"  # its sessi
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
-    """An app folder holding toolbox.py and an empty tools/ package, as a render has them."""
+    """An app folder holding toolbox.py, toolbox_notebooks.py and an empty tools/ package, as a render has them."""
     dest = tmp_path / "app"
     (dest / "tools").mkdir(parents=True)
-    shutil.copy(REPO / "toolbox.py", dest)
+    for name in ("toolbox.py", "toolbox_notebooks.py"):
+        shutil.copy(REPO / name, dest)
     shutil.copy(REPO / "tools" / "__init__.py", dest / "tools")
     return dest
 
@@ -199,7 +200,7 @@ def test_a_notebook_with_a_parameters_cell_is_a_tool_and_needs_jupyter(app):
              ("markdown", "# Monthly report\n\nSales of one month, by country.", []),
              ("code", "import pandas as pd", []),
              ("code", "month = 3  # which month\nname = 'all'\nratio = 0.5\nfull = False\ncountries = ['fr']\n"
-                      "nothing = None\nderived = month + 1", ["parameters"]))
+                      "nothing = None", ["parameters"]))
     notebook(app, "untagged.ipynb", ("code", "x = 1", []))
     tools, broken = toolbox.discover(app / "tools", jupyter=True)
     tool = tools["monthly_report"]
@@ -695,7 +696,7 @@ def test_a_notebook_tool_runs_with_its_answers_injected_after_the_parameters_cel
     assert errors == {}
     outputs = app / "data" / "outputs" / "4"
     result, reports = run(tool, params, outputs)
-    assert result == '50<p><a href="/tasks/1/files/report.ipynb" download>report.ipynb</a></p>'
+    assert result == '<pre>&lt;ab&gt;&lt;ab&gt;\n</pre>50<p><a href="/tasks/1/files/report.ipynb" download>report.ipynb</a></p>'
     assert reports[-1][:2] == (4, 4)  # the parameters cell, the injected one and the two after it
     import nbformat
 

@@ -44,10 +44,11 @@ SLEEPERS = '''
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
-    """An app folder holding toolbox.py and an empty tools/ package, as a render has them."""
+    """An app folder holding toolbox.py, toolbox_notebooks.py and an empty tools/ package, as a render has them."""
     dest = tmp_path / "app"
     (dest / "tools").mkdir(parents=True)
-    shutil.copy(REPO / "toolbox.py", dest)
+    for name in ("toolbox.py", "toolbox_notebooks.py"):
+        shutil.copy(REPO / name, dest)
     shutil.copy(REPO / "tools" / "__init__.py", dest / "tools")
     return dest
 
@@ -474,8 +475,8 @@ def test_after_kill_9_of_the_server_a_restart_ends_what_its_runs_left(live_serve
             task = started_run(browser, "sleepers")
             pids[:] = map(int, wait_for(outputs / str(task) / "pids").split())
             child, server = pids[:2]
-            notebook_task = started_run(browser, "kernel")
-            pids.append(kernel := int(wait_for(outputs / str(notebook_task) / "kernel-pid")))
+            started_run(browser, "kernel")
+            pids.append(kernel := int(wait_for(app_dir / "tools" / "kernel-pid")))  # a kernel works beside its notebook
             command = Path(f"/proc/{kernel}/cmdline").read_text().split("\0")
             sockets = Path(command[command.index("-f") + 1]).parent  # where its connection file is
             assert sockets.name.startswith("kernel-") and sockets.is_dir()
