@@ -12,16 +12,16 @@ from helpers import need
 
 
 class Terminal:
-    """One tmux window running ``args`` (via this interpreter's ``-m``), ``width`` columns wide."""
+    """One tmux window running ``args`` (via this interpreter's ``-m``), ``width`` columns by ``height`` rows."""
 
-    def __init__(self, *args: str | Path, width: int = 80, cwd: Path | None = None) -> None:
+    def __init__(self, *args: str | Path, width: int = 80, height: int = 30, cwd: Path | None = None) -> None:
         self.tmux = [need("tmux", why="drives an interactive prompt"), "-L", f"flakewright-test-{os.getpid()}"]
         command = " ".join(shlex.quote(str(a)) for a in (sys.executable, "-m", *args))
         env = " ".join(
             f"{key}={shlex.quote(os.environ[key])}" for key in ("PYTHONPATH", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL") if key in os.environ
         )
         shell = f"cd {shlex.quote(str(cwd or Path.cwd()))} && env {env} {command}; echo EXIT=$?; sleep 60"
-        subprocess.run([*self.tmux, "new-session", "-d", "-x", str(width), "-y", "30", shell], check=True)
+        subprocess.run([*self.tmux, "new-session", "-d", "-x", str(width), "-y", str(height), shell], check=True)
 
     def screen(self) -> str:
         return subprocess.run([*self.tmux, "capture-pane", "-p"], capture_output=True, text=True).stdout

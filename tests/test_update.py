@@ -280,7 +280,8 @@ def test_variant_change_on_a_terminal_asks_before_removing_files(released, answe
     from terminal import Terminal
 
     template, dest = released("pipulate")
-    with Terminal("flakewright", "update", dest, "-d", "variant=darwinix", width=100) as term:
+    # Tall enough for the list of what the new answers remove and the report after it.
+    with Terminal("flakewright", "update", dest, "-d", "variant=darwinix", width=100, height=100) as term:
         asked = term.wait_for("Remove them? [y/N]")
         assert "The new answers remove" in asked and "  server.py" in asked, asked
         term.type(answer, "Enter")
