@@ -270,11 +270,13 @@ def python(value) -> str:
 
 def value_cell(outputs: Path, href: Callable[[str], str], name: str) -> str:
     """The code of a last cell, added for the run and left out of the executed notebook, that shows the value of
-    the cell before it (IPython's Out) with show_value()."""
+    the cell before it (IPython's Out) with show_value(). That cell's number is len(In) - 2 (In holds a blank
+    entry, then every cell run so far, this one too): execution_count is that number on IPython 8 and one more on
+    IPython 9, which counts before it runs a cell."""
     before, after = href("NAME").rsplit("NAME", 1)
     return ("import toolbox_notebooks as _toolbox_notebooks\n"
-            "_toolbox_notebooks.show_value(get_ipython().history_manager.output_hist.get("
-            f"get_ipython().execution_count - 1), {str(outputs)!r}, {before!r}, {after!r}, {name!r})")
+            "_toolbox_notebooks.show_value(Out.get(len(In) - 2), "
+            f"{str(outputs)!r}, {before!r}, {after!r}, {name!r})")
 
 
 def show_value(value, outputs: str, before: str, after: str, name: str) -> None:

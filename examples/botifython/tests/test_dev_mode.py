@@ -53,20 +53,19 @@ def test_editing_tools_in_development_mode_restarts_nothing(live_server, app_dir
     flag = tmp_path / "go"
     with live_server(**{f"{ENV_PREFIX}_ENV": "dev"}) as url, httpx.Client(base_url=url, timeout=30) as browser:
         up(browser)
-        reload_socket = connect(f"ws://{url.removeprefix('http://')}/live-reload")
-        row = browser.post("/tools/wait_for", data={"flag": str(flag)}).text
-        task_id = int(re.search(r'id="task-(\d+)"', row)[1])
-        (app_dir / "tools" / "fresh.py").write_text("def fresh_tool(name: str = 'x'):\n    return name\n")
-        (app_dir / "tools" / "waits.py").write_text(textwrap.dedent(WAITS) + "\n# edited\n")
-        checkpoints = app_dir / "tools" / ".ipynb_checkpoints"
-        checkpoints.mkdir()
-        (checkpoints / "waits-checkpoint.py").write_text("autosaved = True\n")
-        time.sleep(2)  # uvicorn's watcher polls; a restart would have begun by now
-        assert "/tools/fresh_tool" in browser.get("/").text
-        flag.touch()
-        assert 'class="task done"' in ended(browser, task_id)
-        reload_socket.ping().wait(5)  # the page's reload socket is still open: the page never reloaded
-        reload_socket.close()
+        with connect(f"ws://{url.removeprefix('http://')}/live-reload") as reload_socket:
+            row = browser.post("/tools/wait_for", data={"flag": str(flag)}).text
+            task_id = int(re.search(r'id="task-(\d+)"', row)[1])
+            (app_dir / "tools" / "fresh.py").write_text("def fresh_tool(name: str = 'x'):\n    return name\n")
+            (app_dir / "tools" / "waits.py").write_text(textwrap.dedent(WAITS) + "\n# edited\n")
+            checkpoints = app_dir / "tools" / ".ipynb_checkpoints"
+            checkpoints.mkdir()
+            (checkpoints / "waits-checkpoint.py").write_text("autosaved = True\n")
+            time.sleep(2)  # uvicorn's watcher polls; a restart would have begun by now
+            assert "/tools/fresh_tool" in browser.get("/").text
+            flag.touch()
+            assert 'class="task done"' in ended(browser, task_id)
+            reload_socket.ping().wait(5)  # the page's reload socket is still open: the page never reloaded
     log = (app_dir / "server.log").read_text()
     assert "Reloading" not in log and "detected changes" not in log, log[-2000:]
     assert "Traceback" not in log, log[-3000:]
@@ -79,7 +78,8 @@ def test_a_page_that_closes_logs_nothing_and_the_favicon_is_there(live_server, a
         icon = browser.get("/favicon.ico")
         assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
         for _ in range(3):  # each page change closes the page's reload socket
-            connect(f"ws://{url.removeprefix('http://')}/live-reload").close()
+            with connect(f"ws://{url.removeprefix('http://')}/live-reload"):
+                pass
         time.sleep(0.5)
     log = (app_dir / "server.log").read_text()
     assert "Traceback" not in log and "/favicon.ico HTTP/1.1\" 404" not in log, log[-3000:]
