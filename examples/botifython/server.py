@@ -1744,13 +1744,10 @@ def form_text(value) -> str | list[str]:
 @rt.get("/tools/{name}")
 def tools_page(sess, bodykw, name: str):
     if not (tool := TOOLS.tool(name)):
-        # A file of that name that could not become a tool says why, as its card on the main page does.
-        why = next((problem.problem for problem in TOOLS.current()[1]
-                    if re.sub(r"\W", "_", problem.source.stem.lower(), flags=re.ASCII) == name), "")
-        text = f"{name} is not a tool until this is fixed: {why}" if why else \
-            f"There is no tool named {name}: the main page lists the tools there are."
-        return FtResponse(Page(bodykw, f"No tool {name} · {TITLE}", P(text, cls="error", role="alert"),
-                               Nav(A("← All tools", href="/"), cls="back")), status_code=404)
+        return FtResponse(Page(bodykw, f"No tool {name} · {TITLE}",
+                               P(f"There is no tool named {name}: the main page lists the tools there are.",
+                                 cls="error", role="alert"), Nav(A("← All tools", href="/"), cls="back")),
+                           status_code=404)
     return Page(bodykw, f"{tool.title} · {TITLE}", *ToolPage(tool, current_profile(sess)))
 
 

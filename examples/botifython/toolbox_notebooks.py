@@ -323,7 +323,7 @@ def cells_html(cells: list, value: str | None, outputs: Path, href: Callable[[st
                 part = output_html(output, outputs, href, stem)
             if size + len(part) > toolbox.MAX_HTML:
                 return "".join(shown) + "<p>The other outputs are in the executed notebook.</p>"
-            shown.append(part if part.startswith("<") else f"<p>{part}</p>")  # one-line text stands on its own
+            shown.append(part)
             size += len(part)
     return "".join(shown)
 

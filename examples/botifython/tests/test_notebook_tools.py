@@ -5,7 +5,6 @@ the failing cell."""
 from __future__ import annotations
 
 import asyncio
-import html
 import io
 import json
 import re
@@ -297,17 +296,6 @@ def test_a_failed_run_shows_the_outputs_up_to_the_failing_cell_the_error_and_the
     assert error.shown.endswith('<p><a href="/tasks/1/files/bad.ipynb" download>bad.ipynb</a></p>'), error.shown
 
 
-def test_one_line_outputs_each_stand_on_their_own(app):
-    notebook(app / "tools" / "lines.ipynb",
-             ("code", "x = 1", ["parameters"]),
-             ("code", "x + 1", []),
-             ("code", "x + 2", []),
-             ("code", "print('done')", []))
-    tool = toolbox.discover(app / "tools", jupyter=True)[0]["lines"]
-    shown = run(tool, {"x": 1}, app / "data" / "outputs" / "1")
-    assert "<p>2</p><p>3</p>" in shown, shown
-
-
 # --- notebook tools: through the app ---------------------------------------------------------------------------
 
 DONE_WHEN = [
@@ -356,13 +344,6 @@ def test_a_real_notebook_runs_from_its_form_with_its_default_file_or_an_upload(c
     assert f"{len(totals)} rows × 2 columns" in shown
     csv = re.search(r'href="(/tasks/\d+/files/orders\.csv)" download', shown)[1]
     assert pd.read_csv(io.StringIO(client.get(csv, headers=headers).text)).values.tolist() == totals
-
-
-def test_a_broken_notebooks_page_says_why_it_is_not_a_tool(client, app_dir):
-    notebook(app_dir / "tools" / "Odd Name.ipynb", ("code", "%matplotlib inline\nx = 1", ["parameters"]))
-    page = client.get("/tools/odd_name")
-    assert page.status_code == 404 and "odd_name is not a tool until this is fixed: Odd Name.ipynb" in \
-        html.unescape(page.text) and "magic" in page.text, page.text
 
 
 def test_a_failed_notebooks_row_shows_its_outputs_and_its_executed_notebook(client, server, app_dir):
