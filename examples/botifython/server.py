@@ -1246,12 +1246,8 @@ def save_each(runs: list, batch: list) -> list[tuple]:
         except Exception as error:
             refused.append((run, error))
             with suppress(Exception):
-                save_tasks([(("failed", 0, 0, "", html.escape(f"Failed: {one_line(error)}"), row[-1]), first, [])])
+                save_tasks([(("failed", 0, 0, "", html.escape(f"Failed: {toolbox.one_line(error)}"), row[-1]), first, [])])
     return refused
-
-
-def one_line(error: Exception) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())[:300]
 
 
 class Saver:
@@ -1308,7 +1304,7 @@ class Saver:
         except Exception as error:  # a row the database refuses: each alone, so it holds back no other task
             log.error("saving task progress failed; saving each task alone", exc_info=error)
             for run, refused in await asyncio.to_thread(save_each, runs, batch):
-                run.fail(f"its progress could not be saved ({one_line(refused)})")
+                run.fail(f"its progress could not be saved ({toolbox.one_line(refused)})")
         for written in ended:
             if not written.done():  # its task was cancelled while it waited
                 written.set_result(None)
