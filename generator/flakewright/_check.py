@@ -4,16 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._answers import read_answers
 from ._bundle import offline_stand_in
 from ._console import status
-from ._copier import update_data
-from ._errors import ExitCode, copier_errors
+from ._derived import DerivedRepo
+from ._errors import ExitCode
 from ._git import git
-from ._pristine import differing_files, pristine_render
+from ._pristine import differing_files
 from ._renames import renames
-from ._source import redirected_source
-from ._update import repo_root, template_releases
+from ._template import TemplateSource
 
 UP_TO_DATE = ExitCode.OK
 UPDATE_AVAILABLE = ExitCode.UPDATE_AVAILABLE
@@ -46,37 +44,18 @@ class CheckResult:
 
 def check(*, dest: Path | str = ".", template: str | None = None) -> CheckResult:
     """Compare ``dest`` with the newest template release and with its own last render."""
-    from ._update import _recorded
-
-    with offline_stand_in(**_recorded(dest), template=template) as source:
-        return _check(dest=dest, template=source)
-
-
-def _check(*, dest: Path | str, template: str | None) -> CheckResult:
-    dest = Path(dest).expanduser().resolve()
-    answers = read_answers(dest)
-    top = repo_root(dest)
-    recorded = str(answers["_src_path"])
-    releases = template_releases(template or recorded)
-    with redirected_source(recorded=recorded, template=template), status("Checking"):
-        current = None
-        if releases is not None:
-            current = releases.resolve(str(answers["_commit"]))
-            newest = releases.newest.commit if releases.newest else releases.resolve("HEAD")
-            available = newest != current and releases.is_ancestor(current, newest)
-            latest = newest if available else current
-            current_label, latest_label = releases.label(current), releases.label(latest)
-        else:
-            with copier_errors(action="check"):
-                available, current_label, latest_label = update_data(dest)
-        with pristine_render(dest, answers=answers, ref=current) as pristine:
-            drift = differing_files(pristine, dest)
-            missing = [p for p in drift if not (dest / p).exists() and not (dest / p).is_symlink()]
-            moved = _renamed(pristine, dest, missing)
-    uncommitted = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=all", cwd=top).splitlines()
+    repo = DerivedRepo.open(dest, answers_first=True)
+    with offline_stand_in(recorded=repo.recorded, commit=repo.commit, template=template) as override:
+        source = TemplateSource.resolve(recorded=repo.recorded, commit=repo.commit, override=override)
+        with source.redirect(), status("Checking"):
+            available, current_label, latest_label = source.newer(dest=repo.dest)
+            with repo.pristine(ref=source.current) as pristine:
+                drift = differing_files(pristine, repo.dest)
+                missing = [p for p in drift if not (repo.dest / p).exists() and not (repo.dest / p).is_symlink()]
+                moved = _renamed(pristine, repo.dest, missing)
     return CheckResult(
         current_version=current_label, latest_version=latest_label, update_available=available, drift=drift,
-        deleted=[p for p in missing if p not in moved], renamed=moved, uncommitted=len(uncommitted),
+        deleted=[p for p in missing if p not in moved], renamed=moved, uncommitted=len(repo.uncommitted()),
     )
 
 

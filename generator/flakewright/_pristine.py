@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -37,7 +37,7 @@ def shared_renders() -> Iterator[None]:
 
 
 @contextmanager
-def pristine_render(dest: Path, *, answers: dict[str, object], ref: str | None = None) -> Iterator[Path]:
+def pristine_render(*, answers: Mapping[str, object], ref: str | None = None) -> Iterator[Path]:
     """Re-render the recorded template commit (or ``ref``, the same commit by hash) with the recorded answers.
 
     The render is read-only: within ``shared_renders()`` other repos read the same folder.

@@ -9,8 +9,6 @@ or git URL) override it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from ._errors import FlakewrightError
@@ -44,35 +42,3 @@ def is_local(src: str) -> bool:
     """True when ``src`` names a directory on this machine (not a git URL)."""
     return "://" not in src and not src.startswith(("git@", "gh:", "gl:")) and Path(src).expanduser().is_dir()
 
-
-@contextmanager
-def redirected_source(*, recorded: str, template: str | None) -> Iterator[None]:
-    """Make git fetch ``template`` whenever copier asks for the recorded ``_src_path``.
-
-    The answers file keeps its public URL; only this process sees the redirect
-    (``url.<template>.insteadOf``), so offline mirrors and local clones work.
-    """
-    from plumbum import local
-
-    if template and is_local(template):
-        template = str(Path(template).expanduser().resolve())
-    if not template or template == recorded:
-        yield
-        return
-    index = int(os.environ.get("GIT_CONFIG_COUNT", "0"))
-    redirect = {
-        "GIT_CONFIG_COUNT": str(index + 1),
-        f"GIT_CONFIG_KEY_{index}": f"url.{template}.insteadOf",
-        f"GIT_CONFIG_VALUE_{index}": recorded,
-    }
-    saved = {key: os.environ.get(key) for key in redirect}
-    os.environ.update(redirect)
-    try:
-        with local.env(**redirect):  # copier runs git through plumbum's own env copy
-            yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
