@@ -97,10 +97,11 @@ def interrupted(folder: Path, at: float, signame: str, *args: str | Path) -> tup
 
 @pytest.fixture
 def edited(released):
-    """A Pipulate whose user edited server.py, toolbox.py and README.md (and keeps an ignored database), and a
-    template v2 that changes all three away from those edits, adds a file and conflicts on one pin."""
+    """A Pipulate whose user edited server.py, toolbox/runner.py and README.md (and keeps an ignored database), and
+    a template v2 that changes all three away from those edits, adds a file and conflicts on one pin."""
     template, dest = released("pipulate")
-    for name, edit in (("server.py", "\n\n# the user's own route\n"), ("toolbox.py", "\n\n# the user's helper\n")):
+    for name, edit in (("server.py", "\n\n# the user's own route\n"),
+                       ("toolbox/runner.py", "\n\n# the user's helper\n")):
         with (dest / name).open("a") as handle:
             handle.write(edit)
     (dest / "README.md").write_text("The user's first line.\n" + (dest / "README.md").read_text())
@@ -110,7 +111,7 @@ def edited(released):
     commit_all(dest, "user edits")
     (dest / "data").mkdir(exist_ok=True)
     (dest / "data" / "app.db").write_bytes(b"SQLite format 3\0 the user's data")
-    for name in ("server.py", "toolbox.py"):
+    for name in ("server.py", "toolbox/runner.py"):
         source = template.source(name)
         insert_after(source, source.read_text().splitlines().index(literal_line(source, dest / name)), "# template v2")
     readme = template.source("README.md")
