@@ -1,21 +1,21 @@
 """``flakewright backport``'s command line: ``[COMMIT]... [-- PATH...]``, the yes it waits for, what it prints.
 
-Imported by ``_cli`` at startup, so it imports nothing heavy (``_backport`` loads copier: only at run time).
+Imported by ``_cli`` at startup, so it imports nothing heavy (``_backport`` loads copier; ``_cli`` imports it
+only at run time).
 """
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from typer.core import TyperCommand
 
+from ._console import out
 from ._errors import ExitCode, FlakewrightError
-from ._reports import out
 
 if TYPE_CHECKING:
-    from ._backport import BackportResult
+    from ._backport_plan import BackportResult, FileReport
 
 PATHS = "backport_paths"
 
@@ -31,31 +31,32 @@ class CommitsThenPaths(TyperCommand):
         return super().parse_args(ctx, args)
 
 
-def run(
-    *, ctx: typer.Context, repo: Path, commits: list[str], template: str | None, branch: str | None, yes: bool,
-    dry_run: bool,
-) -> int:
-    """Run a backport as the command line asks; return the exit code."""
+def paths(ctx: typer.Context) -> list[str]:
+    """The paths given after ``--``."""
+    return ctx.meta.get(PATHS, [])
+
+
+def asks(*, yes: bool, dry_run: bool) -> bool:
+    """Whether backport must ask before it commits; without a terminal to ask on, how to go on."""
     ask = not yes and not dry_run
     if ask and not sys.stdin.isatty():
         raise FlakewrightError("backport commits only after a yes: run it on a terminal, or pass --yes "
                                "(--dry-run shows what it would send)")
-    from ._backport import backport
+    return ask
 
-    result = backport(
-        dest=repo, commits=commits, paths=ctx.meta.get(PATHS, []), template=template, branch=branch,
-        dry_run=dry_run, confirm=_confirm if ask else None,
-    )
-    if ask and result.sends and result.exit_code != ExitCode.FAILED:
+
+def confirm(preview: BackportResult) -> bool:
+    report(preview, preview=True)
+    return typer.confirm(f"Commit this to a new branch of {preview.template}?", default=False)
+
+
+def finish(result: BackportResult, *, asked: bool) -> int:
+    """Print what the backport did (after a yes, what ``confirm`` did not print yet); return the exit code."""
+    if asked and result.sends and result.exit_code != ExitCode.FAILED:
         _outcome(result)  # the rest was printed before the question
     else:
         report(result)
     return 0 if result.declined or (not result.files and not result.dry_run) else result.exit_code
-
-
-def _confirm(preview: BackportResult) -> bool:
-    report(preview, preview=True)
-    return typer.confirm(f"Commit this to a new branch of {preview.template}?", default=False)
 
 
 def report(result: BackportResult, *, preview: bool = False) -> None:
@@ -89,7 +90,7 @@ def _selected(result: BackportResult) -> None:
         out.print("Sending the named files as they are in the work tree:")
 
 
-def _file(file: object) -> None:
+def _file(file: FileReport) -> None:
     where = f" ({file.source})" if file.source else ""
     if file.outcome == "applied":
         out.print(f"applied: {file.path}{where}", markup=False)

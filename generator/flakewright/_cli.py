@@ -5,24 +5,31 @@ import os
 import shlex
 import signal
 import sys
+from collections.abc import Callable, Mapping
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 
 import typer
 from typer.core import TyperGroup
 
 from ._answers import parse_data, questions
-from ._backport_cli import CommitsThenPaths, run as run_backport_cli
+from . import _backport_cli as backport_cli
+from ._console import err, out
 from ._errors import ExitCode, FlakewrightError
 from ._landing import LANDED
-from ._reports import UPDATE_COLUMNS, err, out, report_backport, report_check, report_update, table, update_row
+from ._reports import (
+    CHECK_COLUMNS, CHECK_STATES, UPDATE_COLUMNS, UPDATE_STATES, check_row, report_check, report_update, table, update_row,
+)
 from ._source import template_source
 from ._variants import VARIANTS
 from ._version import __version__
 
 if TYPE_CHECKING:
     from ._fleet import Outcome
+    from ._update import UpdateResult
+
+Result = TypeVar("Result")
 
 CHECK_HELP = """Say whether a newer template release exists and whether DEST still matches
 its last render (drift: generated files edited or deleted by hand).
@@ -214,7 +221,7 @@ def update(
     paths = repos or [Path(".")]
     confirm = _confirm_deletions if sys.stdin.isatty() and not force and len(paths) == 1 else None
 
-    def one(path: Path) -> object:
+    def one(path: Path) -> UpdateResult:
         src = template or _recorded_source(path)
         answers = parse_data(data or (), questions=questions(src) if src else None)
         return run_update(
@@ -223,48 +230,20 @@ def update(
         )
 
     inline = conflict is ConflictMode.inline
-    if len(paths) == 1:
-        try:
-            result = one(paths[0])
-        except FlakewrightError as exc:
-            raise _fail(f"flakewright: error: {exc}", exc.exit_code) from None
-        report_update(result, inline=inline)
-        raise typer.Exit(int(result.exit_code))
-    from ._fleet import default_jobs, run_each
-
-    def done(outcome: Outcome) -> None:
-        out.print(f"== {outcome.path}")
-        if outcome.kind == "done":
-            report_update(outcome.result, inline=inline)
-        elif outcome.message:
-            err.print(f"refused: {outcome.message}" if outcome.kind == "refused" else outcome.message, soft_wrap=True)
-
-    outcomes, stopped = run_each(paths, one, jobs=jobs or default_jobs(), on_done=done)
-    rows, codes = [], []
-    for path, outcome in zip(paths, outcomes):
-        if outcome is not None and outcome.kind == "done":
-            rows.append(update_row(path, outcome.result))
-            codes.append(outcome.result.exit_code)
-            continue
-        state = _FLEET_STATES[outcome.kind if outcome else "not started"]
-        rows.append((str(path), *["-"] * (len(UPDATE_COLUMNS) - 2), state))
-        codes.append(ExitCode.USAGE if outcome and outcome.kind == "refused" else outcome.code if outcome else 0)
-    table(UPDATE_COLUMNS, rows)
+    outcomes, stopped = _each_repo(
+        paths, one, jobs=jobs, report=lambda path, result: report_update(result, inline=inline),
+        columns=UPDATE_COLUMNS, row=update_row, states=UPDATE_STATES,
+    )
     if stopped is not None:
         where = f" during {', '.join(map(str, stopped))}" if stopped else ""
         raise _fail(f"flakewright: interrupted{where}; each repo is updated whole or untouched, as the table says",
                     ExitCode.INTERRUPTED)
+    codes = [
+        outcome.result.exit_code if outcome.kind == "done" else ExitCode.USAGE if outcome.kind == "refused" else outcome.code
+        for outcome in outcomes if outcome is not None
+    ]
     code = ExitCode.USAGE if ExitCode.USAGE in codes else max(codes, default=0)
     raise typer.Exit(int(code))
-
-
-_FLEET_STATES = {
-    "refused": "refused",
-    "failed": "failed",
-    "interrupted": "interrupted, unchanged",
-    "landed": "updated, then interrupted",
-    "not started": "not started",
-}
 
 
 def _confirm_deletions(paths: list[str]) -> bool:
@@ -285,45 +264,58 @@ def check(
 ) -> None:
     from ._check import check as run_check
 
-    paths = repos or [Path(".")]
     suggestion = "flakewright update" + (f" --template {shlex.quote(template)}" if template else "")
+    outcomes, stopped = _each_repo(
+        repos or [Path(".")], lambda path: run_check(dest=path, template=template), jobs=jobs,
+        report=lambda path, result: report_check(result, path=path, suggestion=suggestion),
+        columns=CHECK_COLUMNS, row=check_row, states=CHECK_STATES,
+    )
+    if stopped is not None:
+        raise _fail("flakewright: interrupted; check changes nothing", ExitCode.INTERRUPTED)
+    if any(outcome is None or outcome.kind != "done" for outcome in outcomes):
+        raise typer.Exit(ExitCode.USAGE)
+    results = [outcome.result for outcome in outcomes if outcome is not None]
+    update_available = any(r.update_available for r in results)
+    drift = any(r.drift for r in results)
+    raise typer.Exit((ExitCode.UPDATE_AVAILABLE if update_available else 0) + (ExitCode.DRIFT if drift else 0))
+
+
+def _each_repo(
+    paths: list[Path],
+    work: Callable[[Path], Result],
+    *,
+    jobs: int | None,
+    report: Callable[[Path, Result], None],
+    columns: tuple[str, ...],
+    row: Callable[[Path, Result], tuple[str, ...]],
+    states: Mapping[str, str],
+) -> tuple[list[Outcome | None], list[Path] | None]:
+    """Run ``work`` on each repo. One repo: its report, then exit with its code. Several: each in a process of
+    its own (see _fleet), each report as the repo ends, then a table (``row`` for a repo with a result, else its
+    state by how it ended); returns how each ended and, after a signal, the repos that were running."""
     if len(paths) == 1:
-        result = run_check(dest=paths[0], template=template)
-        report_check(result, path=paths[0], suggestion=suggestion)
-        raise typer.Exit(result.exit_code)
+        result = work(paths[0])
+        report(paths[0], result)
+        raise typer.Exit(int(result.exit_code))
     from ._fleet import default_jobs, run_each
 
     def done(outcome: Outcome) -> None:
         out.print(f"== {outcome.path}")
         if outcome.kind == "done":
-            report_check(outcome.result, path=outcome.path, suggestion=suggestion)
+            report(outcome.path, outcome.result)
         elif outcome.message:
             err.print(f"refused: {outcome.message}" if outcome.kind == "refused" else outcome.message, soft_wrap=True)
 
-    outcomes, stopped = run_each(paths, lambda path: run_check(dest=path, template=template),
-                                 jobs=jobs or default_jobs(), on_done=done)
-    rows: list[tuple[str, ...]] = []
-    for path, outcome in zip(paths, outcomes):
-        if outcome is None or outcome.kind != "done":
-            state = "not started" if outcome is None else "refused" if outcome.kind == "refused" else outcome.kind
-            rows.append((str(path), "-", "-", state))
-            continue
-        result = outcome.result
-        versions = f"{result.current_version} -> {result.latest_version}" if result.update_available else result.current_version
-        state = ", ".join(s for s, on in (("update available", result.update_available), ("drift", result.drift)) if on)
-        rows.append((str(path), versions, str(len(result.drift)), state or "up to date"))
-    table(("repo", "version", "drift", "status"), rows)
-    if stopped is not None:
-        raise _fail("flakewright: interrupted; check changes nothing", ExitCode.INTERRUPTED)
-    if any(outcome is None or outcome.kind != "done" for outcome in outcomes):
-        raise typer.Exit(ExitCode.USAGE)
-    done_results = [outcome.result for outcome in outcomes if outcome is not None]
-    update_available = any(r.update_available for r in done_results)
-    drift = any(r.drift for r in done_results)
-    raise typer.Exit((ExitCode.UPDATE_AVAILABLE if update_available else 0) + (ExitCode.DRIFT if drift else 0))
+    outcomes, stopped = run_each(paths, work, jobs=jobs or default_jobs(), on_done=done)
+    table(columns, [
+        row(path, outcome.result) if outcome is not None and outcome.kind == "done"
+        else (str(path), *["-"] * (len(columns) - 2), states[outcome.kind if outcome else "not started"])
+        for path, outcome in zip(paths, outcomes)
+    ])
+    return outcomes, stopped
 
 
-@app.command(cls=CommitsThenPaths)
+@app.command(cls=backport_cli.CommitsThenPaths)
 def backport(
     ctx: typer.Context,
     commits: Annotated[
@@ -351,9 +343,14 @@ def backport(
     \b
     Exit codes: 0 all sent, 1 sent with refusals (each with its reason), 2 bad usage or input
     (nothing changed), 3 failed (nothing committed)."""
-    raise typer.Exit(run_backport_cli(
-        ctx=ctx, repo=repo, commits=commits or [], template=template, branch=branch, yes=yes, dry_run=dry_run,
-    ))
+    ask = backport_cli.asks(yes=yes, dry_run=dry_run)
+    from ._backport import backport as run_backport
+
+    result = run_backport(
+        dest=repo, commits=commits or [], paths=backport_cli.paths(ctx), template=template, branch=branch,
+        dry_run=dry_run, confirm=backport_cli.confirm if ask else None,
+    )
+    raise typer.Exit(backport_cli.finish(result, asked=ask))
 
 
 def _recorded_source(dest: Path) -> str | None:

@@ -1,4 +1,4 @@
-"""What the user sees on the terminal while copier works: a spinner, and prompts whose errors wrap."""
+"""The terminal: where output goes, a spinner while copier works, and prompts whose errors wrap."""
 from __future__ import annotations
 
 import sys
@@ -6,6 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @contextmanager

@@ -1,20 +1,27 @@
-"""What the commands print: an update's report, a backport's, and the tables of many-repo runs."""
+"""What the commands print: an update's report, a check's, and the tables of many-repo runs (backport's is in
+``_backport_cli``)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from ._console import err, out
 
 if TYPE_CHECKING:
-    from ._backport import BackportResult
     from ._check import CheckResult
     from ._update import UpdateResult
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
 UPDATE_COLUMNS = ("repo", "from -> to", "new", "changed", "merged", "conflicts", "deleted", "status")
+CHECK_COLUMNS = ("repo", "version", "drift", "status")
+# A repo's status in the table when the command did not finish there, by how it ended (see _fleet.Outcome).
+UPDATE_STATES = {
+    "refused": "refused",
+    "failed": "failed",
+    "interrupted": "interrupted, unchanged",
+    "landed": "updated, then interrupted",
+    "not started": "not started",
+}
+CHECK_STATES = {state: state for state in ("refused", "failed", "interrupted", "landed", "not started")}
 
 
 def update_row(path: Path, result: UpdateResult) -> tuple[str, ...]:
@@ -57,6 +64,12 @@ def report_update(result: UpdateResult, *, inline: bool) -> None:
         out.print("Review with `git diff`, then `git add -A && git commit`.")
 
 
+def check_row(path: Path, result: CheckResult) -> tuple[str, ...]:
+    versions = f"{result.current_version} -> {result.latest_version}" if result.update_available else result.current_version
+    state = ", ".join(s for s, on in (("update available", result.update_available), ("drift", result.drift)) if on)
+    return (str(path), versions, str(len(result.drift)), state or "up to date")
+
+
 def report_check(result: CheckResult, *, path: Path, suggestion: str) -> None:
     if result.update_available:
         out.print(f"update available: {result.current_version} -> {result.latest_version} (run `{suggestion}`)")
@@ -79,48 +92,9 @@ def report_check(result: CheckResult, *, path: Path, suggestion: str) -> None:
         )
 
 
-def report_backport(result: BackportResult) -> None:
-    if not result.files:
-        out.print("nothing to backport: generated files match the last render")
-        return
-    for report in result.files:
-        where = f" ({report.source})" if report.source else ""
-        if report.outcome == "applied":
-            out.print(f"applied: {report.path}{where}")
-        elif report.outcome == "partly applied":
-            out.print(f"partly applied: {report.path}{where}: {report.applied} hunk(s) applied, {len(report.refused)} not")
-        else:
-            out.print(f"refused: {report.path}{where}" + (f": {report.reason}" if report.reason else ""))
-        for hunk in report.refused:
-            span = f"line {hunk.first}" if hunk.first == hunk.last else f"lines {hunk.first}-{hunk.last}"
-            out.print(f"  not applied, {span}: {hunk.reason}")
-            for line in hunk.removed:
-                out.print(f"    - {_shown(line)}")
-            for line in hunk.added:
-                out.print(f"    + {_shown(line)}")
-            if hunk.template_lines:
-                out.print("    from the template lines:")
-                for number, text in hunk.template_lines:
-                    out.print(f"    {number:>5} | {text}")
-    if result.commit:
-        out.print(
-            f"Committed on branch {result.branch} in {result.template} ({result.commit[:10]}, based on {result.base[:10]}); "
-            "review it, merge it and release the template."
-        )
-    else:
-        out.print("Nothing was applied; the template is unchanged.")
-
-
 def _noted(result: UpdateResult, path: str) -> str:
     note = result.notes.get(path)
     return f"{path} ({note})" if note else path
-
-
-def _shown(line: str) -> str:
-    """A diff line as printed: its newline dropped, a carriage return or trailing space made visible."""
-    text = line.removesuffix("\n").replace("\r", "\\r")
-    stripped = text.rstrip(" \t")
-    return stripped + "·" * (len(text) - len(stripped))
 
 
 def _list(label: str, paths: list[str]) -> None:

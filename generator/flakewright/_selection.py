@@ -163,7 +163,7 @@ def merge_text(*, ours: str, base: str, theirs: str) -> str | None:
 
 
 def _from_work_tree(dest: Path, relative: str) -> Wanted:
-    link = _link_on_disk(dest, relative)
+    link = link_on_disk(dest, relative)
     if link:
         return Wanted(None, link)
     target = dest / relative
@@ -179,7 +179,9 @@ def _differs(fork: Path, plain: Path) -> bool:
     return not fork.is_file() or fork.is_symlink() or fork.read_bytes() != plain.read_bytes()
 
 
-def _link_on_disk(root: Path, relative: str) -> str | None:
+def link_on_disk(root: Path, relative: str) -> str | None:
+    """Why ``root / relative`` must not be read through: the first symlink on the way, if any (its target may
+    be a private file, or another file of the repo)."""
     current = root
     for part in Path(relative).parts:
         current = current / part
