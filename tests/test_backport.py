@@ -13,6 +13,7 @@ import pytest
 from helpers import ANSWERS, REPO, TemplateRepo, commit_all, flakewright, git, literal_line, need, render_tagged
 
 SERVER = "server.py"
+SETTINGS = "settings.py"  # the one rendered Python file: its answers are lines Jinja produced
 
 
 def rendered_lines(path: Path) -> list[str]:
@@ -96,8 +97,8 @@ def test_backport_applies_literal_edits_and_they_reach_other_variants(setup, tmp
 
 def test_edit_to_jinja_produced_line_is_refused_and_shown(setup) -> None:
     template, pip = setup
-    source = template.source(SERVER)
-    lines = rendered_lines(pip / SERVER)
+    source = template.source(SETTINGS)
+    lines = rendered_lines(pip / SETTINGS)
     produced = next(i for i, line in enumerate(lines) if line.startswith("DB_FILE = "))
     template_line = next(
         n for n, line in enumerate(source.read_text().splitlines(), start=1) if line.startswith("DB_FILE = ")
@@ -106,13 +107,13 @@ def test_edit_to_jinja_produced_line_is_refused_and_shown(setup) -> None:
     lines[produced] = 'DB_FILE = DATA / "renamed.db"'
     literal = literal_index(source, lines, after=len(lines) // 2)
     lines[literal] += "  # literal edit"
-    (pip / SERVER).write_text("\n".join(lines) + "\n")
+    (pip / SETTINGS).write_text("\n".join(lines) + "\n")
     commit_all(pip, "edit a produced line and a literal one")
 
     result = backport(pip)
 
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"partly applied: {SERVER}" in result.stdout and "1 hunk(s) applied, 1 not" in result.stdout
+    assert f"partly applied: {SETTINGS}" in result.stdout and "1 hunk(s) applied, 1 not" in result.stdout
     assert f"line {produced + 1}: touches text produced by Jinja" in result.stdout
     assert '+ DB_FILE = DATA / "renamed.db"' in result.stdout
     # shown with the template line it came from, numbered as in the template
@@ -545,7 +546,7 @@ def test_after_a_partial_backport_lands_the_fork_updates_without_false_conflicts
     the backport; the fork's update must not turn its own TITLE line into a conflict."""
     template = TemplateRepo.create(tmp_path / "template")
     fork = render_tagged(template, tmp_path / "fork", "pipulate")
-    server = fork / SERVER
+    server = fork / SETTINGS
     title = next(line for line in server.read_text().splitlines() if line.startswith("TITLE = "))
     host = 'HOST = os.environ.get("HOST", "127.0.0.1")'
     replace_line(server, title, 'TITLE = "Team Console"')

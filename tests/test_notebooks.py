@@ -54,8 +54,8 @@ def run_notebook(path: Path) -> nbformat.NotebookNode:
 def seed_todo(project: Path, title: str) -> None:
     """Store a todo through the app's own module, as the web app would, before the notebook runs."""
     code = (
-        "import server; profile = server.current_profile({}); "
-        f"server.todos.insert(profile_id=profile.id, title={title!r}, done=True, priority=0)"
+        "from core.profiles import current_profile; from addons.todos import todos; profile = current_profile({}); "
+        f"todos.insert(profile_id=profile.id, title={title!r}, done=True, priority=0)"
     )
     subprocess.run([sys.executable, "-c", code], cwd=project, check=True, timeout=60)
 

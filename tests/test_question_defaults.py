@@ -57,7 +57,7 @@ def test_relative_dest_and_dot_use_the_real_folder_name(plain_template, tmp_path
     assert flakewright("new", "pipulate", ".", "--defaults", "--template", plain_template).returncode == 0
     rendered = answers(tmp_path / "Field Notes")
     assert rendered["project_name"] == "field-notes" and rendered["app_title"] == "Field Notes"
-    assert 'DB_FILE = DATA / "field-notes.db"' in (tmp_path / "Field Notes" / "server.py").read_text()
+    assert 'DB_FILE = DATA / "field-notes.db"' in (tmp_path / "Field Notes" / "settings.py").read_text()
 
 
 def test_an_explicit_project_name_wins_over_the_folder(plain_template, tmp_path):

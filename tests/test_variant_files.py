@@ -61,8 +61,9 @@ def test_web_variants_ship_the_upstream_browser_assets_byte_for_byte(render, var
 def test_botifython_differs_by_added_files_only(render):
     root = render("botifython")
     assert [name for name in BOTIFY_FILES if (root / name).is_file()] == list(BOTIFY_FILES)
-    server = Path(__file__).resolve().parent.parent / "template" / "{% if web %}server.py{% endif %}.jinja"
-    assert "botify" not in server.read_text(encoding="utf-8").lower()
+    template = Path(__file__).resolve().parent.parent / "template"
+    app = [template / "{% if web %}server.py{% endif %}", *(template / "{% if web %}core{% endif %}").glob("*.py")]
+    assert len(app) > 5 and not [path.name for path in app if "botify" in path.read_text(encoding="utf-8").lower()]
 
 
 def test_git_ignores_the_token_and_exports(render, tmp_path):

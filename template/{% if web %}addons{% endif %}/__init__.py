@@ -3,7 +3,7 @@
 create_app() imports every module here whose name does not start with "_", in name order. A module may define:
 
     router = APIRouter()     # fasthtml.common.APIRouter; its routes join the app
-    def card(profile): ...   # an FT shown in the workspace (card() without the profile works too)
+    def card(profile): ...   # an FT shown in the workspace (`def card():` works too)
     def aside(): ...         # an FT shown beside the workspace, such as the chat pane
 
 and may call, at import, core.db.table(...) for a table of its own (made on first use; a profile_id column ties

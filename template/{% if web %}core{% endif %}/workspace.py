@@ -32,7 +32,7 @@ def ProfileMenu(profile: Profile, error: str = ""):
 def Workspace(profile: Profile, error: str = ""):
     return Div(
         ProfileMenu(profile, error),
-        *(card(profile) if inspect.signature(card).parameters else card() for card in hooks("card")),
+        *(card(profile) if "profile" in inspect.signature(card).parameters else card() for card in hooks("card")),
         ToolMenu(),
         Section(H2("Tasks"), TaskList(profile.id), id="tasks"),
         id="workspace")

@@ -387,16 +387,16 @@ def test_task_progress_goes_only_to_its_tab(context, server, corpus):
 # --- scenario 5: live reload in development ----------------------------------------------------------------
 
 
-def test_editing_server_py_reloads_the_open_page(context, dev_server):
+def test_editing_settings_py_reloads_the_open_page(context, dev_server):
     page = context.new_page()
     page.goto(dev_server.url + "/")
     expect(page.locator("header h1")).to_have_text("Pipulate")
     page.evaluate("window.__before_reload = true")
 
     assert "/live-reload" in page.content()
-    source = dev_server.root / "server.py"
+    source = dev_server.root / "settings.py"
     edited, count = re.subn(r'^TITLE = "Pipulate"$', 'TITLE = "Pipulate, edited"', source.read_text(), flags=re.M)
-    assert count == 1, "server.py no longer has a TITLE line to edit"
+    assert count == 1, "settings.py no longer has a TITLE line to edit"
     source.write_text(edited)
 
     expect(page.locator("header h1")).to_have_text("Pipulate, edited", timeout=30_000)
