@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urljoin
 
 import anyio
@@ -39,7 +40,7 @@ def app_dir(tmp_path: Path) -> Path:
     dest.mkdir()
     for source in REPO.glob("*.py"):
         shutil.copy(source, dest)
-    for folder in ("static", "tools", "addons"):
+    for folder in ("static", "tools", "addons", "core", "toolbox"):
         shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
 
@@ -57,20 +58,26 @@ def ollama_host(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def server(app_dir: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
-    """A fresh import of the app copy, talking to the fake Ollama if the test asked for it."""
+    """A fresh import of the app copy, talking to the fake Ollama if the test asked for it: its
+    server module's create_app, and each room by name (server.db, server.tasks, server.live, ..., the
+    add-ons server.todos and server.chat), the very modules the app uses, so a test may patch them."""
     monkeypatch.setenv("OLLAMA_HOST", ollama_host(request))
     monkeypatch.delenv("OLLAMA_MODEL", raising=False)
     monkeypatch.setenv(f"{ENV_PREFIX}_ENV", "prod")
     monkeypatch.syspath_prepend(str(app_dir))
-    for name in [name for name in sys.modules if name.partition(".")[0] in ("tools", "addons")]:
+    for name in [name for name in sys.modules if name.partition(".")[0] in APP_MODULES]:
         monkeypatch.delitem(sys.modules, name)  # another test's copy: this one imports its own
-    spec = importlib.util.spec_from_file_location("server", app_dir / "server.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "server", module)
-    spec.loader.exec_module(module)
-    yield module
-    if module.db.made():
-        module.db.close()
+    module = importlib.import_module("server")
+    rooms = {name: importlib.import_module(f"core.{name}") for name in
+             ("db", "security", "profiles", "live", "task_rows", "tasks", "tool_pages", "workspace", "app")}
+    rooms.update(todos=importlib.import_module("addons.todos"), chat=importlib.import_module("addons.chat"))
+    yield SimpleNamespace(**rooms, settings=sys.modules["settings"], toolbox=sys.modules["toolbox"],
+                          create_app=module.create_app)
+    if rooms["db"].db.made():
+        rooms["db"].db.close()
+
+
+APP_MODULES = {"server", "settings", "core", "toolbox", "tools", "addons"}
 
 
 @pytest.fixture
@@ -109,7 +116,7 @@ def open_page(client: TestClient) -> dict:
 def me(client, server) -> tuple[dict, int]:
     """The HTMX headers of an open page, and its profile's id."""
     headers = open_page(client)
-    return headers, server.current_profile({}).id
+    return headers, server.profiles.current_profile({}).id
 
 
 def receive(ws, timeout: float = 5.0) -> str:

@@ -59,7 +59,7 @@ def tab(client, fake):
 def connected(client, server, tab):
     card = client.post("/botify/connect", data={"token": VALID_TOKEN}, headers=tab).text
     assert "Connected to Botify as jdoe" in card
-    return server.DATA / "botify_token"
+    return server.settings.DATA / "botify_token"
 
 
 def test_connect_saves_the_token_0600_and_pages_show_it_masked(client, server, tab, connected):
@@ -86,8 +86,8 @@ def test_token_file_is_never_wider_than_0600(client, server, tab, fake, monkeypa
     finally:
         os.umask(0o022)
     assert modes_before_rename == [0o600]
-    assert stat.S_IMODE((server.DATA / "botify_token").stat().st_mode) == 0o600
-    assert not [p.name for p in server.DATA.iterdir() if p.name.startswith(".botify_token")]
+    assert stat.S_IMODE((server.settings.DATA / "botify_token").stat().st_mode) == 0o600
+    assert not [p.name for p in server.settings.DATA.iterdir() if p.name.startswith(".botify_token")]
 
 
 @pytest.mark.parametrize("token, error", [
@@ -137,7 +137,7 @@ def test_a_profile_without_a_username_is_refused_and_changes_nothing(client, ser
     card = html.unescape(client.post("/botify/connect", data={"token": VALID_TOKEN}, headers=tab).text)
     assert f"Botify's profile answer has no usable data.username (got {shown}); is BOTIFY_API_BASE right?" \
         " The saved connection is unchanged." in card
-    assert not (server.DATA / "botify_token").exists()
+    assert not (server.settings.DATA / "botify_token").exists()
 
 
 def test_projects_without_a_usable_name_show_their_slug_and_junk_is_skipped(client, fake, tab, connected):
@@ -164,9 +164,9 @@ def export(client, tab, project: str = "site-2") -> int:
 
 
 def finished(client, server, task_id: int, timeout: float = 120.0):
-    assert wait_until(client, lambda: server.tasks[task_id].status != "running", timeout), \
+    assert wait_until(client, lambda: server.db.tasks[task_id].status != "running", timeout), \
         f"task {task_id} still running after {timeout} s"
-    return server.tasks[task_id]
+    return server.db.tasks[task_id]
 
 
 def download(client, task) -> tuple[str, str, list[dict]]:
@@ -179,7 +179,7 @@ def download(client, task) -> tuple[str, str, list[dict]]:
 
 
 def outputs(server, task_id: int) -> list:
-    folder = server.DATA / "outputs" / str(task_id)
+    folder = server.settings.DATA / "outputs" / str(task_id)
     return sorted(folder.iterdir()) if folder.exists() else []
 
 
@@ -221,7 +221,7 @@ def test_export_streams_progress_to_its_tab_and_the_csv_holds_every_analysis_onc
     assert list(rows[0]) == ["id", "slug", "name", "status", "date_launched", "date_finished"]
     [csv_file] = outputs(server, task_id)
     assert stat.S_IMODE(csv_file.stat().st_mode) == 0o600
-    assert not (server.DATA / "exports").exists()
+    assert not (server.settings.DATA / "exports").exists()
     assert VALID_TOKEN not in frames + client.get("/").text + client.get(f"/tasks/{task_id}/log").text
 
 
@@ -233,7 +233,7 @@ def test_export_without_a_token_fails_with_one_line(client, server, fake, tab):
 def test_a_blank_project_is_refused_inline_and_nothing_runs(client, server, fake, tab, connected):
     answer = client.post("/tools/botify_export", data={"project": "  "}, headers=tab).text
     assert 'name="project" aria-invalid="true"' in answer
-    assert server.tasks() == [] and fake.requests[-1][0] == "/v1/authentication/profile"
+    assert server.db.tasks() == [] and fake.requests[-1][0] == "/v1/authentication/profile"
 
 
 def test_429_is_retried_as_retry_after_says_and_the_log_says_so(client, server, fake, tab, connected):
@@ -250,7 +250,7 @@ def test_500_then_401_mid_run_stops_and_asks_to_reconnect(client, server, fake, 
     task_id = export(client, tab)
     failed_with(client, server, task_id, "TokenRejected",
                 "Botify rejected the saved token (401): paste a fresh token on the Botify card to reconnect.")
-    assert "Botify answered 500 Internal Server Error; retrying" in server.tasks[task_id].log
+    assert "Botify answered 500 Internal Server Error; retrying" in server.db.tasks[task_id].log
     assert [status for path, status in fake.requests if path == f"{LISTING}?page=3"] == [500, 401]
     assert connected.read_text() == VALID_TOKEN
 
@@ -284,8 +284,8 @@ def test_a_long_project_name_still_makes_a_valid_file_name(client, server, fake,
 
 
 def test_exports_made_before_tools_stay_downloadable_and_only_they(client, server, connected):
-    (server.DATA / "secret.csv").write_text("secret")
-    exports = server.DATA / "exports"
+    (server.settings.DATA / "secret.csv").write_text("secret")
+    exports = server.settings.DATA / "exports"
     exports.mkdir()
     (exports / "site-2-analyses-20240101-000000.csv").write_text('"id"\n"1"\n')
     (exports / ".half-written.csv").write_text("partial")

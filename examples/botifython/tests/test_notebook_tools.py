@@ -132,13 +132,12 @@ def notebook(path: Path, *cells: tuple[str, str, list[str]]) -> Path:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
-    """An app folder holding toolbox.py, toolbox_notebooks.py and an empty tools/ package, as a render has them."""
+    """An app folder holding the toolbox package and an empty tools/ package, as a render has them."""
     import shutil
 
     dest = tmp_path / "app"
     (dest / "tools").mkdir(parents=True)
-    for name in ("toolbox.py", "toolbox_notebooks.py"):
-        shutil.copy(REPO / name, dest)
+    shutil.copytree(REPO / "toolbox", dest / "toolbox", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "tools" / "__init__.py", dest / "tools")
     return dest
 
@@ -315,7 +314,7 @@ def task_row(client, server, response, headers: dict) -> str:
     assert response.status_code == 200 and 'class="task running"' in response.text, response.text
     task_id = int(re.search(r'id="task-(\d+)"', response.text)[1])
     for _ in range(2400):
-        if task_id not in server.RUNS:
+        if task_id not in server.tasks.RUNS:
             return client.get(f"/tasks/{task_id}", headers=headers).text
         client.portal.call(asyncio.sleep, 0.05)
     raise AssertionError(f"task {task_id} did not end")

@@ -44,11 +44,10 @@ SLEEPERS = '''
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
-    """An app folder holding toolbox.py, toolbox_notebooks.py and an empty tools/ package, as a render has them."""
+    """An app folder holding the toolbox package and an empty tools/ package, as a render has them."""
     dest = tmp_path / "app"
     (dest / "tools").mkdir(parents=True)
-    for name in ("toolbox.py", "toolbox_notebooks.py"):
-        shutil.copy(REPO / name, dest)
+    shutil.copytree(REPO / "toolbox", dest / "toolbox", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "tools" / "__init__.py", dest / "tools")
     return dest
 
@@ -261,7 +260,7 @@ def test_links_are_left_out_of_a_zip_so_a_loop_or_a_file_elsewhere_never_gets_in
 
 
 def test_a_zip_stops_at_its_cap_saying_where_the_whole_folder_is(tmp_path, monkeypatch):
-    monkeypatch.setattr(toolbox, "MAX_ZIP", 2500)
+    monkeypatch.setattr(toolbox.downloads, "MAX_ZIP", 2500)
     folder = tmp_path / "report"
     folder.mkdir()
     for name in "abcd":
@@ -271,7 +270,7 @@ def test_a_zip_stops_at_its_cap_saying_where_the_whole_folder_is(tmp_path, monke
     assert html == ('<a href="/files/report.zip" download>report.zip</a><p>The zip stops at 2.44 KiB or 100,000 '
                     f'files: c.txt and the files after it are left out. The whole folder is {folder}</p>')
     assert zipfile.ZipFile(out / "report.zip").namelist() == ["a.txt", "b.txt"]
-    monkeypatch.setattr(toolbox, "MAX_ZIP_FILES", 1)
+    monkeypatch.setattr(toolbox.downloads, "MAX_ZIP_FILES", 1)
     assert "b.txt and the files after it are left out" in render(folder, out)
     (tmp_path / "big.bin").write_bytes(b"x" * 3000)
     assert render(tmp_path / "big.bin", out) == f"{tmp_path / 'big.bin'} is 2.93 KiB, more than the 2.44 KiB a " \
@@ -347,16 +346,16 @@ def test_the_page_stays_small_after_a_run_with_a_huge_result_and_log(client, ser
     headers = open_page(client)
     row = client.post("/tools/urls", headers=headers).text
     task_id = int(re.search(r'id="task-(\d+)"', row)[1])
-    assert wait_until(client, lambda: task_id not in server.RUNS)
-    assert server.tasks[task_id].status == "done"
+    assert wait_until(client, lambda: task_id not in server.tasks.RUNS)
+    assert server.db.tasks[task_id].status == "done"
     page = client.get("/").text
     assert len(page) < 500_000 and "example.com/page/1000" in page and "all of it" in page
     assert len(client.get(f"/tasks/{task_id}/log").text) < 5_000
 
 
 def test_a_run_whose_folder_grows_past_its_cap_is_stopped_and_fails_saying_so(app, monkeypatch):
-    monkeypatch.setattr(toolbox, "MAX_DISK", 2**20)
-    monkeypatch.setattr(toolbox, "DISK_EVERY", 0.05)
+    monkeypatch.setattr(toolbox.runner, "MAX_DISK", 2**20)
+    monkeypatch.setattr(toolbox.runner, "DISK_EVERY", 0.05)
     tool = one_tool(app, '''
         import os
         import time

@@ -20,7 +20,7 @@ APP_TITLE = json.loads(r'''"Botifython"''')
 
 
 def profile_id(server, name: str) -> int:
-    return next(p.id for p in server.profiles() if p.name == name)
+    return next(p.id for p in server.db.profiles() if p.name == name)
 
 
 # --- page, store, static files ---------------------------------------------------------------------------
@@ -28,11 +28,11 @@ def profile_id(server, name: str) -> int:
 
 def test_page_has_title_profiles_tools_and_tasks(client, server):
     page = client.get("/").text
-    assert server.TITLE == APP_TITLE
+    assert server.settings.TITLE == APP_TITLE
     assert f"<title>{html.escape(APP_TITLE, quote=False)}</title>" in page
     for part in ('id="profiles"', 'id="tools"', 'id="task-list"', 'ws-connect="/ws?tab='):
         assert part in page
-    assert (server.DATA / ".sesskey").stat().st_mode & 0o077 == 0
+    assert (server.settings.DATA / ".sesskey").stat().st_mode & 0o077 == 0
 
 
 def test_start_up_freezes_what_lives_as_long_as_the_server(client):
@@ -40,7 +40,7 @@ def test_start_up_freezes_what_lives_as_long_as_the_server(client):
 
 
 def test_store_is_a_persistent_dict(server):
-    store = server.store
+    store = server.db.store
     assert "theme" not in store and store.get("theme", "light") == "light"
     store["theme"] = {"dark": True}
     assert "theme" in store and store["theme"] == {"dark": True}
@@ -55,20 +55,20 @@ def test_store_is_a_persistent_dict(server):
 
 def test_profiles_create_switch_rename_delete(client, server):
     headers = open_page(client)
-    default = server.current_profile({}).id
+    default = server.profiles.current_profile({}).id
     page = client.post("/profiles", data={"name": "Work"}, headers=headers).text
     work = profile_id(server, "Work")
-    assert server.current_profile({}).id == work and '<option value="%d" selected>Work</option>' % work in page
+    assert server.profiles.current_profile({}).id == work and '<option value="%d" selected>Work</option>' % work in page
     client.post("/profiles/switch", data={"id": default}, headers=headers)
-    assert server.current_profile({}).id == default
+    assert server.profiles.current_profile({}).id == default
     assert ">Job</option>" in client.post(f"/profiles/{work}/rename", data={"name": "Job"}, headers=headers).text
     client.delete(f"/profiles/{work}", headers=headers)
-    assert {p.name for p in server.profiles()} == {"Default"}
+    assert {p.name for p in server.db.profiles()} == {"Default"}
 
 
 def test_bad_profile_requests_change_nothing(client, server):
     headers = open_page(client)
-    only = server.current_profile({}).id
+    only = server.profiles.current_profile({}).id
     cases = [("POST", "/profiles", {"name": "  "}, "Give the profile a name"),
              ("POST", "/profiles", {"name": "n" * 501}, "Keep it to 500 characters"),
              ("POST", "/profiles/switch", {"id": "999"}, "no longer exists"),
@@ -78,7 +78,7 @@ def test_bad_profile_requests_change_nothing(client, server):
              ("DELETE", f"/profiles/{only}", None, "Keep at least one profile")]
     for method, url, data, error in cases:
         assert error in client.request(method, url, data=data, headers=headers).text, url
-    assert [(p.id, p.name) for p in server.profiles()] == [(only, "Default")]
+    assert [(p.id, p.name) for p in server.db.profiles()] == [(only, "Default")]
 
 
 def test_the_chosen_profile_survives_a_restart(live_server):
@@ -113,7 +113,7 @@ def test_page_loads_every_asset_from_this_server(client, server):
     for link in links:
         response = client.get(link)
         assert response.status_code == 200 and kinds[link[link.rindex("."):]] in response.headers["content-type"]
-        assert response.content == (server.STATIC / link.removeprefix("/static/")).read_bytes()
+        assert response.content == (server.settings.STATIC / link.removeprefix("/static/")).read_bytes()
 
 
 def test_static_files_cannot_escape_the_static_folder(live_server, app_dir):
@@ -131,13 +131,13 @@ def test_static_files_cannot_escape_the_static_folder(live_server, app_dir):
 
 def test_writes_wait_for_another_writer_instead_of_failing(client, server):
     headers = open_page(client)
-    other = apsw.Connection(str(server.DB_FILE))
+    other = apsw.Connection(str(server.db.DB_FILE))
     other.execute("BEGIN IMMEDIATE")
     other.execute("INSERT INTO store (key, value) VALUES ('held', '1')")
     threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
     response = client.post("/profiles", data={"name": "after the lock"}, headers=headers)
     assert ">after the lock</option>" in response.text
-    assert server.store["held"] == 1
+    assert server.db.store["held"] == 1
     other.close()
 
 
@@ -148,9 +148,9 @@ def test_writes_from_another_site_are_refused_and_change_nothing(client, server)
     headers = open_page(client)
     refused = client.post("/profiles", data={"name": "planted"}, headers={**headers, "Origin": "https://evil.example"})
     assert refused.status_code == 403 and "another site" in refused.text
-    assert [p.name for p in server.profiles()] == ["Default"]
+    assert [p.name for p in server.db.profiles()] == ["Default"]
     own = client.post("/profiles", data={"name": "mine"}, headers={**headers, "Origin": "http://127.0.0.1"})
-    assert own.status_code == 200 and [p.name for p in server.profiles()] == ["Default", "mine"]
+    assert own.status_code == 200 and [p.name for p in server.db.profiles()] == ["Default", "mine"]
 
 
 def test_socket_from_another_site_is_refused(client, server):
@@ -158,7 +158,7 @@ def test_socket_from_another_site_is_refused(client, server):
     with pytest.raises(WebSocketDisconnect) as refused:
         with client.websocket_connect(f"/ws?tab={tab}", headers={"Origin": "https://evil.example"}):
             pass
-    assert refused.value.code == 1008 and server.TABS == {}
+    assert refused.value.code == 1008 and server.live.TABS == {}
 
 
 def test_other_host_names_are_refused(client):
@@ -179,7 +179,7 @@ def test_ids_too_big_for_sqlite_are_unknown_not_a_crash(client):
 def test_socket_without_a_tab_id_is_refused(client, server):
     with client.websocket_connect("/ws") as ws:
         closed = ws.receive()
-    assert (closed["type"], closed["code"]) == ("websocket.close", 1008) and server.TABS == {}
+    assert (closed["type"], closed["code"]) == ("websocket.close", 1008) and server.live.TABS == {}
 
 
 # --- tasks -----------------------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ def task_route(server, web_app):
     async def test_task(req, kind: str):
         fn, params = {"slow": (slow, {"steps": 3}), "busy": (slow, {"steps": 5, "reported": 4}),
                       "failing": (failing, {}), "quick": (quick, {})}[kind]
-        return server.start_task(req, title=f"{kind} task", fn=fn, params=params)
+        return server.tasks.start_task(req, title=f"{kind} task", fn=fn, params=params)
 
     return test_task
 
@@ -224,12 +224,12 @@ def test_cancel_stops_a_running_task_and_a_reload_shows_where_it_is(client, serv
         row = client.post("/test-task/slow", headers=headers).text
         task_id = int(re.search(r'id="task-(\d+)"', row)[1])
         receive_until(ws, "first step")
-        assert server.tasks[task_id].status == "running"
+        assert server.db.tasks[task_id].status == "running"
         reloaded = client.get("/").text
         assert "1/3" in reloaded and f'hx-get="/tasks/{task_id}"' in reloaded
         cancelled = client.post(f"/tasks/{task_id}/cancel", headers=headers).text
         assert 'class="task cancelled"' in cancelled
-    assert server.tasks[task_id].status == "cancelled" and server.RUNS == {}
+    assert server.db.tasks[task_id].status == "cancelled" and server.tasks.RUNS == {}
 
 
 def test_a_failing_task_shows_its_message_not_a_traceback(client, server, task_route):
@@ -247,10 +247,10 @@ def test_a_task_outlives_its_tab_and_records_the_result(client, server, task_rou
         row = client.post("/test-task/slow", headers=headers).text
         task_id = int(re.search(r'id="task-(\d+)"', row)[1])
         receive_until(ws, "first step")
-    assert server.TABS == {} and server.tasks[task_id].status == "running"
+    assert server.live.TABS == {} and server.db.tasks[task_id].status == "running"
     quick = int(re.search(r'id="task-(\d+)"', client.post("/test-task/quick", headers=headers).text)[1])
-    wait_until(client, lambda: quick not in server.RUNS)
-    assert (server.tasks[quick].status, server.tasks[quick].result) == ("done", "quick result")
+    wait_until(client, lambda: quick not in server.tasks.RUNS)
+    assert (server.db.tasks[quick].status, server.db.tasks[quick].result) == ("done", "quick result")
     client.post(f"/tasks/{task_id}/cancel", headers=headers)
 
 
@@ -259,18 +259,18 @@ def test_a_tab_that_missed_every_push_still_sees_the_task_end(client, server, ta
     row = client.post("/test-task/failing", headers=headers).text
     task_id = int(re.search(r'id="task-(\d+)"', row)[1])
     assert f'hx-get="/tasks/{task_id}"' in row and 'hx-trigger="every 2s"' in row
-    wait_until(client, lambda: not server.RUNS)
+    wait_until(client, lambda: not server.tasks.RUNS)
     polled = client.get(f"/tasks/{task_id}", headers=headers).text
     assert 'class="task failed"' in polled and "Failed: the API said no" in polled and "hx-get" not in polled
 
 
 def test_a_poll_shows_progress_not_saved_yet(client, server, task_route, monkeypatch):
-    monkeypatch.setattr(server, "SAVE_EVERY", 3600.0)  # only the first report reaches the database
+    monkeypatch.setattr(server.tasks, "SAVE_EVERY", 3600.0)  # only the first report reaches the database
     headers = open_page(client)
     task_id = int(re.search(r'id="task-(\d+)"', client.post("/test-task/busy", headers=headers).text)[1])
-    wait_until(client, lambda: server.RUNS[task_id].task.done == 4)
+    wait_until(client, lambda: server.tasks.RUNS[task_id].task.done == 4)
     polled = client.get(f"/tasks/{task_id}", headers=headers).text
-    assert server.tasks[task_id].done < 4 and "4/5" in polled and "step 4" in polled
+    assert server.db.tasks[task_id].done < 4 and "4/5" in polled and "step 4" in polled
     client.post(f"/tasks/{task_id}/cancel", headers=headers)
 
 

@@ -14,7 +14,7 @@ from conftest import LocalClient, open_page
 
 def seed(server, profile_id: int, count: int, rank=float) -> None:
     """`count` todos written straight into the database, as a long-used app would have them."""
-    conn = apsw.Connection(str(server.DB_FILE))
+    conn = apsw.Connection(str(server.db.DB_FILE))
     with conn:
         conn.executemany("INSERT INTO todos (profile_id, title, done, priority) VALUES (?, ?, 0, ?)",
                          [(profile_id, f"todo {i}", rank(i)) for i in range(count)])
@@ -22,7 +22,7 @@ def seed(server, profile_id: int, count: int, rank=float) -> None:
 
 
 def order(server, profile_id: int) -> list[int]:
-    return [t.id for t in server.todos(where="profile_id = ?", where_args=[profile_id], order_by="priority, id")]
+    return [t.id for t in server.todos.todos(where="profile_id = ?", where_args=[profile_id], order_by="priority, id")]
 
 
 def shown(page: str) -> list[str]:
@@ -54,7 +54,7 @@ def test_move_toggle_rename_delete_work_anywhere_in_ten_thousand(client, server,
     for position in (0, 4_321, 9_999):
         todo_id = ids[position]
         assert " checked" in client.post(f"/todos/{todo_id}/toggle", headers=headers).text
-        assert server.todos[todo_id].done
+        assert server.todos.todos[todo_id].done
         renamed = client.post(f"/todos/{todo_id}/rename", data={"title": f"renamed {position}"}, headers=headers)
         assert f'value="renamed {position}"' in renamed.text
     moved = client.post(f"/todos/{ids[4_321]}/move", data={"by": "-1"}, headers=headers).text
@@ -72,7 +72,7 @@ def test_move_toggle_rename_delete_work_anywhere_in_ten_thousand(client, server,
 def traced_connections(server, monkeypatch) -> dict:
     """Counts of SQL statements run and rows written by the app's threads from now on."""
     counts = {"statements": 0, "rows": 0}
-    connect = server.connect
+    connect = server.db.connect
 
     def statement(cursor, sql: str, bindings) -> bool:
         counts["statements"] += 1
@@ -87,7 +87,7 @@ def traced_connections(server, monkeypatch) -> dict:
         conn.conn.set_update_hook(row_written)
         return conn
 
-    monkeypatch.setattr(server, "connect", traced)
+    monkeypatch.setattr(server.db, "connect", traced)
     return counts
 
 
@@ -95,7 +95,7 @@ def test_a_move_writes_one_row_and_runs_the_same_statements_at_100_and_10_000_to
     counts = traced_connections(server, monkeypatch)
     with LocalClient(server.create_app()) as client:
         headers = open_page(client)
-        profile = server.current_profile({}).id
+        profile = server.profiles.current_profile({}).id
         traces = {}
         for size in (100, 10_000):
             seed(server, profile, size - len(order(server, profile)), rank=lambda i: 10.0 * size + i)  # after the rest

@@ -1,5 +1,5 @@
 """The app's tools: every public function defined in a module here, and every notebook here with a cell tagged
-`parameters`, is a page of the app (see toolbox.py). Files starting with `_` are helpers, never tools.
+`parameters`, is a page of the app (see the toolbox package). Files starting with `_` are helpers, never tools.
 
 In a notebook, the same functions run as they are. Two helpers make that pleasant:
 

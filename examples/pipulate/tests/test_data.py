@@ -49,7 +49,7 @@ def write_lock(db_file):
 
 def test_a_write_waiting_on_another_process_holds_up_no_other_request(server, monkeypatch):
     waiting = threading.Event()
-    connect = server.connect
+    connect = server.db.connect
 
     def noting_waits():
         conn = connect()
@@ -62,10 +62,10 @@ def test_a_write_waiting_on_another_process_holds_up_no_other_request(server, mo
         conn.conn.set_busy_handler(busy)
         return conn
 
-    monkeypatch.setattr(server, "connect", noting_waits)
+    monkeypatch.setattr(server.db, "connect", noting_waits)
     with LocalClient(server.create_app()) as client, ThreadPoolExecutor(1) as pool:
         headers = open_page(client)
-        with write_lock(server.DB_FILE):
+        with write_lock(server.db.DB_FILE):
             add = pool.submit(client.post, "/profiles", data={"name": "after the lock"}, headers=headers)
             assert waiting.wait(30)
             assert client.get("/static/app.css").status_code == 200
@@ -73,14 +73,14 @@ def test_a_write_waiting_on_another_process_holds_up_no_other_request(server, mo
             assert page.status_code == 200 and 'id="task-list"' in page.text
             assert not add.done()
         assert ">after the lock</option>" in add.result(30).text
-    assert server.store["held"] == 1
+    assert server.db.store["held"] == 1
 
 
 def test_a_write_past_the_busy_timeout_gets_one_line_not_a_500(server, monkeypatch):
-    monkeypatch.setattr(server, "BUSY_TIMEOUT", 0.05)
+    monkeypatch.setattr(server.db, "BUSY_TIMEOUT", 0.05)
     with LocalClient(server.create_app()) as client:
         headers = open_page(client)
-        profile = server.current_profile({}).id
+        profile = server.profiles.current_profile({}).id
         writes = [("POST", "/profiles", {"name": "Other"}), ("POST", "/profiles/switch", {"id": str(profile)}),
                   ("POST", f"/profiles/{profile}/rename", {"name": "Renamed"}),
                   ("DELETE", f"/profiles/{profile}", None)]
@@ -89,13 +89,13 @@ def test_a_write_past_the_busy_timeout_gets_one_line_not_a_500(server, monkeypat
         writes += [("POST", "/todos", {"title": "new"}), ("POST", f"/todos/{todo_id}/toggle", None),
                    ("POST", f"/todos/{todo_id}/rename", {"title": "renamed"}),
                    ("POST", f"/todos/{todo_id}/move", {"by": "1"}), ("DELETE", f"/todos/{todo_id}", None)]
-        with write_lock(server.DB_FILE):
+        with write_lock(server.db.DB_FILE):
             for method, url, data in writes:
                 response = client.request(method, url, data=data, headers=headers)
-                assert (response.status_code, response.text) == (503, server.BUSY), url
+                assert (response.status_code, response.text) == (503, server.db.BUSY), url
                 assert response.headers["HX-Retarget"] == "#notice" and "Traceback" not in response.text
-    assert [(t.title, t.done) for t in server.todos()] == [("kept", False)]
-    assert [p.name for p in server.profiles()] == ["Default"]
+    assert [(t.title, t.done) for t in server.todos.todos()] == [("kept", False)]
+    assert [p.name for p in server.db.profiles()] == ["Default"]
 
 
 # --- framing, scripts, request size, host names ----------------------------------------------------------
@@ -115,11 +115,11 @@ def test_pages_refuse_framing_and_run_only_scripts_from_static(client):
 
 def test_bodies_over_the_limit_get_a_clear_message_and_write_nothing(client, server, me):
     headers, profile = me
-    for size in (server.MAX_BODY + 1, 10 * 1024 * 1024):
+    for size in (server.security.MAX_BODY + 1, 10 * 1024 * 1024):
         response = client.post("/profiles", content=b"name=" + b"x" * (size - 5),
                                headers={**headers, "Content-Type": "application/x-www-form-urlencoded"})
         assert response.status_code == 413 and "the limit here is 1,024 KiB" in response.text
-    assert [p.name for p in server.profiles()] == ["Default"]
+    assert [p.name for p in server.db.profiles()] == ["Default"]
     fits = client.post("/profiles", data={"name": "x" * 1000}, headers=headers)
     assert fits.status_code == 200 and "Keep it to 500 characters" in fits.text
 
@@ -196,11 +196,23 @@ def test_writes_the_server_acknowledged_survive_another_program_and_a_kill(app_d
 
 
 def test_importing_the_app_opens_and_creates_nothing(app_dir):
-    probe = "import json, server; print(json.dumps(sorted(p.name for p in server.APP_DIR.iterdir())))"
+    probe = "import json, server, settings; print(json.dumps(sorted(p.name for p in settings.APP_DIR.iterdir())))"
     before = sorted(p.name for p in app_dir.iterdir())
     out = subprocess.run([sys.executable, "-B", "-c", probe], cwd=app_dir, capture_output=True, text=True, check=True,
                          env={**os.environ, f"{ENV_PREFIX}_ENV": "prod"}).stdout  # -B: no bytecode folder either
     assert json.loads(out) == before and "data" not in before
+
+
+def test_another_process_starting_leaves_the_tables_as_they_are(client, server, app_dir):
+    """A second server (or a notebook's tools.record()) starting while this one serves rebuilt every table it
+    thought differed, dropping it for a moment: this one's writes failed with "no such table"."""
+    headers = open_page(client)
+    client.post("/profiles", data={"name": "Kept"}, headers=headers)
+    version = server.db.db.execute("PRAGMA schema_version").fetchone()[0]
+    start = "import server; from core.db import db; server.create_app(); db.execute('SELECT 1')"
+    subprocess.run([sys.executable, "-c", start], cwd=app_dir, check=True, env={**os.environ, f"{ENV_PREFIX}_ENV": "prod"})
+    assert server.db.db.execute("PRAGMA schema_version").fetchone()[0] == version
+    assert [p.name for p in server.db.profiles(order_by="id")] == ["Default", "Kept"]
 
 
 # --- files under data/, start-up ------------------------------------------------------------------------

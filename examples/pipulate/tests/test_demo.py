@@ -20,7 +20,7 @@ CHUNK = re.compile(r'<span hx-swap-oob="beforeend:#(reply-\w+)">(.*?)</span>', r
 
 
 def todos_of(server, profile_id: int) -> list:
-    return server.todos(where="profile_id = ?", where_args=[profile_id], order_by="priority, id")
+    return server.todos.todos(where="profile_id = ?", where_args=[profile_id], order_by="priority, id")
 
 
 def todo_titles(server, profile_id: int) -> list[str]:
@@ -33,7 +33,7 @@ def chat(ws, msg: str) -> None:
 
 def wait_for_reply_end(client, server, tab: str) -> None:
     """The stream's closing line comes after the last chunk: wait until the reply task is gone."""
-    assert wait_until(client, lambda: server.TABS[tab].reply is None), "the reply did not end"
+    assert wait_until(client, lambda: server.chat.chat_of(server.live.TABS[tab]).reply is None), "the reply did not end"
 
 
 def chunks(frames: list[str]) -> list[str]:
@@ -51,12 +51,12 @@ def test_the_page_has_todos_the_chat_and_the_word_count_tool(client):
 
 def test_todo_add_toggle_rename_move_delete(client, server):
     headers = open_page(client)
-    me = server.current_profile({}).id
+    me = server.profiles.current_profile({}).id
     for title in ("one", "two", "three"):
         assert f'value="{title}"' in client.post("/todos", data={"title": title}, headers=headers).text
     ids = [t.id for t in todos_of(server, me)]
     assert 'checked' in client.post(f"/todos/{ids[0]}/toggle", headers=headers).text
-    assert server.todos[ids[0]].done
+    assert server.todos.todos[ids[0]].done
     client.post(f"/todos/{ids[1]}/rename", data={"title": "  TWO  "}, headers=headers)
     listing = client.post(f"/todos/{ids[2]}/move", data={"by": "-2"}, headers=headers).text
     assert listing.index('value="three"') < listing.index('value="one"') < listing.index('value="TWO"')
@@ -70,18 +70,18 @@ def test_todo_add_toggle_rename_move_delete(client, server):
 def test_bad_todo_title_is_an_inline_error_and_writes_nothing(client, server, title, error):
     headers = open_page(client)
     client.post("/todos", data={"title": "keep"}, headers=headers)
-    todo = server.todos()[0]
+    todo = server.todos.todos()[0]
     added = client.post("/todos", data={"title": title}, headers=headers)
     renamed = client.post(f"/todos/{todo.id}/rename", data={"title": title}, headers=headers)
     for response in (added, renamed):
         assert response.status_code == 200 and error in response.text and "Traceback" not in response.text
-    assert [t.title for t in server.todos()] == ["keep"]
+    assert [t.title for t in server.todos.todos()] == ["keep"]
 
 
 def test_unknown_and_foreign_todo_ids_are_refused(client, server):
     headers = open_page(client)
     client.post("/todos", data={"title": "mine"}, headers=headers)
-    mine = server.todos()[0]
+    mine = server.todos.todos()[0]
     client.post("/profiles", data={"name": "Other"}, headers=headers)
     for todo_id in (mine.id, 999):
         for method, path, data in (("post", "toggle", {}), ("post", "rename", {"title": "stolen"}),
@@ -89,21 +89,21 @@ def test_unknown_and_foreign_todo_ids_are_refused(client, server):
             url = f"/todos/{todo_id}/{path}".rstrip("/")
             response = client.request(method.upper(), url, data=data or None, headers=headers)
             assert "does not exist" in response.text, (method, url)
-    assert server.todos[mine.id].title == "mine" and not server.todos[mine.id].done
+    assert server.todos.todos[mine.id].title == "mine" and not server.todos.todos[mine.id].done
     assert "does not exist" in client.post(f"/todos/{10**30}/toggle", headers=headers).text
 
 
 def test_todos_belong_to_their_profile_and_go_with_it(client, server):
     headers = open_page(client)
-    default = server.current_profile({}).id
+    default = server.profiles.current_profile({}).id
     client.post("/todos", data={"title": "default's"}, headers=headers)
     page = client.post("/profiles", data={"name": "Work"}, headers=headers).text
     assert "Todos · Work" in page and "default's" not in page
     client.post("/todos", data={"title": "work's"}, headers=headers)
     assert 'value="default\'s"' in client.post("/profiles/switch", data={"id": default}, headers=headers).text
-    work = next(p.id for p in server.profiles() if p.name == "Work")
+    work = next(p.id for p in server.db.profiles() if p.name == "Work")
     client.delete(f"/profiles/{work}", headers=headers)
-    assert [t.title for t in server.todos()] == ["default's"]
+    assert [t.title for t in server.todos.todos()] == ["default's"]
 
 
 def test_todos_survive_a_restart(live_server):
@@ -154,8 +154,8 @@ def test_bad_frames_get_an_error_and_the_socket_survives(client, server):
         assert "JSON text frames" in receive(ws)
         ws.send_text('{"type": "stop"}')
         assert "Nothing to stop" in receive(ws)
-        assert set(server.TABS) == {tab}
-    assert server.TABS == {}
+        assert set(server.live.TABS) == {tab}
+    assert server.live.TABS == {}
     assert client.get("/").status_code == 200
 
 
@@ -184,13 +184,13 @@ def test_chat_history_is_sent_back_and_bounded(client, server, fake_ollama):
     fake_ollama.tokens = ["ok"]
     tab = open_page(client)["X-Tab"]
     with client.websocket_connect(f"/ws?tab={tab}") as ws:
-        for i in range(server.CHAT_TURNS + 3):
+        for i in range(server.chat.CHAT_TURNS + 3):
             chat(ws, f"question {i}")
             receive_until(ws, ">ok</span>")
             wait_for_reply_end(client, server, tab)
     messages = fake_ollama.requests[-1]["messages"]
-    assert len(messages) <= 2 * server.CHAT_TURNS
-    assert messages[-1] == {"role": "user", "content": f"question {server.CHAT_TURNS + 2}"}
+    assert len(messages) <= 2 * server.chat.CHAT_TURNS
+    assert messages[-1] == {"role": "user", "content": f"question {server.chat.CHAT_TURNS + 2}"}
     assert messages[-2] == {"role": "assistant", "content": "ok"}
 
 
@@ -218,12 +218,12 @@ def test_closing_the_tab_ends_its_stream_and_empties_the_registry(client, server
         receive_until(ws, ">first</span>")
     fake_ollama.resume.set()
     assert fake_ollama.client_gone.wait(5)
-    assert server.TABS == {}
+    assert server.live.TABS == {}
 
 
 @pytest.mark.parametrize("setup, sentence", [
-    (lambda server, fake: setattr(server, "OLLAMA_HOST", "http://127.0.0.1:9"), "Ollama is not reachable"),
-    (lambda server, fake: setattr(server, "OLLAMA_MODEL", "missing:7b"), "missing:7b is not installed"),
+    (lambda server, fake: setattr(server.chat, "OLLAMA_HOST", "http://127.0.0.1:9"), "Ollama is not reachable"),
+    (lambda server, fake: setattr(server.chat, "OLLAMA_MODEL", "missing:7b"), "missing:7b is not installed"),
     (lambda server, fake: setattr(fake, "models", []), "Ollama has no model yet"),
     (lambda server, fake: setattr(fake, "break_after", 2), "broke off midway"),
 ])
@@ -251,7 +251,7 @@ def test_best_model_is_the_largest_and_never_an_embedder(server):
         async def list(self):
             return ollama.ListResponse(models=models)
 
-    assert asyncio.run(server.best_model(Tags())) == "big"
+    assert asyncio.run(server.chat.best_model(Tags())) == "big"
 
 
 def test_starting_the_app_leaves_ollama_unimported_until_a_chat(app_dir):
@@ -272,7 +272,7 @@ def write_text_files(server, count: int) -> int:
     words = 0
     for i in range(count):
         text = " ".join(f"w{j}" for j in range(i + 1))
-        (server.DATA / f"doc{i}.txt").write_text(text)
+        (server.settings.DATA / f"doc{i}.txt").write_text(text)
         words += i + 1
     return words
 
@@ -292,7 +292,7 @@ def test_task_progress_reaches_only_the_tab_that_started_it(client, server):
     pushed = "".join(frames_b)
     assert "6 text files under data/" in pushed and all(f"doc{i}.txt: {i + 1} words" in pushed for i in range(6))
     for task_id in ids:
-        task = server.tasks[int(task_id)]
+        task = server.db.tasks[int(task_id)]
         assert (task.status, task.done, task.total) == ("done", 6, 6)
         assert f"{words:,} words in 6 files" in task.result and "doc5.txt: 6 words" in task.log
     assert f"{words:,} words in 6 files" in client.get("/").text
@@ -300,8 +300,8 @@ def test_task_progress_reaches_only_the_tab_that_started_it(client, server):
 
 def test_the_word_count_tool_runs_in_a_notebook_with_any_report_callable(server, web_app, app_dir):
     words = write_text_files(server, 3)
-    (server.OUTPUTS / "7").mkdir()
-    (server.OUTPUTS / "7" / "result.txt").write_text("not the user's words")
+    (server.db.OUTPUTS / "7").mkdir()
+    (server.db.OUTPUTS / "7" / "result.txt").write_text("not the user's words")
     spec = importlib.util.spec_from_file_location("word_count_here", app_dir / "tools" / "word_count.py")
     spec.loader.exec_module(word_count := importlib.util.module_from_spec(spec))
     seen = []

@@ -66,7 +66,7 @@ def test_a_module_calling_sys_exit_is_a_card_and_runs_in_a_child_not_in_the_serv
 
 def test_a_module_slower_to_import_than_the_limit_is_a_card_and_other_pages_answer_meanwhile(client, server,
                                                                                              app_dir, monkeypatch):
-    monkeypatch.setattr(server.toolbox, "DISCOVER_TIMEOUT", 3, raising=False)
+    monkeypatch.setattr(server.toolbox.discovery, "DISCOVER_TIMEOUT", 3)
     with_fine_tools(app_dir, "slow.py", '''
         import os
         import time

@@ -29,7 +29,11 @@ from conftest import ENV_PREFIX, ollama_host, open_page, receive_until, started,
 STREAMING_APP = '''
 import asyncio
 
-from server import TABS, Div, create_app, start_task
+from fasthtml.common import Div
+
+from core.live import TABS
+from core.tasks import start_task
+from server import create_app
 
 app = create_app()
 
@@ -249,7 +253,7 @@ def tight_loop(server, web_app):
 
     @web_app.post("/test-task/tight")
     def tight_start(req):
-        return server.start_task(req, title="tight loop", fn=tight, params={})
+        return server.tasks.start_task(req, title="tight loop", fn=tight, params={})
 
 
 GAP = re.compile(r"… ([\d,]+) lines not shown here")
@@ -265,22 +269,22 @@ def test_a_task_reporting_100k_times_sends_few_small_frames_and_loses_no_line(cl
     progress = [f for f in frames if f'id="task-{task_id}-bar"' in f]
     # The first push, one per PUSH_EVERY, the last progress, the final row, and one window for the task
     # having started before the clock did.
-    assert len(progress) <= seconds / server.PUSH_EVERY + 4, (len(progress), seconds)
+    assert len(progress) <= seconds / server.tasks.PUSH_EVERY + 4, (len(progress), seconds)
     shown, skipped = [], 0
     for text in re.findall(r'hx-swap-oob="beforeend">(.*?)</pre>', "".join(progress), re.S):
         lines = text.splitlines()
         if gap := GAP.match(lines[0]):
             skipped += int(gap[1].replace(",", ""))
             lines = lines[1:]
-        assert len(lines) <= server.TASK_LOG_LINES, "a frame carries more lines than the row shows"
+        assert len(lines) <= server.task_rows.TASK_LOG_LINES, "a frame carries more lines than the row shows"
         shown += lines
     steps = [int(line.removeprefix("line ")) for line in shown]
     assert steps == sorted(set(steps)) and steps[-1] == REPORTS, "lines out of order, twice, or the last missing"
     assert len(steps) + skipped == REPORTS, "a line neither shown nor counted as not shown"
     assert f"{REPORTS}/{REPORTS}" in frames[-1]
-    task = server.tasks[task_id]
+    task = server.db.tasks[task_id]
     assert (task.status, task.done, task.total) == ("done", REPORTS, REPORTS)
-    newest = range(REPORTS - server.TASK_LOG_LINES + 1, REPORTS + 1)
+    newest = range(REPORTS - server.task_rows.TASK_LOG_LINES + 1, REPORTS + 1)
     assert task.log.splitlines() == [f"line {step}" for step in newest]
     full = client.get(f"/tasks/{task_id}/log", headers=headers).text.splitlines()
     assert full == [f"line {step}" for step in range(1, REPORTS + 1)]
@@ -290,16 +294,16 @@ def test_a_poll_of_a_running_task_does_not_race_its_reports(client, server, tigh
     headers = open_page(client)
     task_id = task_id_of(client.post("/test-task/tight", headers=headers).text)
     counts = []
-    while server.RUNS:
+    while server.tasks.RUNS:
         counts.append(int(COUNT.search(client.get(f"/tasks/{task_id}", headers=headers).text)[1]))
-    assert counts == sorted(counts) and server.tasks[task_id].done == REPORTS
+    assert counts == sorted(counts) and server.db.tasks[task_id].done == REPORTS
 
 
 def test_a_save_of_many_tasks_makes_as_many_python_calls_to_the_database_as_a_save_of_one(server, monkeypatch):
-    profile_id = server.current_profile({}).id
+    profile_id = server.profiles.current_profile({}).id
     new = dict(profile_id=profile_id, tab="", title="t", status="running", done=0, total=0, log="", result="",
                kind="", params="")
-    ids = [server.tasks.insert(**new).id for _ in range(50)]
+    ids = [server.db.tasks.insert(**new).id for _ in range(50)]
     calls = []
 
     class Counted:
@@ -313,29 +317,29 @@ def test_a_save_of_many_tasks_makes_as_many_python_calls_to_the_database_as_a_sa
                 calls.append(name)
             return getattr(self.conn, name)
 
-    database = server.db.here()
+    database = server.db.db.here()
     monkeypatch.setattr(database, "conn", Counted(database.conn))
     counts = []
     for batch in ([(("running", 1, 3, "a\n", "", ids[0]), 0, ["a"])],
                   [(("running", 2, 3, f"a\nb{i}\n", "", i), 1, [f"b{i}"]) for i in ids],
                   [(("done", 3, 3, f"c{i}\n", "ok", i), 2, [f"c{i}", f"d{i}"]) for i in ids]):
         calls.clear()
-        server.save_tasks(batch)
+        server.tasks.save_tasks(batch)
         counts.append(len(calls))
     monkeypatch.undo()
     assert counts == [4, 4, 4]  # BEGIN, the lines, the rows, COMMIT
     for i in ids:
-        task = server.tasks[i]
+        task = server.db.tasks[i]
         assert (task.status, task.done, task.total, task.log, task.result) == ("done", 3, 3, f"c{i}\n", "ok")
-        lines = server.db.execute("SELECT n, line FROM task_lines WHERE task_id = ? ORDER BY n", [i]).fetchall()
+        lines = server.db.db.execute("SELECT n, line FROM task_lines WHERE task_id = ? ORDER BY n", [i]).fetchall()
         assert lines == ([(0, "a")] if i == ids[0] else []) + [(1, f"b{i}"), (2, f"c{i}"), (3, f"d{i}")]
 
 
 def launched(server, work):
     """`work(report)` started as a task of no tab, on the running loop; its run."""
-    task = server.new_task(SimpleNamespace(session={}, headers={"x-tab": ""}), title="t")
-    server.launch(task, work)
-    return server.RUNS[task.id]
+    task = server.tasks.new_task(SimpleNamespace(session={}, headers={"x-tab": ""}), title="t")
+    server.tasks.launch(task, work)
+    return server.tasks.RUNS[task.id]
 
 
 def run_tasks(server, *works) -> list[int]:
@@ -357,7 +361,7 @@ def counting_yields(server, monkeypatch) -> list[float]:
         calls.append(delay)
         return sleep(delay, *args)
 
-    monkeypatch.setattr(server.asyncio, "sleep", counted)
+    monkeypatch.setattr(server.tasks.asyncio, "sleep", counted)
     return calls
 
 
@@ -391,7 +395,7 @@ def test_a_bar_that_is_not_whole_numbers_fails_its_own_task_in_one_line(server, 
         return "not reached"
 
     (task_id,) = run_tasks(server, bad)
-    task = server.tasks[task_id]
+    task = server.db.tasks[task_id]
     assert (task.status, task.done, task.total, task.log) == ("failed", 1, 10, "fine\n")
     assert task.result.startswith("Failed: report(done, total) takes whole numbers below 2**63, not ")
     assert "\n" not in task.result and "<b>" not in task.result
@@ -399,7 +403,7 @@ def test_a_bar_that_is_not_whole_numbers_fails_its_own_task_in_one_line(server, 
 
 def saved_rows(server, ids) -> list[tuple]:
     """The tasks' rows in the database file, read by a connection of its own."""
-    with contextlib.closing(apsw.Connection(str(server.DB_FILE))) as conn:
+    with contextlib.closing(apsw.Connection(str(server.db.DB_FILE))) as conn:
         return [conn.execute("SELECT status, done, total, result FROM tasks WHERE id = ?", [i]).fetchone() for i in ids]
 
 
@@ -414,7 +418,7 @@ async def reports_then_waits(report):
 
 
 def test_a_bar_too_big_for_the_database_fails_its_own_task_and_every_other_is_saved(server, monkeypatch):
-    monkeypatch.setattr(server, "SAVE_EVERY", SAVE_SOON)
+    monkeypatch.setattr(server.tasks, "SAVE_EVERY", SAVE_SOON)
 
     async def huge(report):
         await report(10**20, 10**20, "too big")
@@ -427,8 +431,8 @@ def test_a_bar_too_big_for_the_database_fails_its_own_task_and_every_other_is_sa
 
 
 def test_a_row_the_database_refuses_fails_that_task_alone_and_the_rest_are_saved(server, monkeypatch):
-    monkeypatch.setattr(server, "SAVE_EVERY", SAVE_SOON)
-    server.db.execute("CREATE TRIGGER refuse BEFORE UPDATE ON tasks WHEN NEW.log LIKE '%refuse me%' "
+    monkeypatch.setattr(server.tasks, "SAVE_EVERY", SAVE_SOON)
+    server.db.db.execute("CREATE TRIGGER refuse BEFORE UPDATE ON tasks WHEN NEW.log LIKE '%refuse me%' "
                       "BEGIN SELECT RAISE(ABORT, 'this row is refused'); END")
 
     async def refused(report):
@@ -458,8 +462,8 @@ class Page:
 def test_frames_reach_a_page_that_stalls_and_reads_again_all_and_in_order(server):
     async def main() -> Page:
         page, other = Page(), Page()
-        tab = server.TABS["stalls"] = server.Tab(page)
-        server.TABS["other"] = server.Tab(other)
+        tab = server.live.TABS["stalls"] = server.live.Tab(page)
+        server.live.TABS["other"] = server.live.Tab(other)
         tab.report(1, 1, 3, ["one"])
         if sys.version_info >= (3, 12):  # the writer starts eagerly: the frame left within report()
             assert len(page.frames) == 1
@@ -468,8 +472,8 @@ def test_frames_reach_a_page_that_stalls_and_reads_again_all_and_in_order(server
         page.reading.clear()
         tab.report(1, 2, 3, ["two"])
         tab.report(1, 3, 3, ["three"])
-        tab.finish(1, server.Div("row", id="task-1", hx_swap_oob="true"))
-        server.TABS["other"].report(2, 1, 1, ["meanwhile"])
+        tab.finish(1, server.tasks.Div("row", id="task-1", hx_swap_oob="true"))
+        server.live.TABS["other"].report(2, 1, 1, ["meanwhile"])
         await asyncio.sleep(0.05)
         assert len(page.frames) == 1 and len(other.frames) == 1, "a stalled page held up another page"
         page.reading.set()
@@ -483,9 +487,9 @@ def test_frames_reach_a_page_that_stalls_and_reads_again_all_and_in_order(server
 
 
 def test_tasks_that_end_together_share_their_final_write(server, monkeypatch):
-    writes, save_tasks = [], server.save_tasks
-    monkeypatch.setattr(server, "save_tasks", lambda batch: writes.append(len(batch)) or save_tasks(batch))
-    monkeypatch.setattr(server, "SAVE_EVERY", 3600.0)  # only ends write
+    writes, save_tasks = [], server.tasks.save_tasks
+    monkeypatch.setattr(server.tasks, "save_tasks", lambda batch: writes.append(len(batch)) or save_tasks(batch))
+    monkeypatch.setattr(server.tasks, "SAVE_EVERY", 3600.0)  # only ends write
 
     async def short(report):
         await report(1, 1, "only line")
@@ -493,11 +497,11 @@ def test_tasks_that_end_together_share_their_final_write(server, monkeypatch):
 
     ids = run_tasks(server, *[short] * 200)
     assert sum(writes) == 200 and len(writes) <= 3, writes
-    assert {(server.tasks[i].status, server.tasks[i].log) for i in ids} == {("done", "only line\n")}
+    assert {(server.db.tasks[i].status, server.db.tasks[i].log) for i in ids} == {("done", "only line\n")}
 
 
 def test_a_save_refused_as_busy_is_carried_by_the_next_and_loses_no_line(server, monkeypatch):
-    refused, save_tasks = [], server.save_tasks
+    refused, save_tasks = [], server.tasks.save_tasks
 
     def busy_once(batch):
         if not refused:
@@ -505,8 +509,8 @@ def test_a_save_refused_as_busy_is_carried_by_the_next_and_loses_no_line(server,
             raise apsw.BusyError("database is locked")
         save_tasks(batch)
 
-    monkeypatch.setattr(server, "save_tasks", busy_once)
-    monkeypatch.setattr(server, "SAVE_EVERY", 0.01)
+    monkeypatch.setattr(server.tasks, "save_tasks", busy_once)
+    monkeypatch.setattr(server.tasks, "SAVE_EVERY", 0.01)
 
     async def lines(report):
         for step in range(1, 101):
@@ -516,15 +520,15 @@ def test_a_save_refused_as_busy_is_carried_by_the_next_and_loses_no_line(server,
 
     [task_id] = run_tasks(server, lines)
     assert refused, "no save was refused: the test proves nothing"
-    task = server.tasks[task_id]
+    task = server.db.tasks[task_id]
     assert (task.status, task.done) == ("done", 100)
-    saved = server.db.execute("SELECT n, line FROM task_lines WHERE task_id = ? ORDER BY n", [task_id]).fetchall()
+    saved = server.db.db.execute("SELECT n, line FROM task_lines WHERE task_id = ? ORDER BY n", [task_id]).fetchall()
     assert saved == [(n, f"line {n + 1}") for n in range(100)]
 
 
 def test_a_second_cancel_while_the_task_saves_its_end_leaves_nothing_running(server, monkeypatch):
-    save_tasks = server.save_tasks
-    monkeypatch.setattr(server, "save_tasks", lambda batch: time.sleep(0.2) or save_tasks(batch))
+    save_tasks = server.tasks.save_tasks
+    monkeypatch.setattr(server.tasks, "save_tasks", lambda batch: time.sleep(0.2) or save_tasks(batch))
 
     async def forever(report):
         await report(1, 2, "started")
@@ -539,34 +543,34 @@ def test_a_second_cancel_while_the_task_saves_its_end_leaves_nothing_running(ser
         run.job.cancel()
         await asyncio.wait([run.job])
         deadline = time.monotonic() + 60
-        while server.RUNS and time.monotonic() < deadline:
+        while server.tasks.RUNS and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         return run.task.id
 
     task_id = asyncio.run(main())
-    assert not server.RUNS, "the task stayed running in memory"
-    assert server.tasks[task_id].status == "interrupted"
+    assert not server.tasks.RUNS, "the task stayed running in memory"
+    assert server.db.tasks[task_id].status == "interrupted"
 
 
 def test_starting_a_task_runs_one_insert_and_reads_no_schema(server):
     request = SimpleNamespace(session={}, headers={"x-tab": "a-tab"})
     statements = []
-    conn = server.db.here().conn
+    conn = server.db.db.here().conn
     conn.exec_trace = lambda cursor, sql, bindings: statements.append(sql) or True
     try:
-        task = server.new_task(request, title="t", kind="tool:x", params={"a": 1})
+        task = server.tasks.new_task(request, title="t", kind="tool:x", params={"a": 1})
     finally:
         conn.exec_trace = None
     on_tasks = [sql for sql in statements if "tasks" in sql.lower()]
     assert len(on_tasks) == 1 and on_tasks[0].startswith("INSERT INTO tasks"), statements
-    assert server.tasks[task.id] == task
+    assert server.db.tasks[task.id] == task
 
 
 # --- running tasks across a second start and a crash -----------------------------------------------------
 
 
 def finished(client, server, task_id: int) -> str:
-    assert wait_until(client, lambda: task_id not in server.RUNS), f"task {task_id} did not end"
+    assert wait_until(client, lambda: task_id not in server.tasks.RUNS), f"task {task_id} did not end"
     return client.get(f"/tasks/{task_id}", headers={"HX-Request": "true"}).text
 
 

@@ -137,7 +137,7 @@ def ended(client, server, task_id: int, headers: dict) -> str:
     """The task's row once it has ended (a notebook's kernel runs at the tools' lower priority: on a loaded
     machine it waits for whatever else is running)."""
     for _ in range(2400):
-        if task_id not in server.RUNS:
+        if task_id not in server.tasks.RUNS:
             return client.get(f"/tasks/{task_id}", headers=headers).text
         client.portal.call(asyncio.sleep, 0.05)
     raise AssertionError(f"task {task_id} did not end")
@@ -209,9 +209,9 @@ def test_every_parameter_type_arrives_as_its_python_type(client, server, app_dir
     assert echoed == {"text": "hello <you>", "count": 7, "ratio": 2.5, "day": "2026-11-22", "data": "a,b\n1,2\n",
                       "data_type": "PosixPath", "names": ["ann", "bob"], "mode": "fast", "colour": "RED",
                       "loud": True, "note": None, "day_type": "date"}
-    (upload,) = (server.DATA / "uploads").iterdir()
+    (upload,) = (server.settings.DATA / "uploads").iterdir()
     assert re.fullmatch(r"[0-9a-f]{16}-my_sales\.csv", upload.name) and upload.stat().st_mode & 0o777 == 0o600
-    assert (server.DATA / "uploads").stat().st_mode & 0o777 == 0o700
+    assert (server.settings.DATA / "uploads").stat().st_mode & 0o777 == 0o700
 
 
 def test_bad_answers_come_back_inline_one_line_per_field_and_nothing_runs(client, server, app_dir):
@@ -225,7 +225,7 @@ def test_bad_answers_come_back_inline_one_line_per_field_and_nothing_runs(client
     assert set(errors) == {"count", "ratio", "day", "names", "mode", "colour"}, errors
     assert all(line and "\n" not in line for line in errors.values())
     assert 'value="kept text"' in response.text and 'value="seven" name="count" aria-invalid="true"' in response.text
-    assert server.tasks() == [] and server.RUNS == {} and list((server.DATA / "uploads").iterdir()) == []
+    assert server.db.tasks() == [] and server.tasks.RUNS == {} and list((server.settings.DATA / "uploads").iterdir()) == []
 
 
 def test_an_unknown_tool_is_a_404_with_a_clear_line(client, server):
@@ -234,7 +234,7 @@ def test_an_unknown_tool_is_a_404_with_a_clear_line(client, server):
     assert page.status_code == 404 and "There is no tool named no_such_tool" in page.text
     posted = client.post("/tools/no_such_tool", data={"x": "1"}, headers=headers)
     assert posted.status_code == 404 and "There is no tool named no_such_tool" in posted.text
-    assert server.tasks() == []
+    assert server.db.tasks() == []
 
 
 # --- results ---------------------------------------------------------------------------------------------
@@ -289,11 +289,11 @@ def test_downloads_are_refused_outside_the_outputs_folder_and_for_another_profil
     add_tool(app_dir, "results.py", RESULTS)
     headers = open_page(client)
     task_id = task_id_of(run(client, server, headers, "written"))
-    folder = server.OUTPUTS / str(task_id)
+    folder = server.db.OUTPUTS / str(task_id)
     (folder / ".hidden").write_text("secret")
     (folder / "inner").mkdir()
     (folder / "inner" / "deep.txt").write_text("secret")
-    (folder / "link.txt").symlink_to(server.DB_FILE)
+    (folder / "link.txt").symlink_to(server.db.DB_FILE)
     for name in (".hidden", "inner", "link.txt", "..%2F..%2F.sesskey", "%2E%2E", "missing.txt"):
         response = client.get(f"/tasks/{task_id}/files/{name}", headers=headers)
         assert response.status_code == 404 and "secret" not in response.text, name
@@ -314,7 +314,7 @@ def test_a_sync_tool_waiting_blocks_no_other_request(client, server, app_dir, tm
         task_id = task_id_of(client.post("/tools/wait_for", data={"flag": str(flag)}, headers=headers).text)
         receive_until(ws, "waiting", timeout=30)
         assert client.get("/").status_code == 200 and client.get("/tools/wait_for").status_code == 200
-        assert server.RUNS[task_id].task.status == "running"
+        assert server.tasks.RUNS[task_id].task.status == "running"
         flag.touch()
         frames = receive_until(ws, f'id="task-{task_id}" class="task done"', timeout=30)
     assert "saw it" in "".join(frames) and "released" in frames[-1]
@@ -325,12 +325,12 @@ def test_cancel_ends_a_sync_tool(client, server, app_dir):
     headers = open_page(client)
     task_id = task_id_of(client.post("/tools/forever", headers=headers).text)
     for _ in range(600):
-        if server.RUNS[task_id].task.done >= 3:
+        if server.tasks.RUNS[task_id].task.done >= 3:
             break
         client.portal.call(asyncio.sleep, 0.05)
     client.post(f"/tasks/{task_id}/cancel", headers=headers)
     row = ended(client, server, task_id, headers)
-    assert 'class="task cancelled"' in row and server.tasks[task_id].status == "cancelled"
+    assert 'class="task cancelled"' in row and server.db.tasks[task_id].status == "cancelled"
 
 
 def test_a_failing_tool_names_the_error_and_the_users_line_not_a_traceback(client, server, app_dir, caplog):
@@ -338,7 +338,7 @@ def test_a_failing_tool_names_the_error_and_the_users_line_not_a_traceback(clien
     headers = open_page(client)
     row = run(client, server, headers, "sales")
     assert 'class="task failed"' in row and "Failed: KeyError: &#x27;fr&#x27; (failing.py:4)" in row, row
-    assert "Traceback" not in row and "Traceback" not in server.tasks[task_id_of(row)].result
+    assert "Traceback" not in row and "Traceback" not in server.db.tasks[task_id_of(row)].result
 
 
 def test_run_again_reuses_the_answers_and_the_upload(client, server, app_dir):
@@ -350,7 +350,7 @@ def test_run_again_reuses_the_answers_and_the_upload(client, server, app_dir):
     again = client.post(f"/tasks/{task_id_of(first)}/again", headers=headers).text
     second = ended(client, server, task_id_of(again), headers)
     assert task_id_of(second) != task_id_of(first) and result_of(second) == result_of(first)
-    assert server.tasks[task_id_of(second)].params == server.tasks[task_id_of(first)].params
+    assert server.db.tasks[task_id_of(second)].params == server.db.tasks[task_id_of(first)].params
     tool_page = client.get("/tools/echo").text
     runs = re.search(r'<section id="tasks">(.*?)</section>', tool_page, re.S)[1]
     assert [int(i) for i in TASK_ID.findall(runs)] == [task_id_of(second), task_id_of(first)]
@@ -364,17 +364,17 @@ def test_an_upload_unused_for_its_days_goes_when_another_arrives_and_its_run_ask
     headers = open_page(client)
     data = {"text": "old", "count": "3", "ratio": "1", "day": "2026-01-02", "names": "x"}
     first = run(client, server, headers, "echo", data, files={"data": ("old.csv", b"old")})
-    (old,) = (server.DATA / "uploads").iterdir()
-    kept_until = old.stat().st_mtime - server.KEEP_UPLOADS_DAYS * 86400
+    (old,) = (server.settings.DATA / "uploads").iterdir()
+    kept_until = old.stat().st_mtime - server.tool_pages.KEEP_UPLOADS_DAYS * 86400
     os.utime(old, (kept_until - 1, kept_until - 1))
     second = run(client, server, headers, "echo", data, files={"data": ("new.csv", b"new")})
     assert '"data": "new"' in html.unescape(result_of(second))
-    assert [path.name.split("-", 1)[1] for path in (server.DATA / "uploads").iterdir()] == ["new.csv"]
-    runs = len(server.tasks())
+    assert [path.name.split("-", 1)[1] for path in (server.settings.DATA / "uploads").iterdir()] == ["new.csv"]
+    runs = len(server.db.tasks())
     again = client.post(f"/tasks/{task_id_of(first)}/again", headers=headers).text
-    assert f"Data: the file this run used is gone (uploads are kept {server.KEEP_UPLOADS_DAYS} days)" in again
-    assert len(server.tasks()) == runs and not TASK_ID.search(again)
-    (new,) = (server.DATA / "uploads").iterdir()
+    assert f"Data: the file this run used is gone (uploads are kept {server.tool_pages.KEEP_UPLOADS_DAYS} days)" in again
+    assert len(server.db.tasks()) == runs and not TASK_ID.search(again)
+    (new,) = (server.settings.DATA / "uploads").iterdir()
     os.utime(new, (kept_until, kept_until))
     again = client.post(f"/tasks/{task_id_of(second)}/again", headers=headers).text
     assert '"data": "new"' in html.unescape(result_of(ended(client, server, task_id_of(again), headers)))
@@ -415,10 +415,10 @@ def test_run_again_checks_the_saved_answers_against_the_tool_as_it_is_now(client
                                                  for name, value in answers.items()})
     assert 'class="task done"' in first
     add_tool(app_dir, "look.py", changed)
-    runs = len(server.tasks())
+    runs = len(server.db.tasks())
     again = client.post(f"/tasks/{task_id_of(first)}/again", headers=headers).text
     assert "run the tool from its page" in again and not TASK_ID.search(again) and "not for the page" not in again
-    assert len(server.tasks()) == runs and secret.stat().st_mtime == 1_000_000
+    assert len(server.db.tasks()) == runs and secret.stat().st_mtime == 1_000_000
 
 
 def test_a_runs_card_shows_its_inputs_and_when_it_ran(client, server, app_dir):
@@ -455,8 +455,8 @@ def test_a_database_an_older_version_made_is_migrated_and_keeps_its_runs(app_dir
     headers = open_page(client)
     assert "old result" in client.get("/tasks/7", headers=headers).text
     client.post("/profiles", data={"name": "New"}, headers=headers)
-    assert [profile.id for profile in server.profiles(order_by="id")] == [1, 2]  # 2 was free: ids go on from 1
-    row = server.db.execute("SELECT sql FROM sqlite_master WHERE name = 'tasks'").fetchall()[0][0]
+    assert [profile.id for profile in server.db.profiles(order_by="id")] == [1, 2]  # 2 was free: ids go on from 1
+    row = server.db.db.execute("SELECT sql FROM sqlite_master WHERE name = 'tasks'").fetchall()[0][0]
     assert "AUTOINCREMENT" in row and "[started]" in row and "[ended]" in row
 
 
@@ -464,29 +464,29 @@ def test_a_deleted_profile_takes_its_runs_uploads_and_outputs_and_its_ids_reach_
     add_tool(app_dir, "every.py", EVERY_TYPE)
     add_tool(app_dir, "waiting.py", WAITING)
     headers = open_page(client)
-    kept = server.current_profile({}).id
+    kept = server.profiles.current_profile({}).id
     client.post("/profiles", data={"name": "Leaving"}, headers=headers)
-    gone = max(profile.id for profile in server.profiles())
+    gone = max(profile.id for profile in server.db.profiles())
     data = {"text": "mine", "count": "3", "ratio": "1", "day": "2026-01-02", "names": "x"}
     task_id = task_id_of(run(client, server, headers, "echo", data, files={"data": ("private.csv", b"private")}))
-    (upload,) = (server.DATA / "uploads").iterdir()
-    outputs = server.OUTPUTS / str(task_id)
+    (upload,) = (server.settings.DATA / "uploads").iterdir()
+    outputs = server.db.OUTPUTS / str(task_id)
     (outputs / "result.csv").write_text("private")
     running = task_id_of(client.post("/tools/forever", headers=headers).text)
     client.post("/profiles/switch", data={"id": str(kept)}, headers=headers)
     refused = client.delete(f"/profiles/{gone}", headers=headers).text
-    assert "A task of this profile is running" in refused and server.profiles[gone].name == "Leaving"
+    assert "A task of this profile is running" in refused and server.db.profiles[gone].name == "Leaving"
     client.post("/profiles/switch", data={"id": str(gone)}, headers=headers)
     client.post(f"/tasks/{running}/cancel", headers=headers)
     ended(client, server, running, headers)
     client.post("/profiles/switch", data={"id": str(kept)}, headers=headers)
     client.delete(f"/profiles/{gone}", headers=headers)
-    assert gone not in [profile.id for profile in server.profiles()]
-    assert not upload.exists() and not outputs.exists() and not (server.OUTPUTS / str(running)).exists()
-    lines = server.db.execute("SELECT count(*) FROM task_lines WHERE task_id IN (?, ?)", [task_id, running]).fetchall()
-    assert lines == [(0,)] and not server.tasks(where="id IN (?, ?)", where_args=[task_id, running])
+    assert gone not in [profile.id for profile in server.db.profiles()]
+    assert not upload.exists() and not outputs.exists() and not (server.db.OUTPUTS / str(running)).exists()
+    lines = server.db.db.execute("SELECT count(*) FROM task_lines WHERE task_id IN (?, ?)", [task_id, running]).fetchall()
+    assert lines == [(0,)] and not server.db.tasks(where="id IN (?, ?)", where_args=[task_id, running])
     client.post("/profiles", data={"name": "Arriving"}, headers=headers)  # takes the highest id: never the old one
-    assert server.current_profile({}).id not in (gone, kept)
+    assert server.profiles.current_profile({}).id not in (gone, kept)
     for method, url in [("GET", f"/tasks/{task_id}"), ("GET", f"/tasks/{task_id}/log"),
                         ("GET", f"/tasks/{task_id}/files/result.csv"), ("POST", f"/tasks/{task_id}/again"),
                         ("POST", f"/tasks/{task_id}/cancel"), ("POST", f"/profiles/{gone}/rename"),
@@ -502,13 +502,13 @@ def test_a_deleted_profile_takes_its_runs_uploads_and_outputs_and_its_ids_reach_
 
 def test_an_upload_over_the_limit_gets_the_413_notice_and_keeps_nothing(client, server, app_dir, monkeypatch):
     add_tool(app_dir, "every.py", EVERY_TYPE)
-    monkeypatch.setitem(server.BODY_LIMITS, "/tools/", 64 * 1024)
+    monkeypatch.setitem(server.security.BODY_LIMITS, "/tools/", 64 * 1024)
     headers = open_page(client)
     response = client.post("/tools/echo", data={"text": "t"}, files={"data": ("big.csv", b"x" * 100_000)},
                            headers=headers)
     assert response.status_code == 413 and "the limit here is 64 KiB" in response.text
     assert response.headers["HX-Retarget"] == "#notice"
-    assert server.tasks() == [] and list((server.DATA / "uploads").iterdir()) == []
+    assert server.db.tasks() == [] and list((server.settings.DATA / "uploads").iterdir()) == []
 
 
 # --- broken files, changes, add-ons ----------------------------------------------------------------------

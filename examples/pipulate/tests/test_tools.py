@@ -1,4 +1,4 @@
-"""toolbox.py and tools/__init__.py, called directly: discovery, form parsing, the child-process runner, results,
+"""toolbox and tools/__init__.py, called directly: discovery, form parsing, the child-process runner, results,
 and recording a notebook run into the app's task history."""
 import asyncio
 import datetime
@@ -26,11 +26,10 @@ TOOL_SESSION = str(toolbox.NICENESS) if AUTOGROUP.exists() else "-"  # its sessi
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
-    """An app folder holding toolbox.py, toolbox_notebooks.py and an empty tools/ package, as a render has them."""
+    """An app folder holding the toolbox package and an empty tools/ package, as a render has them."""
     dest = tmp_path / "app"
     (dest / "tools").mkdir(parents=True)
-    for name in ("toolbox.py", "toolbox_notebooks.py"):
-        shutil.copy(REPO / name, dest)
+    shutil.copytree(REPO / "toolbox", dest / "toolbox", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "tools" / "__init__.py", dest / "tools")
     return dest
 
@@ -478,7 +477,7 @@ def test_cancel_raises_cancelled_at_the_next_report_of_a_sync_tool(app):
 
 
 def test_cancel_kills_a_tool_that_never_reports_again_after_the_grace(app, monkeypatch):
-    monkeypatch.setattr(toolbox, "CANCEL_GRACE", 0.3)
+    monkeypatch.setattr(toolbox.runner, "CANCEL_GRACE", 0.3)
     tool = one_tool(app, '''
         import os
         import time
@@ -592,7 +591,7 @@ def tools_package(app_dir: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def test_record_awaits_an_async_tool(app_dir, tools_package, server):
-    server.profiles.insert(name="Default")
+    server.db.profiles.insert(name="Default")
     write(app_dir, "waits.py", '''
         async def waits(times: int, report):
             for n in range(times):
@@ -602,7 +601,7 @@ def test_record_awaits_an_async_tool(app_dir, tools_package, server):
     from tools.waits import waits
 
     assert asyncio.run(tools_package.record(waits, times=2)) == 2
-    task, = server.tasks()
+    task, = server.db.tasks()
     assert (task.status, task.done, task.total, task.log, task.result) == ("done", 2, 2, "waited 1\nwaited 2\n", "2")
 
 
@@ -615,8 +614,8 @@ def test_record_without_the_app_database_says_to_start_the_app_and_runs_nothing(
 
 def test_record_stores_a_finished_task_the_app_shows_for_the_profile_last_chosen(app_dir, tools_package, server,
                                                                                  client, capsys):
-    server.profiles.insert(name="Default")
-    server.store["profile_id"] = work = server.profiles.insert(name="Work").id
+    server.db.profiles.insert(name="Default")
+    server.db.store["profile_id"] = work = server.db.profiles.insert(name="Work").id
     write(app_dir, "sales.py", '''
         import datetime
 
@@ -636,7 +635,7 @@ def test_record_stores_a_finished_task_the_app_shows_for_the_profile_last_chosen
     assert "read <rows>\n" in capsys.readouterr().out
     with pytest.raises(KeyError):
         tools_package.record(missing)
-    done, failed = server.tasks(order_by="id")
+    done, failed = server.db.tasks(order_by="id")
     assert (done.profile_id, done.title, done.status, done.done, done.total, done.kind, json.loads(done.params)) == (
         work, "Sales", "done", 2, 2, "tool:sales", {"country": "fr", "since": "2024-05-01"})
     assert (failed.status, failed.result) == ("failed", "Failed: KeyError: &#x27;country&#x27; (sales.py:12)")
@@ -748,7 +747,7 @@ def test_a_failing_notebook_tool_names_the_kernel_error(app):
 
 
 def test_cancel_stops_a_notebook_tool_after_its_current_cell(app, monkeypatch):
-    monkeypatch.setattr(toolbox, "CANCEL_GRACE", 30)  # cancelled by the cell hook, never killed: no race with it
+    monkeypatch.setattr(toolbox.runner, "CANCEL_GRACE", 30)  # cancelled by the cell hook, never killed: no race with it
     tool = one_notebook_tool(app, "slow", ("code", "pause = 0.2", ["parameters"]),
                              *[("code", "import time\ntime.sleep(pause)", [])] * 20)
     outputs = app / "data" / "outputs" / "6"
@@ -758,14 +757,14 @@ def test_cancel_stops_a_notebook_tool_after_its_current_cell(app, monkeypatch):
 
 
 def test_a_notebook_tool_killed_on_cancel_leaves_no_kernel_folder_behind(app, monkeypatch):
-    monkeypatch.setattr(toolbox, "CANCEL_GRACE", 0.5)  # its cell outlasts the grace: the tool's process is killed
+    monkeypatch.setattr(toolbox.runner, "CANCEL_GRACE", 0.5)  # its cell outlasts the grace: the tool's process is killed
     made, kernel_folder = [], toolbox.kernel_folder
 
     def recorded():
         made.append(folder := kernel_folder())
         return folder
 
-    monkeypatch.setattr(toolbox, "kernel_folder", recorded)
+    monkeypatch.setattr(toolbox.runner, "kernel_folder", recorded)
     tool = one_notebook_tool(app, "stuck", ("code", "pause = 30", ["parameters"]),
                              ("code", "import time\ntime.sleep(pause)", []))
     assert isinstance(cancel_after_first_report(tool, app / "data" / "outputs" / "10"), asyncio.CancelledError)

@@ -1,10 +1,9 @@
 """Notebook tools: a notebook under tools/ with a cell tagged `parameters`, made a form and run headless.
 
-notebook_tool() reads the parameters cell into form fields without running anything (in the server, through
-toolbox.discover), run_notebook() executes the notebook in the run's child process and shows every output it made,
-in order, as HTML, and show_value() runs in the notebook's kernel to show the last cell's value the way a function
-tool's result is shown. The kernel works in the notebook's own folder, as Jupyter's does. Only the standard library
-and toolbox are imported here; nbformat, nbclient and nh3 are imported when a notebook runs.
+In the server, notebook_tool() reads the parameters cell into form fields without running anything (for discover).
+In a run's child, run_notebook() executes the notebook and shows every output it made, in order, as HTML; in the
+notebook's kernel, show_value() shows the last cell's value the way a function tool's result is shown. The kernel
+works in the notebook's own folder, as Jupyter's does. nbformat, nbclient and nh3 are imported when a notebook runs.
 """
 from __future__ import annotations
 
@@ -23,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from urllib.parse import quote
 
-import toolbox
-from toolbox import Broken, Field, Tool
+from .child import Link, failure, lower_session_priority
+from .common import Broken, Field, Tool, ToolFailed, label, one_line, text_html
+from .downloads import MAX_ZIP_FILES, link_to, owner_only, path_result, unique
+from .kinds import Unsupported, argument, field_type, form_default
+from .results import MAX_HTML, capped, figure_of, image_html, long_text, render_result, rich, sanitized, several_results
 
 ALLOWED = "it may hold only assignments (months = 12, orders: Path = Path('orders.csv')), imports and comments"
 NOTEBOOK_TYPES = "str, int, float, bool, Literal[...], datetime.date, Path, list[str] or X | None"
@@ -55,7 +57,7 @@ def notebook_tool(path: Path) -> tuple[list[Tool], list[Broken]]:
     try:
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        return [], [Broken(source=path, problem=f"{path.name}: not a readable notebook ({toolbox.one_line(error)})")]
+        return [], [Broken(source=path, problem=f"{path.name}: not a readable notebook ({one_line(error)})")]
     index = parameters_cell(cells)
     if index is None:
         return [], [Broken(source=path, problem=f"{path.name}: no cell is tagged parameters; tag the cell that "
@@ -66,17 +68,17 @@ def notebook_tool(path: Path) -> tuple[list[Tool], list[Broken]]:
         return [], [Broken(source=path, problem=f"{path.name}: the parameters cell, line {problem.line}: {problem}")]
     name = re.sub(r"\W", "_", path.stem.lower(), flags=re.ASCII)
     name = f"notebook_{name}" if name[0].isdigit() else name
-    return [Tool(name=name, title=toolbox.label(path.stem), help=notebook_help(cells), source=path,
+    return [Tool(name=name, title=label(path.stem), help=notebook_help(cells), source=path,
                  fields=tuple(map(field, found)), notebook=True)], []
 
 
 def field(parameter: Parameter) -> Field:
-    kind, choices, _ = toolbox.field_type(parameter.hint)
-    help = parameter.help
-    if kind == "file" and parameter.default is not None:  # a file field shows no default of its own
+    kind, choices, _ = field_type(parameter.hint)
+    help, default = parameter.help, form_default(kind, parameter.default)
+    if default is None and parameter.default is not None:  # one the form cannot show (a file field's): said instead
         help = f"{help} (empty: {parameter.default})".strip()
-    return Field(name=parameter.name, label=toolbox.label(parameter.name), kind=kind, choices=choices,
-                 default=toolbox.form_default(kind, parameter.default), required=False, help=help)
+    return Field(name=parameter.name, label=label(parameter.name), kind=kind, choices=choices, default=default,
+                 required=False, help=help)
 
 
 def parameters(source: str) -> list[Parameter]:
@@ -107,8 +109,8 @@ def parameters(source: str) -> list[Parameter]:
                                           f"a list of text, Path('...') or datetime.date(...)); {ALLOWED}") from None
         try:
             hint = annotation(node.annotation) if isinstance(node, ast.AnnAssign) else inferred(default)
-            toolbox.field_type(hint)
-        except toolbox.Unsupported:
+            field_type(hint)
+        except Unsupported:
             shown = ast.unparse(node.annotation) if isinstance(node, ast.AnnAssign) else type(default).__name__
             raise Unreadable(node.lineno, f"{target.id}: {shown} is not supported; use {NOTEBOOK_TYPES}") from None
         rest = lines[node.end_lineno - 1][node.end_col_offset:].strip()
@@ -125,7 +127,7 @@ def value_of(node: ast.expr):
 
 def annotation(node: ast.expr):
     """The type hint an annotation names, from TYPES and Literal, Optional, list and `|` over them; raises
-    toolbox.Unsupported for anything else."""
+    Unsupported for anything else."""
     if isinstance(node, ast.Constant) and node.value is None:
         return type(None)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
@@ -137,14 +139,14 @@ def annotation(node: ast.expr):
                 return typing.Literal[tuple(map(ast.literal_eval, inner.elts if isinstance(inner, ast.Tuple)
                                                 else [inner]))]
             except ValueError:
-                raise toolbox.Unsupported from None
+                raise Unsupported from None
         if outer in ("Optional", "typing.Optional"):
             return typing.Optional[annotation(inner)]
         if outer in ("list", "List", "typing.List"):
             return list[annotation(inner)]
     if (name := dotted(node)) in TYPES:
         return TYPES[name]
-    raise toolbox.Unsupported
+    raise Unsupported
 
 
 def dotted(node: ast.expr) -> str | None:
@@ -190,7 +192,7 @@ def notebook_help(cells: list) -> str:
 # --- a run ----------------------------------------------------------------------------------------------------
 
 
-def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str], str], link: toolbox.Link, *,
+def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str], str], link: Link, *,
                  sockets: Path) -> str:
     """Execute the notebook with the answers in a cell after the parameters cell, as papermill does, its kernel
     working in the notebook's folder and listening in the private folder `sockets`. The result: every output, in
@@ -219,7 +221,7 @@ def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str]
             link.report(ran, len(code), f"cell {ran} of {len(code)} done")
 
     def started(notebook):
-        toolbox.lower_session_priority(client.km.provisioner.pid)
+        lower_session_priority(client.km.provisioner.pid)
 
     # Unix sockets, not TCP ports: a port is chosen free and bound only later by the kernel, so another program
     # can take it in between and the run fails.
@@ -230,22 +232,22 @@ def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str]
                             resources={"metadata": {"path": str(source.parent)}}, on_notebook_start=started,
                             on_cell_executed=executed)
     before = files_in(source.parent)
-    failure = None
+    failed = None
     try:
         client.execute()
     except Exception as error:  # a cell's error, or a kernel that died: shown with what ran before it
-        failure = error
+        failed = error
     finally:  # named once it has run: the notebook may have written a file of that name
         notebook.cells.pop()  # `result`
-        saved = toolbox.unique(outputs, f"{source.stem}.ipynb")
-        with open(saved, "x", encoding="utf-8", opener=toolbox.owner_only) as file:
+        saved = unique(outputs, f"{source.stem}.ipynb")
+        with open(saved, "x", encoding="utf-8", opener=owner_only) as file:
             nbformat.write(notebook, file)
     value = next((output.data[RESULT] for output in result.get("outputs", ()) if RESULT in output.get("data", {})),
                  None)
     shown = cells_html(code, value, outputs, href, source.stem) + \
-        written_html(before, files_in(source.parent), outputs, href) + f"<p>{toolbox.link_to(saved, href)}</p>"
-    if failure is not None:
-        raise toolbox.ToolFailed(toolbox.failure(source, failure), shown) from failure
+        written_html(before, files_in(source.parent), outputs, href) + f"<p>{link_to(saved, href)}</p>"
+    if failed is not None:
+        raise ToolFailed(failure(source, failed), shown) from failed
     return shown
 
 
@@ -253,7 +255,7 @@ def injected(params: dict, hints: dict[str, object]) -> str:
     """The cell that sets the run's answers. A Path or a date is made through modules imported under names of
     their own: the notebook's own `Path` or `date` may be anything. An empty answer (None) leaves the notebook's
     own value, such as a file beside it."""
-    lines = [f"{name} = {python(toolbox.argument(hints[name], answer))}" for name, answer in params.items()
+    lines = [f"{name} = {python(argument(hints[name], answer))}" for name, answer in params.items()
              if answer is not None and name in hints]
     imports = [f"import {module} as _{module}" for module in ("datetime", "pathlib")
                if any(f"_{module}." in line for line in lines)]
@@ -274,7 +276,7 @@ def value_cell(outputs: Path, href: Callable[[str], str], name: str) -> str:
     entry, then every cell run so far, this one too): execution_count is that number on IPython 8 and one more on
     IPython 9, which counts before it runs a cell."""
     before, after = href("NAME").rsplit("NAME", 1)
-    return ("import toolbox_notebooks as _toolbox_notebooks\n"
+    return ("from toolbox import notebooks as _toolbox_notebooks\n"
             "_toolbox_notebooks.show_value(Out.get(len(In) - 2), "
             f"{str(outputs)!r}, {before!r}, {after!r}, {name!r})")
 
@@ -286,11 +288,11 @@ def show_value(value, outputs: str, before: str, after: str, name: str) -> None:
     value = undrawn(value)
     if isinstance(value, PurePath):  # relative to the notebook's folder, where the kernel works, not to outputs
         value = Path(value).resolve()
-    if value is None or not (toolbox.rich(value) or toolbox.several_results(value)):
+    if value is None or not (rich(value) or several_results(value)):
         return
     from IPython.display import display
 
-    shown = toolbox.render_result(value, Path(outputs), lambda file: before + quote(file) + after, name=name)
+    shown = render_result(value, Path(outputs), lambda file: before + quote(file) + after, name=name)
     display({RESULT: shown}, raw=True)
 
 
@@ -298,7 +300,7 @@ def undrawn(value):
     """The value less the charts the notebook showed already: the inline backend draws each pyplot figure when its
     cell ends, then closes it. A figure pyplot never held (Figure()) or still holds is kept."""
     def drawn(item) -> bool:
-        figure, pyplot = toolbox.figure_of(item), sys.modules.get("matplotlib.pyplot")
+        figure, pyplot = figure_of(item), sys.modules.get("matplotlib.pyplot")
         return bool(figure is not None and pyplot and getattr(figure, "number", None) is not None
                     and not pyplot.fignum_exists(figure.number))
 
@@ -312,7 +314,7 @@ def undrawn(value):
 
 
 def cells_html(cells: list, value: str | None, outputs: Path, href: Callable[[str], str], stem: str) -> str:
-    """The cells' outputs in order, up to toolbox.MAX_HTML characters, then a line saying the rest is in the
+    """The cells' outputs in order, up to MAX_HTML characters, then a line saying the rest is in the
     executed notebook. The last cell's value is `value` when show_value() showed it."""
     shown, size = [], 0
     for cell in cells:
@@ -321,7 +323,7 @@ def cells_html(cells: list, value: str | None, outputs: Path, href: Callable[[st
                 part = value
             else:
                 part = output_html(output, outputs, href, stem)
-            if size + len(part) > toolbox.MAX_HTML:
+            if size + len(part) > MAX_HTML:
                 return "".join(shown) + "<p>The other outputs are in the executed notebook.</p>"
             shown.append(part)
             size += len(part)
@@ -345,26 +347,26 @@ IMAGES = {"image/png": ".png", "image/jpeg": ".jpg"}
 
 def output_html(output: dict, outputs: Path, href: Callable[[str], str], stem: str) -> str:
     """One output as HTML: printed text, an image as a file of the run, the kernel's HTML sanitized, markdown or
-    plain text escaped, an error as its one line. Text is cut at toolbox.MAX_TEXT as a function's is."""
+    plain text escaped, an error as its one line. Text is cut at MAX_TEXT as a function's is."""
     kind = output.get("output_type")
     if kind == "stream":
-        return toolbox.long_text(output.get("text", ""), outputs, href, stem)
+        return long_text(output.get("text", ""), outputs, href, stem)
     if kind == "error":
-        return toolbox.text_html(f"{output.get('ename', 'Error')}: {output.get('evalue', '')}", pre=True)
+        return text_html(f"{output.get('ename', 'Error')}: {output.get('evalue', '')}", pre=True)
     data = output.get("data", {})
     for mime, suffix in IMAGES.items():
         if mime in data:
-            path = toolbox.unique(outputs, f"{stem}{suffix}")
-            with open(path, "xb", opener=toolbox.owner_only) as file:
+            path = unique(outputs, f"{stem}{suffix}")
+            with open(path, "xb", opener=owner_only) as file:
                 file.write(base64.b64decode(data[mime]))
-            return toolbox.image_html(path, href, stem)
+            return image_html(path, href, stem)
     if "application/vnd.plotly.v1+json" in data:  # its HTML is a script, which the page would not run
         return "<p>A plotly chart: it shows in the executed notebook, or here when the last cell's value.</p>"
     if "text/html" in data:
-        return toolbox.capped(toolbox.sanitized(cell_text({"source": data["text/html"]})), outputs, href, stem)
+        return capped(sanitized(cell_text({"source": data["text/html"]})), outputs, href, stem)
     for mime in ("text/markdown", "text/plain"):
         if mime in data:
-            return toolbox.long_text(cell_text({"source": data[mime]}), outputs, href, stem)
+            return long_text(cell_text({"source": data[mime]}), outputs, href, stem)
     return ""
 
 
@@ -372,7 +374,7 @@ MAX_WRITTEN = 20  # files a run wrote beside the notebook that it offers as down
 
 
 def files_in(folder: Path) -> dict[Path, tuple[int, int]]:
-    """Each file under the folder with its time and size, up to toolbox.MAX_ZIP_FILES of them. Hidden files and
+    """Each file under the folder with its time and size, up to MAX_ZIP_FILES of them. Hidden files and
     folders (an editor's, JupyterLab's checkpoints), bytecode and links are left out."""
     found = {}
     for top, folders, names in os.walk(folder):
@@ -382,7 +384,7 @@ def files_in(folder: Path) -> dict[Path, tuple[int, int]]:
                 if not path.is_symlink():
                     stat = path.stat()
                     found[path] = (stat.st_mtime_ns, stat.st_size)
-            if len(found) >= toolbox.MAX_ZIP_FILES:
+            if len(found) >= MAX_ZIP_FILES:
                 return found
     return found
 
@@ -393,6 +395,6 @@ def written_html(before: dict, after: dict, outputs: Path, href: Callable[[str],
     written = [path for path, stamp in after.items() if before.get(path) != stamp]
     if not written:
         return ""
-    links = [toolbox.path_result(path, outputs, href) for path in written[:MAX_WRITTEN]]
+    links = [path_result(path, outputs, href) for path in written[:MAX_WRITTEN]]
     rest = f"; and {len(written) - MAX_WRITTEN:,} more, beside the notebook" if len(written) > MAX_WRITTEN else ""
     return f"<p>Files the notebook wrote: {', '.join(links)}{html.escape(rest)}</p>"

@@ -1,0 +1,107 @@
+"""The app factory and the server's start: create_app() puts core's rooms, the add-ons and server.py's routes
+together; serve() runs it."""
+import gc
+import importlib
+import json
+import socket
+import sys
+
+import apsw
+import uvicorn
+from fasthtml.common import *
+
+from core import live, tasks, tool_pages, workspace
+from core.db import make_data_folders
+from core.security import BodyLimit, KnownHost, SameOrigin, SecurityHeaders, database_busy, session_secret
+from settings import ADDONS_DIR, APP_DIR, DATA, DEV, HOST, PORT, STATIC, TITLE, TOOLS_DIR
+
+
+# htmx swaps only 2xx answers by default; 404, 413 and 503 answers carry a one-line notice for the page to show.
+# Indicator styles are in app.css: htmx would inject them as an inline <style>, which the page's CSP refuses.
+HTMX_CONFIG = {"includeIndicatorStyles": False,
+               "responseHandling": [{"code": "204", "swap": False}, {"code": "[23]..", "swap": True},
+                                    {"code": "404|413|503", "swap": True},
+                                    {"code": "...", "swap": False, "error": True}]}
+# No inline script anywhere (the CSP forbids it): the page's own few lines are app.js and live-reload.js.
+HEAD = (charset, viewport, Meta(name="htmx-config", content=json.dumps(HTMX_CONFIG)),
+        Script(src="/static/htmx.min.js"), Script(src="/static/ws.js"), Script(src="/static/app.js"),
+        *([Script(src="/static/live-reload.js")] if DEV else []),
+        Link(rel="stylesheet", href="/static/pico.min.css"), Link(rel="stylesheet", href="/static/app.css"),
+        Link(rel="icon", href="/static/favicon.svg", type="image/svg+xml"))
+
+
+class DirectSockets:
+    """Hands websocket connections straight to their handler in SOCKETS.
+
+    The session and exception middlewares after this one wrap the `send` of every frame, and a socket uses
+    neither: it names its tab in the URL and handles its own errors. Host and Origin are checked before this.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket" and (handler := live.SOCKETS.get(scope["path"])):
+            return await handler(WebSocket(scope, receive, send))
+        await self.app(scope, receive, send)
+
+
+def create_app(*, routers=()) -> FastHTML:
+    """The app: data/ made, the add-ons imported, core's routes, the add-ons' and then `routers` (server.py's)
+    added. `python server.py` makes it once; a test makes one of its own.
+
+    FastHTML() rather than fast_app(): fast_app's static route follows ../ out of the app folder. No default
+    headers: they load htmx and helper scripts from a CDN; HEAD has what the page uses, served locally. Not
+    FastHTMLWithLiveReload: it puts its script inline; static/live-reload.js is the same few lines. gc.freeze:
+    what exists at start-up (modules, routes) lives as long as the server, and a full garbage collection walking
+    it all would pause every tab and socket for about 20 ms at unpredictable moments.
+    """
+    make_data_folders()
+    app = FastHTML(
+        title=TITLE, default_hdrs=False, hdrs=HEAD, canonical=False, secret_key=session_secret(DATA / ".sesskey"),
+        on_startup=[tasks.mark_interrupted, gc.freeze], on_shutdown=[tasks.interrupt_runs],
+        exception_handlers={apsw.BusyError: database_busy},
+        middleware=[Middleware(SecurityHeaders), Middleware(KnownHost), Middleware(SameOrigin), Middleware(BodyLimit),
+                    Middleware(DirectSockets)])
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    workspace.ADDONS[:] = import_addons()
+    addons = [router for addon in workspace.ADDONS if (router := getattr(addon, "router", None))]
+    for router in (workspace.router, tasks.router, tool_pages.router, *addons, *routers):
+        router.to_app(app)
+    return app
+
+
+def import_addons() -> list:
+    """Every module addons/<name>.py (not starting with _), in name order; addons/__init__.py says what one may
+    define."""
+    return [importlib.import_module(f"addons.{path.stem}") for path in sorted(ADDONS_DIR.glob("[!_]*.py"))]
+
+
+def port_taken() -> str:
+    """Why the server cannot listen on HOST:PORT, in one line, or ''. uvicorn would say only "[Errno 98] Address
+    already in use", naming neither the port nor how to choose another."""
+    host = HOST.strip("[]")
+    try:
+        with socket.create_server((host, PORT), family=socket.AF_INET6 if ":" in host else socket.AF_INET):
+            return ""
+    except OSError as error:
+        return f"server.py: cannot listen on {HOST} port {PORT} ({error.strerror}): stop what uses it, or choose " \
+               f"another port with PORT={PORT + 1} python server.py"
+
+
+def serve(factory: str) -> None:
+    """Serve the app that `factory` ("module:function") makes, on HOST:PORT. uvicorn imports the module by name,
+    once, so routes defined anywhere in it are there before the first request.
+
+    The page's socket runs over loopback by default, where compressing frames costs a tenth of the server's CPU.
+    In development a change to a module or notebook restarts the server. tools/ is left out: the next page reads
+    the tools again without a restart, so a run going on and what a tab holds survive an edit there; so are data/
+    and JupyterLab's checkpoints. uvicorn must find data/ to leave it out (a path it cannot find is a pattern)."""
+    if problem := port_taken():
+        sys.exit(problem)
+    serving = dict(factory=True, app_dir=str(APP_DIR), host=HOST, port=PORT, ws_per_message_deflate=False)
+    if DEV:
+        make_data_folders()
+        serving.update(reload=True, reload_dirs=[str(APP_DIR)], reload_includes=["*.py", "*.ipynb"],
+                       reload_excludes=[str(DATA), str(TOOLS_DIR), ".ipynb_checkpoints/*"])
+    uvicorn.run(factory, **serving)
