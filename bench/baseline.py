@@ -34,6 +34,37 @@ def renders(tmp: Path, before: str, variant: str = "pipulate") -> dict[str, Path
     return found
 
 
+# Python source a side's program starts with, run in a render's folder: `names`, the rendered app's names found
+# in whichever layout that render has. Since 6649926 core/ holds the app (core.db: db and the tables; core.tasks,
+# core.live, core.profiles, ...), settings.py its settings, addons/ the demo, and server.py only create_app();
+# before, server.py held all of it. Importing it imports what `import server` imported before: every module of
+# the app (the add-ons' tables too), building no app.
+LAYOUT = '''
+import importlib as _importlib
+import os as _os
+
+
+class _AppNames:
+    def __init__(self):
+        if _os.path.exists("core/tasks.py"):
+            names = ["core.db", "core.tasks", "core.live", "core.profiles", "core.task_rows", "core.workspace",
+                     "core.tool_pages", "core.security", "settings", "server", "core.app"]
+            self._modules = [_importlib.import_module(name) for name in names]
+            self._modules += self._modules[-1].import_addons()
+        else:
+            self._modules = [_importlib.import_module("server")]
+
+    def __getattr__(self, name):
+        for module in self._modules:
+            if hasattr(module, name):
+                return getattr(module, name)
+        raise AttributeError(f"the rendered app has no {name!r}")
+
+
+names = _AppNames()
+'''
+
+
 def run_side(render: Path, program: str, *args: object) -> dict:
     """Run ``program`` (Python source) in ``render``'s folder, as its server runs in production, and return the
     JSON it printed last; a side that fails ends the bench with its error."""

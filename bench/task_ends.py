@@ -4,10 +4,10 @@ and before (--before, a git ref of this repo), side by side in one run.
 
     python bench/task_ends.py [--tasks 100 500] [--repeats 5] [--before 3d689ab]
 
-Each measurement runs in a fresh process that imports the rendered server and drives its tasks on an event
-loop of its own, with no sockets: what is measured is the ending, not the sending. A ticker wakes every
-millisecond and records how late it woke, which is what every other tab would wait for. The sides alternate
-and the medians are compared.
+Each measurement runs in a fresh process that imports the rendered app (in either layout: baseline.LAYOUT) and
+drives its tasks on an event loop of its own, with no sockets: what is measured is the ending, not the sending.
+A ticker wakes every millisecond and records how late it woke, which is what every other tab would wait for.
+The sides alternate and the medians are compared.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 from baseline import renders as now_and_before  # noqa: E402
-from baseline import run_side  # noqa: E402
+from baseline import LAYOUT, run_side  # noqa: E402
 
 ENDING = '''
 import asyncio
@@ -30,7 +30,7 @@ import time
 from types import SimpleNamespace
 
 sys.path.insert(0, ".")
-import server
+''' + LAYOUT + '''
 
 
 async def main(count: int) -> dict:
@@ -43,10 +43,10 @@ async def main(count: int) -> dict:
         return "done"
 
     request = SimpleNamespace(session={}, headers={"x-tab": ""})
-    tasks = [server.new_task(request, title="ending") for _ in range(count)]
+    tasks = [names.new_task(request, title="ending") for _ in range(count)]
     for task in tasks:
-        server.launch(task, work)
-    await asyncio.sleep(server.SAVE_EVERY * 2)  # every task has reported and its first save is behind it
+        names.launch(task, work)
+    await asyncio.sleep(names.SAVE_EVERY * 2)  # every task has reported and its first save is behind it
     lateness, ticking = [], True
 
     async def ticker():
@@ -58,11 +58,11 @@ async def main(count: int) -> dict:
     ticks = asyncio.create_task(ticker())
     cpu, started = time.process_time(), time.perf_counter()
     gate.set()
-    await asyncio.gather(*(server.RUNS[task.id].job for task in tasks))
+    await asyncio.gather(*(names.RUNS[task.id].job for task in tasks))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     ticking = False
     await ticks
-    saved = all(server.tasks[task.id].status == "done" for task in tasks)
+    saved = all(names.tasks[task.id].status == "done" for task in tasks)
     return dict(seconds=seconds, cpu=cpu, stall=max(lateness), saved=saved)
 
 

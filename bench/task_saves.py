@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline import percentile_ms  # noqa: E402
 from baseline import renders as now_and_before  # noqa: E402
-from baseline import run_side  # noqa: E402
+from baseline import LAYOUT, run_side  # noqa: E402
 from ws_stream import REPO  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))
@@ -34,14 +34,14 @@ import json
 import sys
 import time
 
-import server
+''' + LAYOUT + '''
 
 TASKS, SECONDS = int(sys.argv[1]), float(sys.argv[2])
 LINE = "x" * 40
 
 
 def batch(ids: list[int], round_: int) -> list:
-    new = round(10 * server.SAVE_EVERY)  # lines each task logged since the last save, at 10 reports a second
+    new = round(10 * names.SAVE_EVERY)  # lines each task logged since the last save, at 10 reports a second
     tail = "".join(f"{LINE} {n}\\n" for n in range(50))
     first = round_ * new
     return [(("running", first, 100_000, tail, "", task_id), first, [f"{LINE} {first + n}" for n in range(new)])
@@ -62,17 +62,17 @@ async def ticks(lateness: list[float], until: float) -> None:
 async def saves(ids: list[int], took: list[float], until: float) -> None:
     round_ = 0
     while time.monotonic() < until:
-        await asyncio.sleep(server.SAVE_EVERY)
+        await asyncio.sleep(names.SAVE_EVERY)
         round_ += 1
         started = time.monotonic()
-        await asyncio.to_thread(server.save_tasks, batch(ids, round_))
+        await asyncio.to_thread(names.save_tasks, batch(ids, round_))
         took.append(time.monotonic() - started)
 
 
 async def main() -> None:
-    row = dict(profile_id=server.current_profile({}).id, tab="", title="t", status="running", done=0, total=0,
+    row = dict(profile_id=names.current_profile({}).id, tab="", title="t", status="running", done=0, total=0,
                log="", result="", kind="", params="")
-    ids = [server.tasks.insert(**row).id for _ in range(TASKS)]
+    ids = [names.tasks.insert(**row).id for _ in range(TASKS)]
     lateness, took = [], []
     until = time.monotonic() + SECONDS
     await asyncio.gather(ticks(lateness, until), saves(ids, took, until))

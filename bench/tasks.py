@@ -32,7 +32,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baseline import BEFORE, spread  # noqa: E402
+from baseline import BEFORE, LAYOUT, spread  # noqa: E402
 from baseline import renders as now_and_before  # noqa: E402
 from ws_stream import REPO, uvicorn  # noqa: E402
 
@@ -41,11 +41,10 @@ sys.path.insert(0, str(REPO / "tests"))
 BENCH_TASKS = '''
 import asyncio
 
-import server
-from server import start_task
-
+''' + LAYOUT + '''
+start_task = names.start_task
 # Either side of a comparison: create_app() since the app is built on demand, a module-level app before.
-app = server.create_app() if hasattr(server, "create_app") else server.app
+app = names.create_app() if hasattr(names, "create_app") else names.app
 
 
 async def tight(report, count: int):

@@ -34,7 +34,7 @@ import apsw
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-from baseline import BEFORE, render_at  # noqa: E402
+from baseline import BEFORE, LAYOUT, render_at  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
 from helpers import free_port, render_variant  # noqa: E402
@@ -49,9 +49,9 @@ def fresh_copy(render: Path, into: Path) -> Path:
 
 
 def seed(app: Path, count: int) -> None:
-    """Create the app's tables through its first connection (at import, before create_app()), then write one profile
-    with `count` todos straight into SQLite."""
-    subprocess.run([sys.executable, "-c", "import server; server.db.execute('SELECT 1')"], cwd=app, check=True,
+    """Create the app's tables through its first connection (the app's modules imported, in either layout, before
+    create_app()), then write one profile with `count` todos straight into SQLite."""
+    subprocess.run([sys.executable, "-c", LAYOUT + "names.db.execute('SELECT 1')"], cwd=app, check=True,
                    env={**os.environ, "PIPULATE_ENV": "prod"})
     conn = apsw.Connection(str(next((app / "data").glob("*.db"))))
     with conn:

@@ -70,7 +70,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 REPO = Path(__file__).resolve().parent.parent
-from baseline import BEFORE, percentile_ms  # noqa: E402
+from baseline import BEFORE, LAYOUT, percentile_ms  # noqa: E402
 from baseline import renders as now_and_before  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -100,11 +100,10 @@ BENCH_APP = '''
 import asyncio
 import time
 
-import server
-from server import start_task
-
+''' + LAYOUT + '''
+start_task = names.start_task
 # Either side of a comparison: create_app() since the app is built on demand, a module-level app before.
-app = server.create_app() if hasattr(server, "create_app") else server.app
+app = names.create_app() if hasattr(names, "create_app") else names.app
 
 STARTS: dict[str, asyncio.Future] = {}  # run -> the time its streams begin, set once every client is ready
 
@@ -476,7 +475,11 @@ async def progress(apps: dict[str, Server], bare: Server, args: argparse.Namespa
         print(f"demo task: {clients} clients each count the words of {args.messages - 1} files")
         for name, app in apps.items():
             demo = Runs(f"{name} demo task (count words)")
-            served = [path for path in COUNT_WORDS if (await https[name].get(path)).status_code == 200]
+            # A tool answers GET with its form; the demo task before it was a tool took POST only: its button's
+            # hx-post on the main page shows it is there.
+            page = (await https[name].get("/")).text
+            served = [path for path in COUNT_WORDS
+                      if f'"{path}"' in page or (await https[name].get(path)).status_code == 200]
             path = served[0]
             await run(demo, app, lambda i, seen: app_client(
                 app, https[name], f"{name}-demo{i}", path, seen), clients, set_up_counts=True)
