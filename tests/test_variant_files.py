@@ -20,9 +20,9 @@ TITLE = 'Acme "Q&A" \\ Tools <β> 😀 ${x}'
 # sha256 of the files in the npm packages (`npm pack`): htmx.org@2.0.7 dist/htmx.min.js,
 # htmx-ext-ws@2.0.3 dist/ws.js, @anyblades/pico@2.5.0 css/pico.min.css.
 UPSTREAM_ASSETS = {
-    "htmx.min.js": "60231ae6ba9db3825eb15a261122d5f55921c4d53b66bf637dc18b4ee27c79f9",
-    "ws.js": "be13d89d7b18491f5bf0dd356be6f5ec5d0a0036d93af737af368dac28707948",
-    "pico.min.css": "21ec49a99501e2e21d2c6152df6915f5c89d71195c77c2397953d332d8a5b6c1",
+    "vendor/htmx.min.js": "60231ae6ba9db3825eb15a261122d5f55921c4d53b66bf637dc18b4ee27c79f9",
+    "vendor/ws.js": "be13d89d7b18491f5bf0dd356be6f5ec5d0a0036d93af737af368dac28707948",
+    "vendor/pico.min.css": "21ec49a99501e2e21d2c6152df6915f5c89d71195c77c2397953d332d8a5b6c1",
 }
 
 # Imports the rendered server in its own folder, the way ./scripts/run does, and fetches the page.
@@ -52,8 +52,9 @@ def test_other_variants_ship_nothing_of_botifython(render, variant):
 def test_web_variants_ship_the_upstream_browser_assets_byte_for_byte(render, variant):
     assets = UPSTREAM_ASSETS if variant in WEB else {}
     static = render(variant) / "static"
-    shipped = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in static.glob("*")}
-    own = ("app.css", "app.js", "live-reload.js", "favicon.svg")  # the page's own files, beside the upstream ones
+    shipped = {path.relative_to(static).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+               for path in static.rglob("*") if path.is_file()}
+    own = ("app.css", "app.js", "live-reload.js", "favicon.svg")  # the page's own files; upstream's are in vendor/
     assert {name: digest for name, digest in shipped.items() if name not in own} == assets
     assert all((name in shipped) == bool(assets) for name in own)
 
