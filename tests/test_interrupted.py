@@ -47,13 +47,13 @@ class Run:
     """The console script, started in a session of its own; stdout and stderr go to files (a pipe that a
     killed child's children still hold would keep a reader waiting)."""
 
-    def __init__(self, folder: Path, *args: str | Path) -> None:
+    def __init__(self, folder: Path, *args: str | Path, env: dict[str, str] | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.out, self.err = folder / "stdout", folder / "stderr"
         with self.out.open("w") as out, self.err.open("w") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "flakewright", *map(str, args)], stdout=out, stderr=err,
-                stdin=subprocess.DEVNULL, env={**os.environ, **GIT_ENV}, start_new_session=True,
+                stdin=subprocess.DEVNULL, env={**os.environ, **GIT_ENV, **(env or {})}, start_new_session=True,
             )
         self.started = time.monotonic()
 
@@ -178,6 +178,105 @@ def test_ctrl_c_during_a_fleet_update_keeps_the_repos_done_and_names_the_one_it_
     assert stderr.strip().splitlines()[-1] == (
         f"flakewright: interrupted during {second}; each repo is updated whole or untouched, as the table says"
     )
+
+
+def scratch_clones(tmp: Path) -> dict[Path, Path]:
+    """The updates in flight in a run whose TMPDIR is ``tmp``: each one's scratch clone (see _update), in TMPDIR or
+    in a fleet run's folder of one repo, by the repo it clones, which its git alternates name (the clone borrows
+    the repo's objects)."""
+    found = {}
+    for clone in (*tmp.glob("flakewright-update-*/repo"), *tmp.glob("*/*/flakewright-update-*/repo")):
+        try:
+            objects = (clone / ".git" / "objects" / "info" / "alternates").read_text().strip()
+        except OSError:  # being made, or being removed
+            continue
+        found[Path(objects).parent.parent] = clone
+    return found
+
+
+def updated(repo: Path) -> bool:
+    try:
+        return "v2.0.0" in (repo / ANSWERS).read_text()
+    except OSError:  # between the removal and the rename of a carried file
+        return False
+
+
+# When to signal a fleet update of four repos, two at a time, each by what it sees. In flight: a repo with a
+# scratch clone whose own answers do not show the update yet.
+FLEET_POINTS = {
+    "two clones made": lambda flight, repos: len(flight) >= 2,
+    "two clones checked out": lambda flight, repos: sum((c / ANSWERS).is_file() for c in flight.values()) >= 2,
+    "copier has written in two": lambda flight, repos: sum((c / "CONTRIBUTING.md").is_file() for c in flight.values()) >= 2,
+    "one landed, two in flight": lambda flight, repos: any(map(updated, repos)) and len(flight) >= 2,
+    "three landed": lambda flight, repos: sum(map(updated, repos)) >= 3,
+}
+
+
+def test_a_signal_while_several_repos_are_in_flight_leaves_each_whole_or_untouched(edited, tmp_path: Path) -> None:
+    """`update A B C D --jobs 2`, signalled while two updates run at once (seen in their scratch clones) and
+    once while the last one runs alone. Each repo ends exactly as it was or exactly as a whole run leaves it,
+    the table is printed with each repo's state, the last line names the repos that were in flight, and no
+    scratch clone or shared render is left behind."""
+    _, dest = edited
+    before = snapshot(dest)
+    names = ("a", "b", "c", "d")
+
+    def fleet(folder: Path) -> tuple[list[Path], Path]:
+        tmp = folder / "tmp"
+        tmp.mkdir(parents=True)
+        return [shutil.copytree(dest, folder / name, symlinks=True) for name in names], tmp
+
+    repos, tmp = fleet(tmp_path / "whole")
+    run = Run(tmp_path / "whole" / "logs", "update", "--jobs", "2", *repos, env={"TMPDIR": str(tmp)})
+    code, stdout, stderr = run.wait()
+    assert code == 1, stdout + stderr  # the pin conflicts, in every repo
+    after = snapshot(repos[0])
+    assert all(snapshot(repo) == after for repo in repos[1:])
+    assert after != before and not list(tmp.iterdir())
+
+    wrong = []
+    for signame in ("SIGINT", "SIGTERM"):
+        for point, (label, ready) in enumerate(FLEET_POINTS.items()):
+            repos, tmp = fleet(tmp_path / f"{signame}-{point}")
+            run = Run(tmp_path / f"{signame}-{point}" / "logs", "update", "--jobs", "2", *repos, env={"TMPDIR": str(tmp)})
+            deadline = time.monotonic() + 120
+            while not ready(flight := {r: c for r, c in scratch_clones(tmp).items() if not updated(r)}, repos):
+                assert run.process.poll() is None and time.monotonic() < deadline, f"{label}: {run.err.read_text()}"
+                time.sleep(0.005)
+            run.interrupt(signame)
+            code, stdout, stderr = run.wait()
+            where = f"{signame} when {label} ({', '.join(r.name for r in flight)} in flight; exit {code})"
+            last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+            stopped = re.fullmatch(r"flakewright: interrupted(?: during (.*))?; each repo is updated whole or "
+                                   r"untouched, as the table says", last)
+            running = stopped[1].split(", ") if stopped and stopped[1] else []
+            if label != "three landed":
+                if code != 130 or not stopped:
+                    wrong.append(f"{where}: {last!r}, not the interrupted line")
+                    continue
+                if len(running) < 2:
+                    wrong.append(f"{where}: only {running} were in flight when the signal came")
+            elif code != 130 and not finished(code, stdout, "Updated 1.0.0 -> 2.0.0") or code == 130 and not stopped:
+                wrong.append(f"{where}: exit {code}, {last!r}")
+            for repo in repos:
+                rows = [line for line in stdout.splitlines() if line.startswith(f"{repo} ")]
+                state = snapshot(repo)
+                if len(rows) != 1:
+                    wrong.append(f"{where}: {repo.name} has {len(rows)} rows in the table")
+                elif state == before:
+                    if not rows[0].endswith(("interrupted, unchanged", "not started")):
+                        wrong.append(f"{where}: {repo.name} is unchanged, but its row says {rows[0]!r}")
+                elif state == after:
+                    if not rows[0].endswith(("conflicts", "updated, then interrupted")):
+                        wrong.append(f"{where}: {repo.name} is updated, but its row says {rows[0]!r}")
+                else:
+                    wrong.append(f"{where}: {repo.name} is neither as it was nor fully updated")
+                named = str(repo) in running
+                if rows and rows[0].endswith(("interrupted, unchanged", "updated, then interrupted")) and not named:
+                    wrong.append(f"{where}: {repo.name}'s row says it was interrupted, the last line does not name it")
+            if left := sorted(p.name for p in tmp.iterdir()):
+                wrong.append(f"{where}: left in TMPDIR: {left}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_an_interrupted_backport_leaves_the_template_checkout_as_it_was(released, tmp_path: Path) -> None:

@@ -306,13 +306,14 @@ def _each_repo(
         elif outcome.message:
             err.print(f"refused: {outcome.message}" if outcome.kind == "refused" else outcome.message, soft_wrap=True)
 
-    outcomes, stopped = run_each(paths, work, jobs=jobs or default_jobs(), on_done=done)
-    table(columns, [
-        row(path, outcome.result) if outcome is not None and outcome.kind == "done"
-        else (str(path), *["-"] * (len(columns) - 2), states[outcome.kind if outcome else "not started"])
-        for path, outcome in zip(paths, outcomes)
-    ])
-    return outcomes, stopped
+    def end(outcomes: list[Outcome | None]) -> None:
+        table(columns, [
+            row(path, outcome.result) if outcome is not None and outcome.kind == "done"
+            else (str(path), *["-"] * (len(columns) - 2), states[outcome.kind if outcome else "not started"])
+            for path, outcome in zip(paths, outcomes)
+        ])
+
+    return run_each(paths, work, jobs=jobs or default_jobs(), on_done=done, on_end=end)
 
 
 @app.command(cls=backport_cli.CommitsThenPaths)

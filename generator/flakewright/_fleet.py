@@ -5,15 +5,19 @@ guarantees: an update lands in one final step that a signal waits for (see
 ``_landing``), so each repo is updated whole or not at all. Ctrl-C reaches
 every process of the terminal's group; SIGTERM to flakewright alone is passed
 on to the children. Either way the parent starts no more repos, waits for the
-running ones to say how they ended, and returns what it has, so the caller
-still prints its table.
+running ones to say how they ended, and ends the run with what it has: the
+caller's table, then the removal of the run's one temporary folder (the shared
+renders and every child's scratch files, which a signal may have cut short),
+both of which a further signal waits for.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from ._errors import ExitCode, FlakewrightError, Interrupted
-from ._landing import LANDED
+from ._landing import LANDED, held_signals
 from ._pristine import shared_renders
 
 Kind = Literal["done", "refused", "interrupted", "landed", "failed"]
@@ -43,52 +47,87 @@ def default_jobs() -> int:
 
 
 def run_each(
-    paths: list[Path], work: Callable[[Path], object], *, jobs: int, on_done: Callable[[Outcome], None]
+    paths: list[Path],
+    work: Callable[[Path], object],
+    *,
+    jobs: int,
+    on_done: Callable[[Outcome], None],
+    on_end: Callable[[list[Outcome | None]], None],
 ) -> tuple[list[Outcome | None], list[Path] | None]:
-    """Run ``work(path)`` for each path, ``jobs`` at a time; ``on_done`` as each ends, in the order they end.
+    """Run ``work(path)`` for each path, ``jobs`` at a time; ``on_done`` as each ends, in the order they end,
+    then ``on_end`` with them all, which a signal does not cut short.
 
     Returns each path's outcome (None: never started) and, when a signal stopped the run, the paths that were
-    running then (else None). The repos share their pristine renders (see ``shared_renders``).
+    running then (else None; [] for a signal that came once they had all ended). The repos share their
+    pristine renders (see ``shared_renders``).
     """
-    with shared_renders():
-        return _run_each(paths, work, jobs=jobs, on_done=on_done)
-
-
-def _run_each(
-    paths: list[Path], work: Callable[[Path], object], *, jobs: int, on_done: Callable[[Outcome], None]
-) -> tuple[list[Outcome | None], list[Path] | None]:
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    folder = Path(tempfile.mkdtemp(prefix="flakewright-fleet-"))
     outcomes: list[Outcome | None] = [None] * len(paths)
     running: dict[Connection, tuple[int, multiprocessing.process.BaseProcess]] = {}
-    queue = list(enumerate(paths))
-
-    def collect(ready: list[object]) -> None:
-        for conn in ready:
-            index, process = running.pop(conn)  # type: ignore[index]
-            outcomes[index] = _received(paths[index], conn)  # type: ignore[arg-type]
-            process.join()
-            on_done(outcomes[index])  # type: ignore[arg-type]
-
+    stopped: list[Path] | None = None
     try:
-        while queue or running:
-            while queue and len(running) < jobs:
-                index, path = queue.pop(0)
-                receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=_child, args=(sender, work, path), daemon=True)
-                process.start()
-                sender.close()
-                running[receiver] = (index, process)
-            collect(wait(list(running)))
+        (folder / "renders").mkdir()
+        with shared_renders(folder / "renders"):
+            _run_each(paths, work, jobs=jobs, on_done=on_done, folder=folder, outcomes=outcomes, running=running)
     except KeyboardInterrupt:
-        stopped = [paths[index] for index, _ in running.values()]
-        with _signals_ignored():
+        with _signals_noted():
+            stopped = [paths[index] for index, _ in running.values()]
             for _, process in running.values():
                 if process.is_alive():
                     process.terminate()  # SIGTERM: the child unwinds as from Ctrl-C, or finishes its final step
             while running:
-                collect(wait(list(running)))
-        return outcomes, stopped
-    return outcomes, None
+                _collect(wait(list(running)), paths=paths, outcomes=outcomes, running=running, on_done=on_done)
+    with _signals_noted() as noted:
+        try:
+            on_end(outcomes)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return outcomes, [] if stopped is None and noted else stopped
+
+
+def _run_each(
+    paths: list[Path],
+    work: Callable[[Path], object],
+    *,
+    jobs: int,
+    on_done: Callable[[Outcome], None],
+    folder: Path,
+    outcomes: list[Outcome | None],
+    running: dict[Connection, tuple[int, multiprocessing.process.BaseProcess]],
+) -> None:
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    queue = list(enumerate(paths))
+    while queue or running:
+        while queue and len(running) < jobs:
+            index, path = queue.pop(0)
+            scratch = folder / str(index)
+            scratch.mkdir()
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(target=_child, args=(sender, work, path, scratch), daemon=True)
+            signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # a child started is a child known to be running;
+            try:  # the child inherits the mask and the handlers, and unblocks first thing
+                process.start()
+                running[receiver] = (index, process)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+            sender.close()
+        _collect(wait(list(running)), paths=paths, outcomes=outcomes, running=running, on_done=on_done)
+
+
+def _collect(
+    ready: list[object],
+    *,
+    paths: list[Path],
+    outcomes: list[Outcome | None],
+    running: dict[Connection, tuple[int, multiprocessing.process.BaseProcess]],
+    on_done: Callable[[Outcome], None],
+) -> None:
+    for conn in ready:
+        with held_signals():  # an answer read is an answer kept: a signal must not lose it half-way
+            index, process = running.pop(conn)  # type: ignore[index]
+            outcome = outcomes[index] = _received(paths[index], conn)  # type: ignore[arg-type]
+        process.join()
+        on_done(outcome)
 
 
 def _received(path: Path, conn: Connection) -> Outcome:
@@ -99,11 +138,15 @@ def _received(path: Path, conn: Connection) -> Outcome:
     return Outcome(path, kind, result, message, code)
 
 
-def _child(conn: Connection, work: Callable[[Path], object], path: Path) -> None:
-    """One repo's command; the outcome goes back through ``conn``."""
+def _child(conn: Connection, work: Callable[[Path], object], path: Path, scratch: Path) -> None:
+    """One repo's command; the outcome goes back through ``conn``. Its temporary files (copier's too) go in
+    ``scratch``, which the parent removes whatever a signal cut short here."""
     landed = len(LANDED)
     sys.stdout = sys.stderr = open(os.devnull, "w")  # the parent prints the reports
+    tempfile.tempdir = str(scratch)
+    os.environ["TMPDIR"] = str(scratch)
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # blocked since the fork (see _run_each)
         try:
             outcome = ("done", work(path), "", 0)
         except Interrupted as exc:
@@ -122,11 +165,13 @@ def _child(conn: Connection, work: Callable[[Path], object], path: Path) -> None
 
 
 @contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """While the children finish: another Ctrl-C must not cut short the wait for their answers."""
-    saved = {signum: signal.signal(signum, lambda number, frame: None) for signum in _SIGNALS}
+def _signals_noted() -> Iterator[list[int]]:
+    """While the run ends (the children answer, the table, the clean-up): a signal is noted in the list the block
+    gets, and does not cut it short."""
+    noted: list[int] = []
+    saved = {signum: signal.signal(signum, lambda number, frame: noted.append(number)) for signum in _SIGNALS}
     try:
-        yield
+        yield noted
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)

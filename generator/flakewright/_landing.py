@@ -34,7 +34,7 @@ class Landing:
     @contextmanager
     def final(self, *, changes: Path, done: str) -> Iterator[None]:
         """Run the body to its end through SIGINT and SIGTERM; it changes ``changes``, and ``done`` says how."""
-        with _held_signals():
+        with held_signals():
             yield
             self.done = done
             LANDED.append((changes, done))
@@ -53,7 +53,7 @@ def landing() -> Iterator[Landing]:
 
 
 @contextmanager
-def _held_signals() -> Iterator[None]:
+def held_signals() -> Iterator[None]:
     """Hold SIGINT and SIGTERM back until the body ends, then deliver the first that came, to the handler
     that was in place (so a caller that never installed one still dies of SIGTERM)."""
     if threading.current_thread() is not threading.main_thread():  # Python runs handlers in the main thread only

@@ -24,16 +24,16 @@ _shared: Path | None = None  # the folder of shared_renders(), while one is open
 
 
 @contextmanager
-def shared_renders() -> Iterator[None]:
-    """Keep the pristine renders made in the block (and in processes forked in it) for reuse, until it ends."""
+def shared_renders(folder: Path) -> Iterator[None]:
+    """Keep the pristine renders made in the block (and in processes forked in it) in ``folder`` for reuse; the
+    caller removes the folder."""
     global _shared
     previous = _shared
-    with TemporaryDirectory(prefix="flakewright-renders-", ignore_cleanup_errors=True) as tmp:
-        _shared = Path(tmp)
-        try:
-            yield
-        finally:
-            _shared = previous
+    _shared = folder
+    try:
+        yield
+    finally:
+        _shared = previous
 
 
 @contextmanager
