@@ -21,6 +21,7 @@ from fasthtml.common import *
 from starlette.datastructures import UploadFile
 
 import toolbox
+from toolbox.notebook_form import tool_name
 from core.db import OUTPUTS, UPLOADS, Profile
 from core.profiles import current_profile, is_upload
 from core.security import notice
@@ -250,11 +251,17 @@ def form_text(value) -> str | list[str]:
 
 @router.get("/tools/{name}")
 def tools_page(sess, bodykw, name: str):
-    if not (tool := TOOLS.tool(name)):
-        return FtResponse(Page(bodykw, f"No tool {name} · {TITLE}",
-                               P(f"There is no tool named {name}: the main page lists the tools there are.",
-                                 cls="error", role="alert"), Nav(A("← All tools", href="/"), cls="back")),
-                           status_code=404)
+    """The tool's page; for a file that could not become the tool (its name, a notebook's, or a function's card),
+    a 404 saying why, as its card on the main page does."""
+    found, broken = TOOLS.current()
+    if not (tool := found.get(name)):
+        cards = [card for card in broken if tool_name(card.source.stem) == name
+                 or card.problem.startswith((f"{card.source.name}: {name}(): ", f"Two tools are named {name}:"))]
+        why = [Article(Strong(card.source.name), P(card.problem), cls="broken", role="alert") for card in cards]
+        line = f"{name} could not become a tool:" if cards else \
+            f"There is no tool named {name}: the main page lists the tools there are."
+        return FtResponse(Page(bodykw, f"No tool {name} · {TITLE}", P(line, cls="error", role="alert"), *why,
+                               Nav(A("← All tools", href="/"), cls="back")), status_code=404)
     return Page(bodykw, f"{tool.title} · {TITLE}", *ToolPage(tool, current_profile(sess)))
 
 
