@@ -48,15 +48,17 @@ class Source:
 
 
 class Unreadable(Exception):
-    """The lines of the parameters cell that cannot be form fields, each as (line, what is wrong, whether the
-    card should add what the cell may hold), all of them in one line of text."""
+    """The lines of the parameters cell that cannot be form fields, each as (line, what is wrong, the notes to
+    add once after them all: what a literal is, what the cell may hold), all of them in one line of text."""
 
-    def __init__(self, problems: list[tuple[int, str, bool]]):
+    def __init__(self, problems: list[tuple[int, str, tuple[str, ...]]]):
         problems = sorted(problems, key=lambda problem: problem[0])
         parts = [f"line {line}: {text}" for line, text, _ in problems[:MAX_PROBLEMS]]
         if len(problems) > MAX_PROBLEMS:
             parts.append(f"and {len(problems) - MAX_PROBLEMS} more lines")
-        super().__init__("; ".join(parts + [ALLOWED] * any(allowed for _, _, allowed in problems)))
+        notes = [note for note in (f"a literal is {LITERALS}", ALLOWED)
+                 if any(note in added for _, _, added in problems)]
+        super().__init__("; ".join(parts + notes))
         self.problems = problems
 
 
@@ -111,10 +113,10 @@ def parameters(source: str) -> list[Parameter]:
             text = lines[number - 1].strip() if lines else ""
             if MAGIC.match(text) and code[number - 1].strip():
                 problems.append((number, f"`{text}` is an IPython magic or shell command; move it to another cell",
-                                 True))
+                                 (ALLOWED,)))
                 code[number - 1] = ""
                 continue
-            raise Unreadable([*problems, (number, f"`{text}` is SyntaxError: {error.msg}", True)]) from None
+            raise Unreadable([*problems, (number, f"`{text}` is SyntaxError: {error.msg}", (ALLOWED,))]) from None
     found, end = [], 0
     for node in tree.body:
         above, end = comment_above(lines, end, node.lineno), node.end_lineno
@@ -127,7 +129,7 @@ def parameters(source: str) -> list[Parameter]:
         try:
             found += [parameter(name, value, hint, help) for name, value, hint in assigned(node)]
         except Unreadable as problem:
-            problems += [(node.lineno, text, allowed) for _, text, allowed in problem.problems]
+            problems += [(node.lineno, text, notes) for _, text, notes in problem.problems]
     if problems:
         raise Unreadable(problems)
     return found
@@ -150,14 +152,15 @@ def assigned(node: ast.stmt) -> list[tuple[str, ast.expr, ast.expr | None]]:
                 break
         else:
             return found
-    raise Unreadable([(node.lineno, f"`{ast.unparse(node)}` is not an assignment to a name", True)])
+    raise Unreadable([(node.lineno, f"`{ast.unparse(node)}` is not an assignment to a name", (ALLOWED,))])
 
 
 def parameter(name: str, value: ast.expr, note: ast.expr | None, help: str) -> Parameter:
     try:
         default = value_of(value)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        raise Unreadable([(0, f"{name} = {ast.unparse(value)} is not a literal ({LITERALS})", True)]) from None
+        raise Unreadable([(0, f"{name} = {ast.unparse(value)} is not a literal",
+                           (f"a literal is {LITERALS}", ALLOWED))]) from None
     plain = not isinstance(default, (PurePath, datetime.date))
     try:
         hint = annotation(note) if note is not None else inferred(default)
@@ -165,7 +168,7 @@ def parameter(name: str, value: ast.expr, note: ast.expr | None, help: str) -> P
     except Unsupported:
         if note is not None and not (plain and is_plain(note)):
             raise Unreadable([(0, f"{name}: {ast.unparse(note)} is not supported; use {NOTEBOOK_TYPES}",
-                               False)]) from None
+                               ())]) from None
         hint = Source(None if default is None else type(default), ast.unparse(value))
     return Parameter(name, hint, default, help)
 
