@@ -129,6 +129,11 @@
                 printf '#!/bin/bash\n%s' "$text" > "$out"
                 chmod +x "$out"
               '' { inherit text; };
+              writeShellScriptBin = name: text: hostDerivation system name ''
+                mkdir -p "$out/bin"
+                printf '#!/bin/bash\n%s' "$text" > "$out/bin/${name}"
+                chmod +x "$out/bin/${name}"
+              '' { inherit text; };
               mkShell = { name ? "nix-shell", packages ? [ ], buildInputs ? [ ], nativeBuildInputs ? [ ], shellHook ? "", ... }@attrs:
                 derivation (removeAttrs attrs [ "packages" "buildInputs" "nativeBuildInputs" ] // {
                   inherit name system shellHook;
