@@ -11,7 +11,10 @@ Each pair runs on the same template repo and answers, interleaved repetition
 by repetition (alternating which goes first) so machine noise hits both
 equally. Prints medians and ratios.
 
-Usage: python bench/render_update.py [--reps N] [--fleet-reps N] [--fleet-only]
+With --before DIR (a copy of another checkout's generator/, e.g. `git archive HEAD generator | tar -x -C DIR`)
+the 10-repo comparison times that flakewright too, in the same repetitions: before and after side by side.
+
+Usage: python bench/render_update.py [--reps N] [--fleet-reps N] [--fleet-only] [--jobs N] [--before DIR]
 """
 from __future__ import annotations
 
@@ -44,9 +47,9 @@ def run(*args: object, cwd: Path | None = None) -> None:
     subprocess.run([str(a) for a in args], cwd=cwd, env=ENV, check=True, capture_output=True)
 
 
-def timed(*args: object, ok: tuple[int, ...] = (0,)) -> float:
+def timed(*args: object, ok: tuple[int, ...] = (0,), env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    result = subprocess.run([str(a) for a in args], env=ENV, capture_output=True, text=True)
+    result = subprocess.run([str(a) for a in args], env=env or ENV, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if result.returncode not in ok:
         raise SystemExit(f"{' '.join(map(str, args[:4]))} failed ({result.returncode}): {result.stderr.strip()}")
@@ -77,6 +80,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=11)
     parser.add_argument("--fleet-reps", type=int, default=3)
     parser.add_argument("--fleet-only", action="store_true", help="only the 10-repo comparison")
+    parser.add_argument("--jobs", type=int, help="flakewright update --jobs for the 10 repos (default: its own)")
+    parser.add_argument("--before", type=Path, help="another generator/ folder to time on the 10 repos too")
     args = parser.parse_args()
     reps, fleet_reps = args.reps, args.fleet_reps
     with tempfile.TemporaryDirectory(prefix="flakewright-bench-") as tmp:
@@ -111,19 +116,26 @@ def main() -> None:
             for step in steps if i % 2 else reversed(steps):
                 step()
 
-        fleet_times, copier_fleet_times = [], []
+        fleet_times, copier_fleet_times, before_fleet_times = [], [], []
+        jobs = ["--jobs", str(args.jobs)] if args.jobs else []
+        before_env = {**ENV, "PYTHONPATH": str(args.before.resolve())} if args.before else ENV
         for i in range(fleet_reps):
             ours = [root / f"fleet-{i}-{n}" for n in range(10)]
             theirs = [root / f"cfleet-{i}-{n}" for n in range(10)]
-            for path in (*ours, *theirs):
+            earlier = [root / f"bfleet-{i}-{n}" for n in range(10 if args.before else 0)]
+            for path in (*ours, *theirs, *earlier):
                 shutil.copytree(base, path, symlinks=True)
             steps = [
-                lambda: fleet_times.append(timed(*FLAKEWRIGHT, "update", *ours)),
+                lambda: fleet_times.append(timed(*FLAKEWRIGHT, "update", *jobs, *ours)),
                 lambda: copier_fleet_times.append(
                     sum(timed(*COPIER, "update", "--quiet", "--defaults", path) for path in theirs)
                 ),
             ]
-            for step in steps if i % 2 else reversed(steps):
+            if args.before:
+                steps.append(lambda: before_fleet_times.append(
+                    timed(*FLAKEWRIGHT, "update", *jobs, *earlier, env=before_env)
+                ))
+            for step in steps[i % len(steps):] + steps[:i % len(steps)]:  # each goes first in turn
                 step()
 
         help_times, copier_help_times = [], []
@@ -161,8 +173,17 @@ def main() -> None:
         new_ratio = report("flakewright new", new_times, copy_times, "copier copy")
         update_ratio = report("flakewright update v1->v2", update_times, copier_update_times, "copier update")
     fleet_ratio = report("flakewright update 10 repos", fleet_times, copier_fleet_times, "10 x copier update")
+    if args.before:
+        report("  the same, --before", before_fleet_times, copier_fleet_times, "10 x copier update")
     print(f"  flakewright update 10 repos: {spread(fleet_times)}")
+    if args.before:
+        print(f"  the same, --before:          {spread(before_fleet_times)}")
     print(f"  10 x copier update:          {spread(copier_fleet_times)}")
+    ratios = [ours / theirs for ours, theirs in zip(fleet_times, copier_fleet_times)]
+    print(f"  ratio per repetition: {', '.join(f'{r:.2f}' for r in ratios)} (min {min(ratios):.2f}, max {max(ratios):.2f})")
+    if args.before:
+        ratios = [ours / theirs for ours, theirs in zip(before_fleet_times, copier_fleet_times)]
+        print(f"  --before per repetition: {', '.join(f'{r:.2f}' for r in ratios)} (min {min(ratios):.2f}, max {max(ratios):.2f})")
     if not args.fleet_only:
         help_ratio = report("flakewright --help", help_times, copier_help_times, "copier --help")
         print(f"{'flakewright backport':<30} median {statistics.median(backport_times):6.3f} s   (one-file edit, 3 renders)")
