@@ -142,3 +142,16 @@ def test_check_warns_that_update_will_refuse_a_dirty_repo(rendered: tuple[Templa
     result = flakewright("check", dest)
     assert result.returncode == UP_TO_DATE, result.stdout + result.stderr
     assert "1 uncommitted change(s)" in result.stderr and "`flakewright update` refuses it" in result.stderr
+
+
+def test_copiers_private_file_mode_sync_is_still_the_one_the_fleet_wraps() -> None:
+    """flakewright._copier.file_mode_read_once wraps Worker._sync_git_index_executable_bit: it must still take
+    (dst_relpath, src_mode) and do nothing unless git's core.fileMode is "false"."""
+    import inspect
+
+    from copier._main import Worker
+
+    method = Worker._sync_git_index_executable_bit
+    assert list(inspect.signature(method).parameters) == ["self", "dst_relpath", "src_mode"]
+    source = inspect.getsource(method)
+    assert '"core.fileMode"' in source and 'if file_mode_setting != "false":' in source

@@ -1,4 +1,4 @@
-"""copier's private API, used here only; tests/test_check.py pins it."""
+"""copier's private API, used here only; tests/test_check.py pins both uses."""
 from __future__ import annotations
 
 import subprocess
