@@ -10,12 +10,17 @@
 
       systems = [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ];
       forEachSystem = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      pythonOf = pkgs: pkgs."python${builtins.replaceStrings [ "." ] [ "" ] pythonVersion}";
+
+      # Wheels from PyPI (numpy, pandas) expect libstdc++ and zlib where a
+      # Linux distro keeps them; NixOS does not, so point at exactly those two.
+      libraryPath = pkgs: pkgs.lib.optionalString pkgs.stdenv.isLinux
+        (pkgs.lib.makeLibraryPath [ pkgs.stdenv.cc.cc.lib pkgs.zlib ]);
     in
     {
       devShells = forEachSystem (pkgs:
         let
-          inherit (pkgs) lib stdenv;
-          python = pkgs."python${builtins.replaceStrings [ "." ] [ "" ] pythonVersion}";
+          python = pythonOf pkgs;
         in
         {
           default = pkgs.mkShell {
@@ -27,11 +32,7 @@
             ];
 
             APP_TITLE = title;
-
-            # Wheels from PyPI (numpy, pandas) expect libstdc++ and zlib where a
-            # Linux distro keeps them; NixOS does not, so point at exactly those two.
-            LD_LIBRARY_PATH = lib.optionalString stdenv.isLinux
-              (lib.makeLibraryPath [ stdenv.cc.cc.lib pkgs.zlib ]);
+            LD_LIBRARY_PATH = libraryPath pkgs;
 
             shellHook = ''
               # nix develop also works from a subdirectory: find the repo root.
@@ -65,7 +66,7 @@
               done
               export PATH="$repo/.venv/commands:$PATH"
               {
-                echo ${lib.escapeShellArg "== ${title} =="}
+                echo ${pkgs.lib.escapeShellArg "== ${title} =="}
                 echo "$gpu"
                 echo "start / stop: JupyterLab in tmux on 127.0.0.1"
                 echo "deps: add, remove or upgrade Python packages (relocks uv.lock)"

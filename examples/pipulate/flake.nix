@@ -1,5 +1,5 @@
 {
-  description = "Pipulate: Python dev shell with a .venv installed from uv.lock";
+  description = "Pipulate: the app (nix run) and its Python dev shell, a .venv installed from uv.lock";
 
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
 
@@ -10,12 +10,53 @@
 
       systems = [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ];
       forEachSystem = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      pythonOf = pkgs: pkgs."python${builtins.replaceStrings [ "." ] [ "" ] pythonVersion}";
+      slug = "pipulate";
+      lock = ./uv.lock;
+
+      # nix run: the app's code from the store, and a .venv holding exactly the lock, built on the first start (and
+      # again when the lock changes) in ~/.cache/<slug>, as nix develop builds .venv. The store is read-only, so
+      # every file the app writes goes to DATA_DIR, by default ~/.local/share/<slug>.
+      serve = pkgs:
+        let
+          inherit (pkgs) lib;
+          python = pythonOf pkgs;
+          app = builtins.path {
+            path = self;
+            name = "${slug}-app";
+            filter = path: type: !(builtins.elem (baseNameOf path) [ ".venv" "data" ".git" ]);
+          };
+          installed = "${python.interpreter} ${builtins.hashFile "sha256" lock}";
+        in
+        pkgs.writeShellScriptBin slug ''
+          set -euo pipefail
+          export DATA_DIR=''${DATA_DIR:-''${XDG_DATA_HOME:-$HOME/.local/share}/${slug}}
+          venv=''${XDG_CACHE_HOME:-$HOME/.cache}/${slug}/venv
+          if [ "$(cat "$venv/.installed" 2>/dev/null)" != ${lib.escapeShellArg installed} ]; then
+            echo "${slug}: installing the locked Python packages into $venv" >&2
+            rm -rf "$venv"
+            ${python.interpreter} -m venv --without-pip "$venv"
+            UV_PROJECT_ENVIRONMENT=$venv ${pkgs.uv}/bin/uv sync --locked --quiet --project ${app} --python "$venv/bin/python"
+            printf '%s' ${lib.escapeShellArg installed} >"$venv/.installed"
+          fi
+          # No __pycache__ beside the code, and no reloader watching code that cannot change.
+          export PYTHONDONTWRITEBYTECODE=1 PIPULATE_ENV=''${PIPULATE_ENV:-prod}
+          libraries=${lib.escapeShellArg (libraryPath pkgs)}
+          [ -z "$libraries" ] || export LD_LIBRARY_PATH=$libraries''${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+          exec "$venv/bin/python" ${app}/server.py "$@"
+        '';
+
+      # Wheels from PyPI (numpy, pandas) expect libstdc++ and zlib where a
+      # Linux distro keeps them; NixOS does not, so point at exactly those two.
+      libraryPath = pkgs: pkgs.lib.optionalString pkgs.stdenv.isLinux
+        (pkgs.lib.makeLibraryPath [ pkgs.stdenv.cc.cc.lib pkgs.zlib ]);
     in
     {
+      packages = forEachSystem (pkgs: { default = serve pkgs; });
+      apps = forEachSystem (pkgs: { default = { type = "app"; program = "${serve pkgs}/bin/${slug}"; }; });
       devShells = forEachSystem (pkgs:
         let
-          inherit (pkgs) lib stdenv;
-          python = pkgs."python${builtins.replaceStrings [ "." ] [ "" ] pythonVersion}";
+          python = pythonOf pkgs;
         in
         {
           default = pkgs.mkShell {
@@ -27,11 +68,7 @@
             ];
 
             APP_TITLE = title;
-
-            # Wheels from PyPI (numpy, pandas) expect libstdc++ and zlib where a
-            # Linux distro keeps them; NixOS does not, so point at exactly those two.
-            LD_LIBRARY_PATH = lib.optionalString stdenv.isLinux
-              (lib.makeLibraryPath [ stdenv.cc.cc.lib pkgs.zlib ]);
+            LD_LIBRARY_PATH = libraryPath pkgs;
 
             shellHook = ''
               # nix develop also works from a subdirectory: find the repo root.
@@ -65,7 +102,7 @@
               done
               export PATH="$repo/.venv/commands:$PATH"
               {
-                echo ${lib.escapeShellArg "== ${title} =="}
+                echo ${pkgs.lib.escapeShellArg "== ${title} =="}
                 echo "$gpu"
                 echo "start / stop: JupyterLab in tmux on 127.0.0.1"
                 echo "run: serve the app on http://127.0.0.1:5001"

@@ -27,10 +27,13 @@ from fasthtml.common import (
     Select,
 )
 
-from tools._botify import BotifyApi, BotifyError, TokenRejected, masked, read_token, save_token, tidy, token_problem
+from core import hidden
+from settings import DATA
+
+with hidden("rich"):  # httpx, under tools._botify, imports its command-line client when rich is installed: 0.1 s
+    from tools._botify import BotifyApi, BotifyError, TokenRejected, masked, read_token, save_token, tidy, token_problem
 
 APP_TITLE = "Botifython"
-DATA = Path(__file__).resolve().parent.parent / "data"
 TOKEN_FILE = DATA / "botify_token"
 # Where exports went before they became runs of the botify_export tool; older task rows still link here.
 OLD_EXPORTS = DATA / "exports"

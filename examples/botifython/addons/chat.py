@@ -11,17 +11,21 @@ import secrets
 from collections import deque
 from dataclasses import dataclass, field
 
-import httpx
 from fasthtml.common import H2, Button, Div, Fieldset, Form, Input, Section, Span, Strong
 
-from core import live
-from core.live import Tab, scrub
+from core import hidden, live
+from core.live import Tab
+from toolbox import scrub
 
 OLLAMA_HOST = os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434")
 OLLAMA_MODEL = os.environ.get("OLLAMA_MODEL", "")
 CHAT_TURNS = 20
 
+with hidden("rich"):  # httpx imports its command-line client when rich is installed: about 0.1 s of CPU
+    import httpx
+
 log = logging.getLogger(__name__)
+CLOSING: set = set()  # clients of gone tabs, closing their connections
 
 
 @dataclass(eq=False)
@@ -150,7 +154,9 @@ def tab_closed(tab: Tab) -> None:
         if chat.reply:
             chat.reply.cancel()
         if chat.llm:
-            asyncio.create_task(chat.llm.close())
+            closing = asyncio.create_task(chat.llm.close())
+            CLOSING.add(closing)  # the loop keeps only a weak reference to a task: this one must finish
+            closing.add_done_callback(CLOSING.discard)
 
 
 live.take_frames({"chat": on_chat, "stop": on_stop}, note=ChatNote, closed=tab_closed)

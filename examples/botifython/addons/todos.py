@@ -170,6 +170,10 @@ def NewTodo(draft: str = "", error: str = ""):
         id="new-todo", hx_post="/todos", hx_target="#todo-page", hx_swap="outerHTML")
 
 
+def card(profile):
+    return Section(H2(f"Todos · {profile.name}"), TodoPage(profile.id), NewTodo(), id="todos")
+
+
 @router.get("/todos")
 def todos_page(sess, page: int = 0):
     return TodoPage(current_profile(sess).id, page)
@@ -211,9 +215,3 @@ def todos_move(sess, id: int, by: int = 0):
     if not (todo := move_todo(profile_id, id, by)):
         return TodoPage(profile_id, error=UNKNOWN_TODO)
     return TodoPage(profile_id, page_of(todo))
-
-
-
-
-def card(profile):
-    return Section(H2(f"Todos · {profile.name}"), TodoPage(profile.id), NewTodo(), id="todos")

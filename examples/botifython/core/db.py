@@ -32,9 +32,10 @@ BUSY = "The database is busy (another program is writing); try again."
 
 
 def make_data_folders() -> None:
-    """data/ and its folders, owner-only (also a data/ an older version made 0755)."""
+    """data/ and its folders, owner-only (also a data/ an older version made 0755). A DATA_DIR's missing parents
+    are made as mkdir -p makes them (~/.local/share on a fresh account)."""
     for folder in (DATA, UPLOADS, OUTPUTS):
-        folder.mkdir(mode=0o700, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=folder is DATA, exist_ok=True)
         folder.chmod(0o700)
 
 

@@ -10,9 +10,10 @@ from collections import deque
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from fasthtml.common import Div, WebSocket, WebSocketDisconnect, to_xml
+from fasthtml.common import WebSocket, WebSocketDisconnect, to_xml
 
 from core.task_rows import TASK_LOG_LINES, ProgressUpdate
+from toolbox import scrub
 from settings import DEV
 
 OUTBOX_FRAMES = 256  # frames a page may fall behind by before its socket is closed
@@ -20,14 +21,6 @@ TAB_LOG_BACKLOG = 1_000_000  # characters of log waiting for a page; older lines
 MAX_FRAME = 64 * 1024
 
 log = logging.getLogger(__name__)
-
-
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def scrub(text: str) -> str:
-    """The text with lone surrogates (valid in JSON, not in UTF-8) replaced, so it can be sent and stored."""
-    return text if text.isascii() else LONE_SURROGATE.sub("\ufffd", text)
 
 
 EAGER = dict(eager_start=True) if sys.version_info >= (3, 12) else {}  # decided once: it is asked on every frame

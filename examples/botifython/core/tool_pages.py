@@ -21,6 +21,7 @@ from fasthtml.common import *
 from starlette.datastructures import UploadFile
 
 import toolbox
+from toolbox.notebook_form import tool_name
 from core.db import OUTPUTS, UPLOADS, Profile
 from core.profiles import current_profile, is_upload
 from core.security import notice
@@ -94,7 +95,7 @@ def prune_uploads(before: float) -> None:
 def uploads_of(tool: toolbox.Tool, params: dict) -> dict[str, Path]:
     """The uploads these answers name, by field label."""
     return {field.label: Path(params[field.name]) for field in tool.fields
-            if toolbox.KINDS[field.kind].widget == "file" and params.get(field.name)}
+            if widget(field) == "file" and params.get(field.name)}
 
 
 def file_url(task_id: int, name: str) -> str:
@@ -121,7 +122,7 @@ def run_form(req, name: str, form) -> tuple | FT:
     sent, saved = {}, []
     for param in tool.fields:
         values = form.getlist(param.name)
-        if toolbox.KINDS[param.kind].widget == "file":
+        if widget(param) == "file":
             if upload := next((v for v in values if isinstance(v, UploadFile) and v.filename), None):
                 saved.append(save_upload(upload))
                 sent[param.name] = str(saved[-1])
@@ -141,6 +142,11 @@ def field_text(value) -> str:
     if value is None:
         return ""
     return "\n".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def widget(field: toolbox.Field) -> str:
+    """What the form shows for the field: its kind's widget (input, checkbox, select, textarea or file)."""
+    return toolbox.KINDS[field.kind].widget
 
 
 def FieldInput(field: toolbox.Field, value: str, checked: bool, invalid: bool):
@@ -165,8 +171,8 @@ def FieldInput(field: toolbox.Field, value: str, checked: bool, invalid: bool):
 
 def ToolField(field: toolbox.Field, value: str, checked: bool, error: str):
     """A parameter's label, input, help and, after a refused run, the one line saying what is wrong."""
-    widget = FieldInput(field, value, checked, invalid=bool(error))
-    label = (widget, " ", field.label) if toolbox.KINDS[field.kind].widget == "checkbox" else (field.label, widget)
+    input_ = FieldInput(field, value, checked, invalid=bool(error))
+    label = (input_, " ", field.label) if widget(field) == "checkbox" else (field.label, input_)
     return Label(*label, Small(field.help) if field.help else "",
                  Error(error, id=f"field-{field.name}-error") if error else "", fr=f"field-{field.name}")
 
@@ -180,7 +186,7 @@ def ToolForm(tool: toolbox.Tool, sent: dict | None = None, errors: dict | None =
         if sent is None:
             return field_text(field.default), field.default is True
         value = sent.get(field.name, "")
-        if toolbox.KINDS[field.kind].widget == "file":
+        if widget(field) == "file":
             return "", bool(value)
         return ("\n".join(value) if isinstance(value, list) else value), bool(value)
 
@@ -245,11 +251,17 @@ def form_text(value) -> str | list[str]:
 
 @router.get("/tools/{name}")
 def tools_page(sess, bodykw, name: str):
-    if not (tool := TOOLS.tool(name)):
-        return FtResponse(Page(bodykw, f"No tool {name} · {TITLE}",
-                               P(f"There is no tool named {name}: the main page lists the tools there are.",
-                                 cls="error", role="alert"), Nav(A("← All tools", href="/"), cls="back")),
-                           status_code=404)
+    """The tool's page; for a file that could not become the tool (its name, a notebook's, or a function's card),
+    a 404 saying why, as its card on the main page does."""
+    found, broken = TOOLS.current()
+    if not (tool := found.get(name)):
+        cards = [card for card in broken if tool_name(card.source.stem) == name
+                 or card.problem.startswith((f"{card.source.name}: {name}(): ", f"Two tools are named {name}:"))]
+        why = [Article(Strong(card.source.name), P(card.problem), cls="broken", role="alert") for card in cards]
+        line = f"{name} could not become a tool:" if cards else \
+            f"There is no tool named {name}: the main page lists the tools there are."
+        return FtResponse(Page(bodykw, f"No tool {name} · {TITLE}", P(line, cls="error", role="alert"), *why,
+                               Nav(A("← All tools", href="/"), cls="back")), status_code=404)
     return Page(bodykw, f"{tool.title} · {TITLE}", *ToolPage(tool, current_profile(sess)))
 
 

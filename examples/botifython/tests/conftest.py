@@ -29,9 +29,17 @@ from starlette.testclient import TestClient
 from fake_ollama import FakeOllama
 
 REPO = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tool_runs"]  # the `app` (a toolbox and tools/ without the app) and `umask` fixtures
 ENV_PREFIX = "BOTIFYTHON"
 NO_OLLAMA = "http://127.0.0.1:9"  # the discard port: a chat that was not expected fails at once
 LISTENING = re.compile(r"Uvicorn running on (\S+)")
+
+
+@pytest.fixture(autouse=True)
+def no_settings_from_your_shell(monkeypatch: pytest.MonkeyPatch):
+    """A DATA_DIR or ENV_FILE set in your shell would point a test's app at your own data: tests start without."""
+    monkeypatch.delenv("DATA_DIR", raising=False)
+    monkeypatch.delenv("ENV_FILE", raising=False)
 
 
 @pytest.fixture
@@ -101,6 +109,15 @@ def client(web_app):
     with LocalClient(web_app) as test_client:
         yield test_client
     gc.unfreeze()  # the app's start froze what was alive; this process starts a fresh app for every test
+
+
+TASK_ID = re.compile(r'id="task-(\d+)"')
+COUNT = re.compile(r'-count">(\d+)/(\d+)<')  # a task row's done/total
+
+
+def task_id_of(row: str) -> int:
+    """The id of the task whose row this HTML holds."""
+    return int(TASK_ID.search(row)[1])
 
 
 def open_page(client: TestClient) -> dict:

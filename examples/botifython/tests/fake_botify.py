@@ -22,7 +22,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 VALID_TOKEN = "0123456789abcdef0123456789abcdef0123f00d"
+LISTING = "/v1/analyses/jdoe/site-2/light"
+NOT_CONNECTED = "Not connected to Botify: paste a token on the Botify card first."  # what the app says
 USERNAME = "jdoe"
 PAGE_SIZE = 3
 STALL_SECONDS = 3.0
@@ -176,3 +180,21 @@ def serve() -> tuple[FakeBotify, ThreadingHTTPServer]:
     fake.base = f"http://127.0.0.1:{server.server_port}"
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     return fake, server
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    fake, http_server = serve()
+    monkeypatch.setenv("BOTIFY_API_BASE", f"{fake.base}/v1")
+    monkeypatch.setenv("BOTIFY_RETRY_SECONDS", "0.01")
+    fake.analyses["site-2"] = make_analyses("site-2", 11)
+    yield fake
+    for release in fake.holds.values():
+        release.set()
+    http_server.shutdown()
+    http_server.server_close()
+
+
+def listing_requests(fake) -> list[str]:
+    """The paths of the analyses listing the fake was asked for, in order."""
+    return [path for path, _ in fake.requests if path.startswith(LISTING)]

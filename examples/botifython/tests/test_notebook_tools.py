@@ -142,51 +142,6 @@ def app(tmp_path: Path) -> Path:
     return dest
 
 
-ANNOTATED = '''\
-import datetime
-from pathlib import Path
-from typing import Literal
-
-orders: Path = Path("orders.csv")  # a CSV of orders
-day: datetime.date = datetime.date(2024, 1, 31)  # the day to look at
-mode: Literal["fast", "slow"] = "slow"
-names: list[str] = ["fr", "de"]
-limit: int | None = None
-ratio = 0.5  # unannotated: read from the value
-since = Path("data/old.csv")'''
-
-
-def test_annotated_parameters_give_the_fields_a_function_tool_would_have(app):
-    notebook(app / "tools" / "report.ipynb", ("code", ANNOTATED, ["parameters"]))
-    tools, broken = toolbox.discover(app / "tools", jupyter=True)
-    assert broken == []
-    assert [(f.name, f.kind, f.default, f.required, f.choices, f.help) for f in tools["report"].fields] == [
-        ("orders", "file", None, False, (), "a CSV of orders (empty: orders.csv)"),
-        ("day", "date", "2024-01-31", False, (), "the day to look at"),
-        ("mode", "choice", "slow", False, ("fast", "slow"), ""),
-        ("names", "lines", ["fr", "de"], False, (), ""),
-        ("limit", "int", None, False, (), ""),
-        ("ratio", "float", 0.5, False, (), "unannotated: read from the value"),
-        ("since", "file", None, False, (), "(empty: data/old.csv)")]
-
-
-@pytest.mark.parametrize("cell, problem", [
-    ("%matplotlib inline\nn = 1", "line 1: `%matplotlib inline` is an IPython magic or shell command; move it to "
-                                  "another cell; it may hold only assignments"),
-    ("n = 1\nm = n + 1", "line 2: m = n + 1 is not a literal"),
-    ("import os\nstart = datetime.date.today()", "line 2: start = datetime.date.today() is not a literal"),
-    ("n = 1\nrows: dict = {}", "line 2: rows: dict is not supported; use str, int, float, bool, Literal[...]"),
-    ("n: Literal[n] = 1", "line 1: n: Literal[n] is not supported"),
-    ("print(1)", "line 1: `print(1)` is not an assignment to a name; it may hold only assignments"),
-])
-def test_a_parameters_cell_that_cannot_be_read_is_one_line_naming_the_line_and_what_is_allowed(app, cell, problem):
-    notebook(app / "tools" / "bad.ipynb", ("code", cell, ["parameters"]))
-    tools, broken = toolbox.discover(app / "tools", jupyter=True)
-    assert tools == {} and len(broken) == 1
-    assert broken[0].problem.startswith(f"bad.ipynb: the parameters cell, {problem}"), broken[0].problem
-    assert "\n" not in broken[0].problem and "SyntaxError: invalid syntax" not in broken[0].problem
-
-
 # --- notebook tools: a run -----------------------------------------------------------------------------------------
 
 
@@ -279,6 +234,34 @@ def test_a_chart_or_a_table_and_a_chart_as_the_last_value_show_once_each(app):
     assert chart.count("<img") == 1 and "rows ×" not in chart, chart
     both = run(tool, {"both": True}, app / "data" / "outputs" / "2")
     assert both.count("<img") == 1 and "2 rows × 1 columns" in both, both
+
+
+def test_each_text_output_is_a_block_of_its_own_not_run_together_with_the_next(app):
+    notebook(app / "tools" / "lines.ipynb",
+             ("code", "n = 3", ["parameters"]),
+             ("code", "from IPython.display import HTML, Markdown, display\nprint('one', end='')", []),
+             ("code", "print('<two>', end='')", []),
+             ("code", "'a'", []),
+             ("code", "display(Markdown('**note**'))\ndisplay(HTML('<b>bold</b>'))", []),
+             ("code", "n", []))
+    tool = toolbox.discover(app / "tools", jupyter=True)[0]["lines"]
+    shown = run(tool, {"n": 4}, app / "data" / "outputs" / "1")
+    assert shown == "<pre>one</pre><pre>&lt;two&gt;</pre><pre>&#x27;a&#x27;</pre><p>**note**</p><div><b>bold</b></div>" \
+                    '<pre>4</pre><p><a href="/tasks/1/files/lines.ipynb" download>lines.ipynb</a></p>', shown
+
+
+@pytest.mark.parametrize("drawn_in", ["its own cell", "an earlier cell"])
+def test_a_figure_as_the_last_value_shows_once(app, drawn_in):
+    notebook(app / "tools" / "fig.ipynb",
+             ("code", "same_cell = True", ["parameters"]),
+             ("code", "%matplotlib inline\nimport matplotlib.pyplot as plt", []),
+             ("code", "fig, axes = plt.subplots()\naxes.plot([1, 3, 2])\nfig if same_cell else None", []),
+             ("code", "fig if not same_cell else None", []))
+    tool = toolbox.discover(app / "tools", jupyter=True)[0]["fig"]
+    outputs = app / "data" / "outputs" / "1"
+    shown = run(tool, {"same_cell": drawn_in == "its own cell"}, outputs)
+    assert shown.count("<img") == 1, shown
+    assert [path.suffix for path in outputs.iterdir()].count(".png") == 1
 
 
 def test_a_failed_run_shows_the_outputs_up_to_the_failing_cell_the_error_and_the_executed_notebook(app):

@@ -12,7 +12,8 @@ that HTML. The modules, by the process each runs in:
     results.py    where a result is made (a run's child, a notebook's kernel): values as HTML, with
     tables.py       DataFrames as tables and CSVs, and
     downloads.py    the run's files: names, copies, zips
-    notebooks.py  notebook tools: their form in the server, their run in a run's child, their last value in the kernel
+    notebook_form.py  the server (discovery child): a notebook's parameters cell read into a form, never run
+    notebooks.py  notebook tools: their run in a run's child, their outputs, their last value in the kernel
 
 Only the standard library is imported here: a run's child imports this package before anything else, and pandas,
 matplotlib, nbclient or nh3 are imported only when a result or a notebook needs them. Below is what the server, the

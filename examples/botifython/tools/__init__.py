@@ -19,9 +19,6 @@ from urllib.parse import quote
 
 import toolbox
 
-APP_DIR = Path(__file__).resolve().parent.parent
-DB_FILE = APP_DIR / "data" / "botifython.db"
-OUTPUTS = APP_DIR / "data" / "outputs"
 BAR_WIDTH = 30
 LOG_LINES = 50  # the log lines a task row shows, as the app keeps them
 
@@ -111,6 +108,10 @@ async def record_async(database: sqlite3.Connection, fn, params: dict):
 
 
 def connect() -> sqlite3.Connection:
+    # The app's database, where settings.py says (DATA_DIR): read when a run is recorded, so that importing tools
+    # for progress() needs nothing of the app.
+    from settings import DB_FILE
+
     if not DB_FILE.exists():
         raise FileNotFoundError(f"{DB_FILE} does not exist yet: start the app once with ./scripts/run first")
     # The app writes in WAL mode; the timeout waits out its writes instead of failing on them.
@@ -150,7 +151,9 @@ class Run:
         database.executemany("INSERT INTO task_lines (task_id, n, line) VALUES (?, ?, ?)",
                              [(task_id, n, toolbox.scrub(line)) for n, line in enumerate(self.lines)])
         if error is None:
-            outputs = OUTPUTS / str(task_id)
+            from settings import DATA
+
+            outputs = DATA / "outputs" / str(task_id)
             outputs.mkdir(mode=0o700, parents=True, exist_ok=True)
             result = toolbox.render_result(value, outputs, lambda file: f"/tasks/{task_id}/files/{quote(file)}",
                                            name=name)

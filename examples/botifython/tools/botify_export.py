@@ -5,6 +5,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from settings import DATA
 from tools import progress
 from tools._botify import (
     ANALYSIS_COLUMNS,
@@ -18,8 +19,8 @@ from tools._botify import (
     read_token,
 )
 
-# The token the Botify card saved; this file's folder is tools/, beside data/.
-TOKEN_FILE = Path(__file__).resolve().parent.parent / "data" / "botify_token"
+# The token the Botify card saved.
+TOKEN_FILE = DATA / "botify_token"
 
 
 def botify_export(project: str, report=progress) -> Path:

@@ -1,9 +1,9 @@
 """The demo tool: count the words in text files, one file per progress step."""
 from pathlib import Path
 
+from settings import DATA
 from tools import progress
 
-DATA = Path(__file__).resolve().parent.parent / "data"
 APP_FOLDERS = {"uploads", "outputs"}  # the app's own files under data/, not the user's
 TEXT_SUFFIXES = {".txt", ".md", ".csv", ".json", ".html", ".py", ".yml", ".yaml", ".toml", ".log"}
 

@@ -17,8 +17,9 @@ import apsw
 from fasthtml.common import APIRouter, Div, FileResponse, Pre, Response, Safe, to_xml
 
 import toolbox
+from toolbox import scrub
 from core.db import OUTPUTS, Task, by_id, db, fits, tasks, transaction
-from core.live import TABS, scrub
+from core.live import TABS
 from core.profiles import current_profile
 from core.security import notice
 from core.task_rows import TASK_LOG_LINES, TaskRow, UnknownTask

@@ -100,3 +100,19 @@ def test_a_kind_written_into_the_table_reaches_discovery_and_the_run_in_their_ow
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [["time", "time"], {"at": "At: enter a time as HH:MM."}, "13 h 45", []]
 
+
+
+def test_a_kind_written_into_the_table_is_an_input_of_its_type_on_the_tool_form(app_dir, request):
+    table = app_dir / "toolbox" / "kinds.py"
+    source = table.read_text(encoding="utf-8")
+    table.write_text(source.replace("KINDS: dict[str, Kind] = {\n", CLOCK + "KINDS: dict[str, Kind] = {\n" + TIME_ROW),
+                     encoding="utf-8")
+    (app_dir / "tools" / "alarm.py").write_text(textwrap.dedent(ALARM), encoding="utf-8")
+    client = request.getfixturevalue("client")  # the app imports the edited table
+
+    form = client.get("/tools/alarm").text
+
+    at = re.search(r'<input[^>]*name="at"[^>]*>', form)[0]
+    snooze = re.search(r'<input[^>]*name="snooze"[^>]*>', form)[0]
+    assert 'type="time"' in at and "required" in at
+    assert 'type="time"' in snooze and 'value="07:30"' in snooze and "required" not in snooze

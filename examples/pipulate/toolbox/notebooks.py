@@ -1,9 +1,10 @@
 """Notebook tools: a notebook under tools/ with a cell tagged `parameters`, made a form and run headless.
 
-In the server, notebook_tool() reads the parameters cell into form fields without running anything (for discover).
-In a run's child, run_notebook() executes the notebook and shows every output it made, in order, as HTML; in the
-notebook's kernel, show_value() shows the last cell's value the way a function tool's result is shown. The kernel
-works in the notebook's own folder, as Jupyter's does. nbformat, nbclient and nh3 are imported when a notebook runs.
+In the server, notebook_tool() (notebook_form.py) reads the parameters cell into form fields without running
+anything (for discover). In a run's child, run_notebook() executes the notebook and shows every output it made, in
+order, as HTML; in the notebook's kernel, show_value() shows the last cell's value the way a function tool's result
+is shown. The kernel works in the notebook's own folder, as Jupyter's does. nbformat, nbclient and nh3 are imported
+when a notebook runs.
 """
 from __future__ import annotations
 
@@ -11,182 +12,22 @@ import ast
 import base64
 import datetime
 import html
-import json
 import os
-import re
 import sys
-import typing
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path, PurePath
 from urllib.parse import quote
 
 from .child import Link, failure, lower_session_priority
-from .common import Broken, Field, Tool, ToolFailed, label, one_line, text_html
+from .common import ToolFailed, label, text_html
 from .downloads import MAX_ZIP_FILES, link_to, owner_only, path_result, unique
-from .kinds import Unsupported, argument, field_type, form_default
+from .kinds import argument
+from .notebook_form import Source, cell_text, notebook_tool, parameters, parameters_cell
 from .results import MAX_HTML, capped, figure_of, image_html, long_text, render_result, rich, sanitized, several_results
 
-ALLOWED = "it may hold only assignments (months = 12, orders: Path = Path('orders.csv')), imports and comments"
-NOTEBOOK_TYPES = "str, int, float, bool, Literal[...], datetime.date, Path, list[str] or X | None"
-# What an annotation or a default may name: the types a function tool's form offers, read from the source, never run.
-TYPES = {"str": str, "int": int, "float": float, "bool": bool, "None": type(None), "Path": Path, "pathlib.Path": Path,
-         "date": datetime.date, "datetime.date": datetime.date}
-MADE = {"Path": Path, "pathlib.Path": Path, "date": datetime.date, "datetime.date": datetime.date}
+__all__ = ["notebook_tool", "run_notebook", "show_value"]
 RESULT = "application/x-toolbox-result+html"  # how the kernel hands the last cell's value, shown, to run_notebook
-
-
-@dataclass(frozen=True)
-class Parameter:
-    name: str
-    hint: object  # a type hint, as a function's would be: str, Path, typing.Literal["a", "b"], list[str]...
-    default: object
-    help: str
-
-
-class Unreadable(Exception):
-    """A line of the parameters cell that cannot be a form field."""
-
-    def __init__(self, line: int, why: str):
-        super().__init__(why)
-        self.line = line
-
-
-def notebook_tool(path: Path) -> tuple[list[Tool], list[Broken]]:
-    try:
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        return [], [Broken(source=path, problem=f"{path.name}: not a readable notebook ({one_line(error)})")]
-    index = parameters_cell(cells)
-    if index is None:
-        return [], [Broken(source=path, problem=f"{path.name}: no cell is tagged parameters; tag the cell that "
-                                                "holds the inputs (in JupyterLab: the gear icon, Add Tag)")]
-    try:
-        found = parameters(cell_text(cells[index]))
-    except Unreadable as problem:
-        return [], [Broken(source=path, problem=f"{path.name}: the parameters cell, line {problem.line}: {problem}")]
-    name = re.sub(r"\W", "_", path.stem.lower(), flags=re.ASCII)
-    name = f"notebook_{name}" if name[0].isdigit() else name
-    return [Tool(name=name, title=label(path.stem), help=notebook_help(cells), source=path,
-                 fields=tuple(map(field, found)), notebook=True)], []
-
-
-def field(parameter: Parameter) -> Field:
-    kind, choices, _ = field_type(parameter.hint)
-    help, default = parameter.help, form_default(kind, parameter.default)
-    if default is None and parameter.default is not None:  # one the form cannot show (a file field's): said instead
-        help = f"{help} (empty: {parameter.default})".strip()
-    return Field(name=parameter.name, label=label(parameter.name), kind=kind, choices=choices, default=default,
-                 required=False, help=help)
-
-
-def parameters(source: str) -> list[Parameter]:
-    """The parameters cell's assignments, read without running it (papermill's --help-notebook reads the same).
-    Raises Unreadable for a line that is not an assignment of a literal of a supported type, an import or a
-    comment."""
-    lines = source.splitlines()
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as error:
-        text = lines[error.lineno - 1].strip() if error.lineno and error.lineno <= len(lines) else ""
-        what = "an IPython magic or shell command; move it to another cell" if text.startswith(("%", "!")) else \
-            f"SyntaxError: {error.msg}"
-        raise Unreadable(error.lineno or 1, f"`{text}` is {what}; {ALLOWED}") from None
-    found = []
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            continue
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
-            node.target if isinstance(node, ast.AnnAssign) and node.value else None
-        if not isinstance(target, ast.Name):
-            raise Unreadable(node.lineno, f"`{lines[node.lineno - 1].strip()}` is not an assignment to a name; "
-                                          f"{ALLOWED}")
-        try:
-            default = value_of(node.value)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            raise Unreadable(node.lineno, f"{target.id} = {ast.unparse(node.value)} is not a literal (a number, text, "
-                                          f"a list of text, Path('...') or datetime.date(...)); {ALLOWED}") from None
-        try:
-            hint = annotation(node.annotation) if isinstance(node, ast.AnnAssign) else inferred(default)
-            field_type(hint)
-        except Unsupported:
-            shown = ast.unparse(node.annotation) if isinstance(node, ast.AnnAssign) else type(default).__name__
-            raise Unreadable(node.lineno, f"{target.id}: {shown} is not supported; use {NOTEBOOK_TYPES}") from None
-        rest = lines[node.end_lineno - 1][node.end_col_offset:].strip()
-        found.append(Parameter(target.id, hint, default, rest[1:].strip() if rest.startswith("#") else ""))
-    return found
-
-
-def value_of(node: ast.expr):
-    """A literal, or Path('...') or datetime.date(...) of literals."""
-    if isinstance(node, ast.Call) and dotted(node.func) in MADE and not node.keywords:
-        return MADE[dotted(node.func)](*map(ast.literal_eval, node.args))
-    return ast.literal_eval(node)
-
-
-def annotation(node: ast.expr):
-    """The type hint an annotation names, from TYPES and Literal, Optional, list and `|` over them; raises
-    Unsupported for anything else."""
-    if isinstance(node, ast.Constant) and node.value is None:
-        return type(None)
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        return typing.Union[annotation(node.left), annotation(node.right)]
-    if isinstance(node, ast.Subscript):
-        outer, inner = dotted(node.value), node.slice
-        if outer in ("Literal", "typing.Literal"):
-            try:
-                return typing.Literal[tuple(map(ast.literal_eval, inner.elts if isinstance(inner, ast.Tuple)
-                                                else [inner]))]
-            except ValueError:
-                raise Unsupported from None
-        if outer in ("Optional", "typing.Optional"):
-            return typing.Optional[annotation(inner)]
-        if outer in ("list", "List", "typing.List"):
-            return list[annotation(inner)]
-    if (name := dotted(node)) in TYPES:
-        return TYPES[name]
-    raise Unsupported
-
-
-def dotted(node: ast.expr) -> str | None:
-    """'datetime.date' for that name, or None for what is not a (dotted) name."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute) and (outer := dotted(node.value)):
-        return f"{outer}.{node.attr}"
-    return None
-
-
-def inferred(default) -> object:
-    """The type hint of an unannotated parameter, from its default: None is optional text."""
-    if default is None:
-        return typing.Optional[str]
-    if isinstance(default, PurePath):
-        return Path
-    if isinstance(default, list) and all(isinstance(item, str) for item in default):
-        return list[str]
-    return type(default)
-
-
-def parameters_cell(cells: list) -> int | None:
-    return next((index for index, cell in enumerate(cells) if cell.get("cell_type") == "code"
-                 and "parameters" in cell.get("metadata", {}).get("tags", ())), None)
-
-
-def cell_text(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
-def notebook_help(cells: list) -> str:
-    """The first paragraph of the first markdown cell that is not just a heading."""
-    for cell in cells:
-        if cell.get("cell_type") == "markdown":
-            for paragraph in cell_text(cell).split("\n\n"):
-                if (text := paragraph.strip()) and not text.startswith("#"):
-                    return " ".join(text.split())
-    return ""
 
 
 # --- a run ----------------------------------------------------------------------------------------------------
@@ -215,10 +56,17 @@ def run_notebook(source: Path, params: dict, outputs: Path, href: Callable[[str]
     ran = 0
 
     def executed(cell, cell_index, execute_reply):
+        """A cell that raised is not done: the run stops there (unless the cell is tagged raises-exception, as
+        nbclient and papermill allow, and then it is done)."""
         nonlocal ran
-        if cell is not result:
-            ran += 1
-            link.report(ran, len(code), f"cell {ran} of {len(code)} done")
+        reply = (execute_reply or {}).get("content", {})
+        if cell is result:
+            return
+        if reply.get("status", "ok") != "ok" and "raises-exception" not in cell.metadata.get("tags", ()):
+            link.report(ran, len(code), f"cell {ran + 1} of {len(code)} failed: {reply.get('ename', 'an error')}")
+            return
+        ran += 1
+        link.report(ran, len(code), f"cell {ran} of {len(code)} done")
 
     def started(notebook):
         lower_session_priority(client.km.provisioner.pid)
@@ -255,11 +103,27 @@ def injected(params: dict, hints: dict[str, object]) -> str:
     """The cell that sets the run's answers. A Path or a date is made through modules imported under names of
     their own: the notebook's own `Path` or `date` may be anything. An empty answer (None) leaves the notebook's
     own value, such as a file beside it."""
-    lines = [f"{name} = {python(argument(hints[name], answer))}" for name, answer in params.items()
+    lines = [f"{name} = {python(given(name, answer, hints[name]))}" for name, answer in params.items()
              if answer is not None and name in hints]
     imports = [f"import {module} as _{module}" for module in ("datetime", "pathlib")
                if any(f"_{module}." in line for line in lines)]
     return "\n".join(["# Parameters", *imports, *lines])
+
+
+def given(name: str, answer, hint):
+    """The answer as the value the notebook gets: for a plain literal no field offers (a dict, a list of numbers),
+    its text read as Python by ast.literal_eval, which runs nothing; ToolFailed when it is not one of its type."""
+    if not isinstance(hint, Source):
+        return argument(hint, answer)
+    try:
+        value = ast.literal_eval(str(answer).strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        value = None
+    else:
+        if hint.kind is None or isinstance(value, hint.kind):
+            return value
+    what = f"a Python {hint.kind.__name__}" if hint.kind else "a Python literal"
+    raise ToolFailed(f"{label(name)}: enter {what}, such as {hint.text}")
 
 
 def python(value) -> str:
@@ -314,13 +178,19 @@ def undrawn(value):
 
 
 def cells_html(cells: list, value: str | None, outputs: Path, href: Callable[[str], str], stem: str) -> str:
-    """The cells' outputs in order, up to MAX_HTML characters, then a line saying the rest is in the
-    executed notebook. The last cell's value is `value` when show_value() showed it."""
-    shown, size = [], 0
+    """The cells' outputs in order, each a block of its own, up to MAX_HTML characters, then a line saying the
+    rest is in the executed notebook. The last cell's value is `value` when show_value() showed it. A picture
+    the run showed already is not shown again: a cell ending in `fig` draws its figure and shows it as its value."""
+    shown, size, pictures = [], 0, set()
     for cell in cells:
         for output in merged(cell.get("outputs", [])):
+            data = output.get("data", {})
+            if picture := next((str(data[mime]) for mime in IMAGES if mime in data), None):
+                if picture in pictures:
+                    continue
+                pictures.add(picture)
             if value is not None and cell is cells[-1] and output.get("output_type") == "execute_result":
-                part = value
+                part = f"<div>{value}</div>"
             else:
                 part = output_html(output, outputs, href, stem)
             if size + len(part) > MAX_HTML:
@@ -346,11 +216,12 @@ IMAGES = {"image/png": ".png", "image/jpeg": ".jpg"}
 
 
 def output_html(output: dict, outputs: Path, href: Callable[[str], str], stem: str) -> str:
-    """One output as HTML: printed text, an image as a file of the run, the kernel's HTML sanitized, markdown or
-    plain text escaped, an error as its one line. Text is cut at MAX_TEXT as a function's is."""
+    """One output as a block of HTML, as Jupyter shows each on lines of its own: printed text, an image as a file
+    of the run, the kernel's HTML sanitized, markdown or plain text escaped, an error as its one line. Text is cut
+    at MAX_TEXT as a function's is."""
     kind = output.get("output_type")
     if kind == "stream":
-        return long_text(output.get("text", ""), outputs, href, stem)
+        return long_text(output.get("text", ""), outputs, href, stem, pre=True)
     if kind == "error":
         return text_html(f"{output.get('ename', 'Error')}: {output.get('evalue', '')}", pre=True)
     data = output.get("data", {})
@@ -359,14 +230,16 @@ def output_html(output: dict, outputs: Path, href: Callable[[str], str], stem: s
             path = unique(outputs, f"{stem}{suffix}")
             with open(path, "xb", opener=owner_only) as file:
                 file.write(base64.b64decode(data[mime]))
-            return image_html(path, href, stem)
+            return f"<div>{image_html(path, href, stem)}</div>"
     if "application/vnd.plotly.v1+json" in data:  # its HTML is a script, which the page would not run
         return "<p>A plotly chart: it shows in the executed notebook, or here when the last cell's value.</p>"
     if "text/html" in data:
-        return capped(sanitized(cell_text({"source": data["text/html"]})), outputs, href, stem)
-    for mime in ("text/markdown", "text/plain"):
-        if mime in data:
-            return long_text(cell_text({"source": data[mime]}), outputs, href, stem)
+        return f"<div>{capped(sanitized(cell_text({'source': data['text/html']})), outputs, href, stem)}</div>"
+    if "text/markdown" in data:
+        text = long_text(cell_text({"source": data["text/markdown"]}), outputs, href, stem)
+        return text if text.startswith("<pre>") else f"<p>{text}</p>"
+    if "text/plain" in data:
+        return long_text(cell_text({"source": data["text/plain"]}), outputs, href, stem, pre=True)
     return ""
 
 
