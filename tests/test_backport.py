@@ -493,10 +493,10 @@ def test_notebook_cell_lines_are_backported_and_its_title_is_refused_with_its_ow
     template, pip = setup
     notebook = pip / "notebooks" / "starter.ipynb"
     source = template.source("notebooks/starter.ipynb")
-    cell_line = '    "DATA.mkdir(exist_ok=True)\\n",'
+    cell_line = '    "DATA.mkdir(mode=0o700, parents=True, exist_ok=True)\\n",'
     markdown_line = '    "## Run a tool from the notebook\\n",'
     title_line = next(line for line in notebook.read_text().splitlines() if line.startswith('    "# '))
-    replace_line(notebook, cell_line, '    "DATA.mkdir(parents=True, exist_ok=True)\\n",')
+    replace_line(notebook, cell_line, '    "DATA.mkdir(mode=0o750, parents=True, exist_ok=True)\\n",')
     replace_line(notebook, markdown_line, '    "## Run one of the app\'s tools from here\\n",')
     replace_line(notebook, title_line, '    "# Team Lab: starter notebook\\n",')
     commit_all(pip, "notebook edits")
@@ -511,7 +511,7 @@ def test_notebook_cell_lines_are_backported_and_its_title_is_refused_with_its_ow
     assert not shown[1].startswith("    ") or "|" not in shown[1], result.stdout  # the title line alone
     branch = re.search(r"Committed on branch (\S+)", result.stdout).group(1)
     patched = git(template.path, "show", f"{branch}:{source.relative_to(template.path).as_posix()}")
-    assert '    "DATA.mkdir(parents=True, exist_ok=True)\\n",' in patched.splitlines()
+    assert '    "DATA.mkdir(mode=0o750, parents=True, exist_ok=True)\\n",' in patched.splitlines()
     assert '    "## Run one of the app\'s tools from here\\n",' in patched.splitlines()
     assert "Team Lab" not in patched
 
