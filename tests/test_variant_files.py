@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import VARIANTS, WEB, flags
+from helpers import ANSWERS, VARIANTS, WEB, flags
 
 BOTIFY_FILES = ("addons/botify.py", "tools/botify_export.py", "tools/_botify.py", "tests/test_botify.py",
                 "tests/fake_botify.py")
@@ -99,3 +99,13 @@ def test_template_tests_feature_flags_never_variant_names() -> None:
                  if named.search(str(p.relative_to(template)))
                  or (p.is_file() and named.search(p.read_text(encoding="utf-8", errors="replace")))]
     assert offenders == []
+
+
+def test_the_demo_is_whole_files(render):
+    """-d demo=false differs from the default render only by whole files (the demo's add-ons, tool and tests), save
+    the two documents that describe it."""
+    with_demo, without = rendered_files(render("pipulate")), rendered_files(render("pipulate", demo=False))
+    assert sorted(set(without) - set(with_demo)) == []
+    assert {"addons/todos.py", "addons/chat.py", "tests/fake_ollama.py"} <= set(with_demo) - set(without)
+    describes_it = {ANSWERS, "README.md", "notebooks/starter.ipynb"}
+    assert [name for name in without if name not in describes_it and without[name] != with_demo[name]] == []
