@@ -2,8 +2,8 @@
 
 Each test gets its own copy of the app in a temporary folder, so it starts from an empty data/ and never
 touches yours. `server` imports that copy in-process (Starlette TestClient); `live_server` runs it as a real
-`python server.py` on 127.0.0.1 and stops it afterwards. A test that chats asks for `fake_ollama` too;
-the others leave it unstarted and point the app at a port where nothing listens.
+`python server.py` on 127.0.0.1 and stops it afterwards. An add-on's fake outside service (the chat's fake Ollama)
+comes as a plugin beside the add-on's tests, in PLUGINS.
 """
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ import anyio
 import pytest
 from starlette.testclient import TestClient
 
-from fake_ollama import FakeOllama
-
 REPO = Path(__file__).resolve().parent.parent
-pytest_plugins = ["tool_runs"]  # the `app` (a toolbox and tools/ without the app) and `umask` fixtures
+# tool_runs: the `app` (a toolbox and tools/ without the app) and `umask` fixtures; wire: `app_server`; then
+# the fakes of outside services that the add-ons rendered here talk to, each with its own fixtures.
+PLUGINS = ["tool_runs", "wire", "fake_ollama"]
+pytest_plugins = [name for name in PLUGINS if (Path(__file__).parent / f"{name}.py").exists()]
 ENV_PREFIX = "BOTIFYTHON"
-NO_OLLAMA = "http://127.0.0.1:9"  # the discard port: a chat that was not expected fails at once
 LISTENING = re.compile(r"Uvicorn running on (\S+)")
 
 
@@ -54,23 +54,10 @@ def app_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fake_ollama():
-    with FakeOllama() as fake:
-        yield fake
-
-
-def ollama_host(request: pytest.FixtureRequest) -> str:
-    """The fake Ollama's address if the test asked for it, else one where nothing answers."""
-    return request.getfixturevalue("fake_ollama").url if "fake_ollama" in request.fixturenames else NO_OLLAMA
-
-
-@pytest.fixture
-def server(app_dir: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
-    """A fresh import of the app copy, talking to the fake Ollama if the test asked for it: its
-    server module's create_app, and each room by name (server.db, server.tasks, server.live, ..., the
-    add-ons server.todos and server.chat), the very modules the app uses, so a test may patch them."""
-    monkeypatch.setenv("OLLAMA_HOST", ollama_host(request))
-    monkeypatch.delenv("OLLAMA_MODEL", raising=False)
+def server(app_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh import of the app copy: its server module's create_app, each room by name (server.db,
+    server.tasks, server.live, ...) and each add-on by name (server.todos), the very modules the app uses, so a
+    test may patch them."""
     monkeypatch.setenv(f"{ENV_PREFIX}_ENV", "prod")
     monkeypatch.syspath_prepend(str(app_dir))
     for name in [name for name in sys.modules if name.partition(".")[0] in APP_MODULES]:
@@ -78,7 +65,8 @@ def server(app_dir: Path, request: pytest.FixtureRequest, monkeypatch: pytest.Mo
     module = importlib.import_module("server")
     rooms = {name: importlib.import_module(f"core.{name}") for name in
              ("db", "security", "profiles", "live", "task_rows", "tasks", "tool_pages", "workspace", "app")}
-    rooms.update(todos=importlib.import_module("addons.todos"), chat=importlib.import_module("addons.chat"))
+    for source in sorted((app_dir / "addons").glob("[!_]*.py")):
+        rooms.setdefault(source.stem, importlib.import_module(f"addons.{source.stem}"))
     yield SimpleNamespace(**rooms, settings=sys.modules["settings"], toolbox=sys.modules["toolbox"],
                           create_app=module.create_app)
     if rooms["db"].db.made():
@@ -118,6 +106,29 @@ COUNT = re.compile(r'-count">(\d+)/(\d+)<')  # a task row's done/total
 def task_id_of(row: str) -> int:
     """The id of the task whose row this HTML holds."""
     return int(TASK_ID.search(row)[1])
+
+
+HOLD_WRITE_LOCK = """
+import sys, apsw
+conn = apsw.Connection(sys.argv[1])
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT INTO store (key, value) VALUES ('held', '1')")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+"""
+
+
+@contextlib.contextmanager
+def write_lock(db_file):
+    """Another process (a notebook, say) holding the database's write lock until the block ends."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(db_file)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        yield
+    finally:
+        holder.communicate("release\n", timeout=30)
 
 
 def open_page(client: TestClient) -> dict:
@@ -187,18 +198,15 @@ def started(command: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[subp
 
 
 @pytest.fixture
-def live_server(app_dir: Path, request: pytest.FixtureRequest):
+def live_server(app_dir: Path):
     """Factory: a context manager running `python server.py` from the app copy; yields its base URL.
 
     Keyword arguments are extra environment variables, such as HOST="::1".
     """
-    ollama = ollama_host(request)
 
     @contextlib.contextmanager
     def run(**extra_env: str):
-        env = {**os.environ, "HOST": "127.0.0.1", "PORT": "0", f"{ENV_PREFIX}_ENV": "prod",
-               "OLLAMA_HOST": ollama,
-               **extra_env}
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": "0", f"{ENV_PREFIX}_ENV": "prod", **extra_env}
         process, url = started([sys.executable, "server.py"], cwd=app_dir, env=env)
         try:
             yield url

@@ -14,6 +14,8 @@ import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 MODELS = [
     {"name": "small:latest", "model": "small:latest", "size": 1_300_000_000,
      "details": {"format": "gguf", "family": "llama", "parameter_size": "1.2B", "quantization_level": "Q4_K_M"}},
@@ -118,3 +120,22 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             fake.client_gone.set()
         self.close_connection = True
+
+
+NO_OLLAMA = "http://127.0.0.1:9"  # the discard port: a chat that was not expected fails at once
+
+
+@pytest.fixture
+def fake_ollama():
+    with FakeOllama() as fake:
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def ollama_address(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test's app, in-process or served, talks to the fake Ollama if the test asked for it, else to an
+    address where nothing answers; never to a real Ollama of yours."""
+    url = request.getfixturevalue("fake_ollama").url if "fake_ollama" in request.fixturenames else NO_OLLAMA
+    monkeypatch.setenv("OLLAMA_HOST", url)
+    monkeypatch.delenv("OLLAMA_MODEL", raising=False)
+    return url

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import apsw
 import httpx
 
-from conftest import LocalClient, open_page
+from conftest import LocalClient, open_page, write_lock
 
 
 def seed(server, profile_id: int, count: int, rank=float) -> None:
@@ -149,3 +149,20 @@ def test_two_servers_adding_and_toggling_at_once_lose_no_update(live_server, app
     conn.close()
     assert rows[todo_id][0] == 0  # 100 toggles: back where it started
     assert len(rows) == 101 and len({priority for _, priority in rows.values()}) == 101  # each add at its own place
+
+
+def test_a_todo_write_past_the_busy_timeout_gets_one_line_not_a_500(server, monkeypatch):
+    monkeypatch.setattr(server.db, "BUSY_TIMEOUT", 0.05)
+    with LocalClient(server.create_app()) as client:
+        headers = open_page(client)
+        kept = client.post("/todos", data={"title": "kept"}, headers=headers).text
+        todo_id = re.search(r'id="todo-(\d+)"', kept)[1]
+        writes = [("POST", "/todos", {"title": "new"}), ("POST", f"/todos/{todo_id}/toggle", None),
+                  ("POST", f"/todos/{todo_id}/rename", {"title": "renamed"}),
+                  ("POST", f"/todos/{todo_id}/move", {"by": "1"}), ("DELETE", f"/todos/{todo_id}", None)]
+        with write_lock(server.db.DB_FILE):
+            for method, url, data in writes:
+                response = client.request(method, url, data=data, headers=headers)
+                assert (response.status_code, response.text) == (503, server.db.BUSY), url
+                assert response.headers["HX-Retarget"] == "#notice" and "Traceback" not in response.text
+    assert [(t.title, t.done) for t in server.todos.todos()] == [("kept", False)]

@@ -18,11 +18,14 @@ from conftest import ENV_PREFIX, open_page
 
 OURS = ("DATA_DIR", "ENV_FILE", "HOST", "PORT", f"{ENV_PREFIX}_ENV", "SECRET_TOKEN", "OTHER")
 PATHS = """
-import json, settings, core.db
+import importlib, json, pathlib, settings, core.db
 seen = {"DATA": settings.DATA, "DB_FILE": settings.DB_FILE, "ENV_FILE": settings.ENV_FILE,
         "UPLOADS": core.db.UPLOADS, "OUTPUTS": core.db.OUTPUTS}
-import tools.word_count
-seen["word_count.DATA"] = tools.word_count.DATA
+for folder in ("tools", "addons"):  # every path a tool or an add-on keeps at module level, such as TOKEN_FILE
+    for source in sorted((settings.APP_DIR / folder).glob("[!_]*.py")):
+        module = importlib.import_module(f"{folder}.{source.stem}")
+        seen.update({f"{folder}.{source.stem}.{name}": value for name, value in vars(module).items()
+                     if name.isupper() and isinstance(value, pathlib.Path)})
 print(json.dumps({name: str(path) for name, path in seen.items()}))
 """
 SETTINGS = "import json, settings; print(json.dumps({'HOST': settings.HOST, 'PORT': settings.PORT, " \

@@ -1,84 +1,23 @@
-"""What streams to a tab under stress, over the real wire: odd text in the chat, a page that stops reading,
-and running tasks across a second start and a crash. (In-process task saves and reports: test_task_saves.py.)
+"""What streams to a tab under stress, over the real wire: a page that stops reading, and running tasks across a
+second start and a crash. (The chat's odd text and stalled replies: test_chat_wire.py, with the demo.) (In-process task saves and reports: test_task_saves.py.)
 
 Tests that need the real wire (UTF-8 encoding, TCP back-pressure, two processes) run the app under uvicorn
 with `streaming_app.py`, a small add-on module written next to server.py that registers test tasks.
 """
 from __future__ import annotations
 
-import base64
 import contextlib
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import apsw
 import httpx
-import pytest
 from websockets.sync.client import connect
 
-from conftest import COUNT, ENV_PREFIX, ollama_host, started, task_id_of, wait_until
-
-STREAMING_APP = '''
-import asyncio
-
-from fasthtml.common import Div
-
-from core.live import TABS
-from core.tasks import start_task
-from server import create_app
-
-app = create_app()
-
-
-async def chatter(report, size: int, steps: int = 0, pause: float = 0.0):
-    """Report `steps` lines of `size` characters (forever if 0), `pause` seconds apart."""
-    step = 0
-    while not steps or step < steps:
-        step += 1
-        await report(step, steps, f"{step} " + "x" * size)
-        await asyncio.sleep(pause)
-    return f"{step} lines"
-
-
-@app.post("/test/chatter")
-def chatter_start(req, size: int = 10, steps: int = 0, pause: float = 0.0):
-    return start_task(req, title="chatter", fn=chatter, params=dict(size=size, steps=steps, pause=pause))
-
-
-@app.post("/test/send")
-async def send_odd_text(tab: str):
-    TABS[tab].send(Div("odd \\ud800 text", id="odd"))
-    return "sent"
-'''
-
-
-@pytest.fixture
-def app_server(app_dir: Path, request: pytest.FixtureRequest):
-    """Factory: a context manager running streaming_app under uvicorn; yields (base URL, process)."""
-    (app_dir / "streaming_app.py").write_text(STREAMING_APP)
-    env = dict(os.environ, **{f"{ENV_PREFIX}_ENV": "prod"}, OLLAMA_HOST=ollama_host(request))
-
-    def command(port: int) -> list[str]:
-        return [sys.executable, "-m", "uvicorn", "streaming_app:app", "--host", "127.0.0.1", "--port", str(port)]
-
-    @contextlib.contextmanager
-    def run():
-        process, url = started(command(0), cwd=app_dir, env=env)
-        try:
-            yield url, process
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                process.wait(10)
-
-    run.command, run.env = command, env
-    return run
-
+from conftest import COUNT, task_id_of, wait_until
+from wire import silent_socket
 
 def db_row(app_dir: Path, task_id: int) -> tuple[str, int]:
     """The task's status and steps done in the database file itself, not in the server's memory."""
@@ -106,66 +45,6 @@ def wait_for_count(http: httpx.Client, task_id: int, at_least: int) -> str:
     raise AssertionError(f"task {task_id} did not reach {at_least} steps: {row}")
 
 
-# --- chat: any string JSON accepts gets a reply or a note -----------------------------------------------
-
-
-CHAT_WAIT = 60.0  # a server's first chat imports ollama first: seconds, on a loaded machine
-
-
-def settle(ws) -> None:
-    """Stop whatever may still stream; the chat must answer, so a jammed reply fails here."""
-    ws.send('{"type": "stop"}')
-    while "Stopped." not in (frame := ws.recv(timeout=CHAT_WAIT)) and "Nothing to stop" not in frame:
-        pass
-
-
-def replies(ws, frame: str) -> list[str]:
-    """Send a raw frame; the frames up to the end of its reply, or up to its note."""
-    ws.send(frame)
-    frames = []
-    while not frames or ("message note" not in frames[-1] and ">!</span>" not in frames[-1]):
-        frames.append(ws.recv(timeout=CHAT_WAIT))
-    return frames
-
-
-ODD_FRAMES = [
-    (r'{"type": "chat", "msg": "x\ud800y"}', "x\ufffdy"),
-    (r'{"type": "chat", "msg": "\udfff"}', "\ufffd"),
-    (r'{"type": "chat", "msg": "pair \ud83d\ude00 and lone \ude00"}', "pair \U0001F600 and lone \ufffd"),
-    (r'{"type": "chat", "msg": "nul \u0000 inside"}', "nul \x00 inside"),
-    ('{"type": "chat", "msg": "' + "long " * 12_000 + '"}', "long long"),
-    (r'{"type": "\ud800"}', "Unknown frame type '\ufffd'"),
-    (r'{"type": ["chat"]}', "Unknown frame type:"),
-    (r'{"type": 7}', "Unknown frame type:"),
-    (r'{"type": "chat", "msg": 12}', "Type a message first"),
-    (r'{"type": "chat", "msg": [1]}', "Type a message first"),
-    (r'{"type": "chat", "msg": true}', "Type a message first"),
-    (r'"\ud800"', "Unknown frame type:"),
-]
-
-
-def test_any_json_string_gets_a_reply_or_a_note_and_the_chat_goes_on(app_server, fake_ollama):
-    with app_server() as (url, _):
-        for i, (frame, answer) in enumerate(ODD_FRAMES):
-            with connect(url.replace("http", "ws") + f"/ws?tab=odd{i}") as ws:
-                frames = replies(ws, frame)
-                assert answer in "".join(frames) and "Traceback" not in "".join(frames), frame
-                settle(ws)
-                frames = replies(ws, '{"type": "chat", "msg": "and now?"}')
-                assert "still streaming" not in "".join(frames) and ">!</span>" in frames[-1], frame
-            history = fake_ollama.requests[-1]["messages"]
-            assert all(m["content"].encode("utf-8") for m in history)  # a lone surrogate cannot be encoded
-
-
-def test_unencodable_text_from_ollama_or_the_app_reaches_the_page_replaced(app_server, fake_ollama):
-    fake_ollama.tokens = ["bad \ud800 token", "!"]
-    with app_server() as (url, _), connect(url.replace("http", "ws") + "/ws?tab=odd") as ws:
-        assert "bad \ufffd token" in "".join(replies(ws, '{"type": "chat", "msg": "hi"}'))
-        settle(ws)
-        assert httpx.post(f"{url}/test/send", params={"tab": "odd"}).text == "sent"
-        assert 'id="odd">odd \ufffd text' in ws.recv(timeout=5)
-        fake_ollama.tokens = ["fine", "!"]
-        assert ">fine</span>" in "".join(replies(ws, '{"type": "chat", "msg": "again"}'))
 
 
 # --- the page's socket ----------------------------------------------------------------------------------
@@ -177,29 +56,6 @@ def test_the_served_socket_sends_its_frames_uncompressed(live_server):
 
 
 # --- a page that stops reading ---------------------------------------------------------------------------
-
-
-def silent_socket(url: str, tab: str) -> socket.socket:
-    """A websocket client that completes the handshake and then never reads: the page of a frozen tab."""
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((host, int(port)))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(f"GET /ws?tab={tab} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
-    response = b""
-    while not response.endswith(b"\r\n\r\n"):
-        response += sock.recv(1)  # byte by byte: nothing past the handshake is read
-    assert response.startswith(b"HTTP/1.1 101"), response
-    return sock
-
-
-def send_text_frame(sock: socket.socket, text: str) -> None:
-    """One masked text frame, as a browser sends it."""
-    payload, mask = text.encode(), os.urandom(4)
-    length = bytes([0x80 | len(payload)]) if len(payload) < 126 else bytes([0xFE]) + len(payload).to_bytes(2, "big")
-    sock.sendall(b"\x81" + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
 
 
 def test_a_page_that_stops_reading_stalls_neither_its_task_nor_cancel(app_server, app_dir):
@@ -219,14 +75,6 @@ def test_a_page_that_stops_reading_stalls_neither_its_task_nor_cancel(app_server
                 pass  # the other page's frames keep coming
 
 
-def test_a_page_that_stops_reading_a_long_reply_is_closed_and_the_reply_stops(app_server, fake_ollama):
-    fake_ollama.tokens = ["y" * 60_000] * 800
-    with app_server() as (url, _), contextlib.closing(silent_socket(url, "frozen")) as sock:
-        send_text_frame(sock, '{"type": "chat", "msg": "tell me everything"}')
-        assert fake_ollama.client_gone.wait(60)
-        with connect(url.replace("http", "ws") + "/ws?tab=awake") as other:
-            other.send('{"type": "stop"}')
-            assert "Nothing to stop" in other.recv(timeout=5)
 
 
 # --- running tasks across a second start and a crash -----------------------------------------------------
