@@ -6,12 +6,11 @@ import json
 import socket
 import sys
 
-import apsw
 import uvicorn
 from fasthtml.common import *
 
 from core import live, tasks, tool_pages, workspace
-from core.db import make_data_folders
+from core.db import BUSY_ERRORS, make_data_folders
 from core.security import BodyLimit, KnownHost, SameOrigin, SecurityHeaders, database_busy, session_secret
 from settings import ADDONS_DIR, APP_DIR, DATA, DEV, HOST, PORT, STATIC, TITLE, TOOLS_DIR
 
@@ -61,7 +60,7 @@ def create_app(*, routers=()) -> FastHTML:
     app = FastHTML(
         title=TITLE, default_hdrs=False, hdrs=HEAD, canonical=False, secret_key=session_secret(DATA / ".sesskey"),
         on_startup=[tasks.mark_interrupted, gc.freeze], on_shutdown=[tasks.interrupt_runs],
-        exception_handlers={apsw.BusyError: database_busy},
+        exception_handlers={error: database_busy for error in BUSY_ERRORS},
         middleware=[Middleware(SecurityHeaders), Middleware(KnownHost), Middleware(SameOrigin), Middleware(BodyLimit),
                     Middleware(DirectSockets)])
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -17,6 +17,7 @@ from settings import BUSY_TIMEOUT, DATA, DB_FILE
 UPLOADS = DATA / "uploads"
 OUTPUTS = DATA / "outputs"  # a run's files: data/outputs/<task id>/, also the tool's working directory
 BUSY = "The database is busy (another program is writing); try again."
+BUSY_ERRORS = (apsw.BusyError,)  # what a write that waited BUSY_TIMEOUT in vain raises: the user sees BUSY
 
 
 # Handlers that touch the database are plain `def`: FastHTML runs them in a thread pool, so a query waiting on
