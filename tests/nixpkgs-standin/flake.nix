@@ -33,6 +33,7 @@
       };
       pythonModules = [ "pip" "virtualenv" ];
 
+      # lib: the few list and string helpers, plus the module system (modules.nix) a NixOS module is evaluated with.
       lib = rec {
         genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
         optional = cond: x: if cond then [ x ] else [ ];
@@ -43,7 +44,7 @@
         makeBinPath = makeSearchPath "bin";
         makeLibraryPath = makeSearchPath "lib";
         escapeShellArg = s: "'${builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString s)}'";
-      };
+      } // import ./modules.nix lib;
 
       # A derivation that runs `script` with host coreutils; Nix 2.8 `nix develop` needs a builder named bash.
       # The script travels in the environment, not in argv, so no process list shows it.
