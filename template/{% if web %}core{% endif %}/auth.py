@@ -101,15 +101,36 @@ def signed_in(scope) -> str | None:
     return user if user and may_sign_in(user) else None
 
 
+@functools.cache
+def on_the_network(local_address) -> bool:
+    """Whether the server's own address a request came in on (the ASGI scope's `server`) is one other machines
+    reach. A name (a test client's "testserver") or a Unix socket is not."""
+    try:
+        address = ipaddress.ip_address(local_address)
+    except ValueError:
+        return False
+    return not (getattr(address, "ipv4_mapped", None) or address).is_loopback  # ::ffff:127.0.0.1 is loopback
+
+
 class SignIn:
     """Lets a request through to its route only with a signed-in user, while sign-in is on. After Sessions (it
-    reads the session) and before DirectSockets (a socket is asked too)."""
+    reads the session) and before DirectSockets (a socket is asked too).
+
+    With sign-in off, refuses what arrives on a network address: HOST says loopback, but uvicorn run by hand
+    (`--host 0.0.0.0`) or a container's port mapping may have bound the app to every address regardless."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if not SIGNIN or scope["type"] not in ("http", "websocket") or scope["path"].startswith("/static/"):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        if not SIGNIN and on_the_network((scope.get("server") or ("",))[0]):
+            if scope["type"] == "websocket":
+                return await WebSocket(scope, receive, send).close(code=1008)
+            return await Response("Refused: without sign-in this app answers on this machine only (settings.py says "
+                                  "how to turn sign-in on).", 403)(scope, receive, send)
+        if not SIGNIN or scope["path"].startswith("/static/"):
             return await self.app(scope, receive, send)
         if not (user := signed_in(scope)) and "user" in scope["session"]:  # ended, or not from here: current_user()
             for key in ("user", "via", "since"):  # says None

@@ -44,7 +44,7 @@ def delete_profile(profile_id: int) -> str:
         runs = db.execute("SELECT id, params FROM tasks WHERE profile_id = ?", [profile_id]).fetchall()
         db.execute("DELETE FROM task_lines WHERE task_id IN (SELECT id FROM tasks WHERE profile_id = ?)", [profile_id])
         for name in (name for name, _, columns in SCHEMA if "profile_id" in columns):
-            db.execute(f"DELETE FROM [{name}] WHERE profile_id = ?", [profile_id])
+            db.execute(f'DELETE FROM "{name}" WHERE profile_id = ?', [profile_id])
         db.execute("DELETE FROM profiles WHERE id = ?", [profile_id])
     for task_id, params in runs:  # after the rows: a file left by a crash here is never shown to anyone
         shutil.rmtree(OUTPUTS / str(task_id), ignore_errors=True)

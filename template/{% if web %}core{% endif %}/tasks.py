@@ -13,12 +13,11 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 import anyio
-import apsw
 from fasthtml.common import APIRouter, Div, FileResponse, Pre, Response, Safe, to_xml
 
 import toolbox
 from toolbox import scrub
-from core.db import OUTPUTS, Task, by_id, db, fits, tasks, transaction
+from core.db import BUSY_ERRORS, OUTPUTS, Task, backend, by_id, db, fits, tasks, transaction
 from core.live import TABS
 from core.profiles import current_profile
 from core.security import notice
@@ -102,16 +101,15 @@ def save_tasks(batch: list[tuple[tuple, int, list[str]]]) -> None:
     first one, in one transaction; runs in a worker thread. Each through one executemany, whose loop is in C and
     lets go of the GIL on every row: a Python call per task, or one JSON of every row, held the GIL long enough,
     with hundreds of tasks running, to delay every tab's frames."""
+    now = time.time()
     with transaction():
-        db.conn.executemany("INSERT OR IGNORE INTO task_lines (task_id, n, line) "
-                            "SELECT ?, ? + key, value FROM json_each(?)",
-                            [(row[-1], first, json.dumps(lines)) for row, first, lines in batch if lines])
+        db.executemany(backend.SAVE_LINES,
+                       [(row[-1], first, json.dumps(lines)) for row, first, lines in batch if lines])
         # A plain UPDATE: fastlite's update re-reads the table schema on every call. A task's end is when its
-        # final row is written, in the database's clock: the row carries no time of its own.
-        db.conn.executemany("UPDATE tasks SET status = ?1, done = ?2, total = ?3, log = ?4, result = ?5, "
-                            "ended = CASE WHEN ?1 = 'running' THEN NULL "
-                            "ELSE coalesce(ended, (julianday('now') - 2440587.5) * 86400) END WHERE id = ?6",
-                            [row for row, _, _ in batch])
+        # final row is written.
+        db.executemany("UPDATE tasks SET status = ?, done = ?, total = ?, log = ?, result = ?, "
+                       "ended = CASE WHEN ? = 'running' THEN NULL ELSE coalesce(ended, ?) END WHERE id = ?",
+                       [(*row[:5], row[0], now, row[5]) for row, _, _ in batch])
 
 
 def save_each(runs: list, batch: list) -> list[tuple]:
@@ -172,7 +170,7 @@ class Saver:
         batch = [run.snapshot() for run in runs]
         try:
             await asyncio.to_thread(save_tasks, batch)
-        except apsw.BusyError:
+        except BUSY_ERRORS:
             log.warning("the database is busy: the progress of %s task(s) waits for the next save", len(runs))
             for run, (_, first, lines) in zip(runs, batch):
                 run.unsaved[:0], run.lines_saved = lines, first
