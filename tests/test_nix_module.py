@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, need
+from helpers import REPO, VARIANTS, WEB, need
 from nixenv import STANDIN, current_system, flake_show, run
 
 # The slice of NixOS's option declarations the module writes to, with NixOS's names and types (nixos/modules/system/
@@ -301,8 +301,9 @@ def test_answers_reach_the_module_escaped(render, tmp_path):
     assert evaluated.configs["team"]["services"]["postgresql"]["ensureDatabases"] == ["team-tools"]
 
 
-def test_only_web_renders_have_the_module(render, tmp_path):
+def test_only_web_renders_have_the_module(render):
     need("nix")
-    assert set(flake_show(render("pipulate", demo=False, jupyter=False))["nixosModules"]) == {"default"}
-    darwinix = render("darwinix", jupyter=False)
-    assert "nixosModules" not in flake_show(darwinix) and not (darwinix / "nix").exists()
+    for variant in VARIANTS:
+        app = render(variant, **({"demo": False} if variant in WEB else {}), jupyter=False)
+        modules = flake_show(app).get("nixosModules", {})
+        assert (set(modules), (app / "nix").exists()) == (({"default"}, True) if variant in WEB else (set(), False))
