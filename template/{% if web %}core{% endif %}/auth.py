@@ -157,30 +157,31 @@ def client_address(scope) -> str:
     return (scope.get("client") or ("?",))[0]
 
 
-def too_many_attempts(req) -> bool:
-    """Counts this attempt; whether the client made ATTEMPTS already in the last WINDOW seconds. On the event
-    loop (the routes below are async), so no lock."""
+def over_the_limit(req) -> FtResponse | None:
+    """Counts this attempt; the answer if the client made ATTEMPTS already in the last WINDOW seconds, else None.
+    On the event loop (the routes below are async), so no lock."""
     now, address = time.monotonic(), client_address(req.scope)
     recent = RECENT.setdefault(address, deque())
     while recent and now - recent[0] > WINDOW:
         recent.popleft()
     if len(recent) >= ATTEMPTS:
-        return True
+        return SignInPage("Too many sign-in attempts from your address: wait a minute.", 429,
+                          **{"Retry-After": str(WINDOW)})
     recent.append(now)
     if len(RECENT) > 10_000:  # many addresses: forget those with no attempt in the window, to bound memory
         for stale in [key for key, times in RECENT.items() if now - times[-1] > WINDOW]:
             del RECENT[stale]
-    return False
+    return None
 
 
-def SignInPage(message: str = "", status: int = 200) -> FtResponse:
+def SignInPage(message: str = "", status: int = 200, **headers: str) -> FtResponse:
     """The sign-in page: what went wrong, if anything, and the way in."""
     if OIDC:
         way_in = A(f"Sign in with {urlsplit(OIDC_ISSUER).hostname}", href="/signin/start", role="button")
     else:
         way_in = P(f"Open this app through your team's sign-in proxy{f' at {PUBLIC_URL}' if PUBLIC_URL else ''}.")
-    return FtResponse((Title(f"Sign in · {TITLE}"), Main(H1(TITLE), P(message, cls="error", role="alert") if message
-                                                          else "", way_in, cls="container")), status)
+    alert = P(message, cls="error", role="alert") if message else ""
+    return FtResponse((Title(f"Sign in · {TITLE}"), Main(H1(TITLE), alert, way_in, cls="container")), status, headers)
 
 
 @router.get("/signin")
@@ -217,8 +218,8 @@ async def discovered(client) -> str:
 async def signin_start(req):
     if not OIDC:
         return SignInPage()
-    if too_many_attempts(req):
-        return SignInPage("Too many sign-in attempts from your address: wait a minute.", 429)
+    if refused := over_the_limit(req):
+        return refused
     client, unanswered = provider()
     try:
         if problem := await discovered(client):
@@ -235,8 +236,8 @@ async def signin_callback(req):
     this app's secret), the ID token checked, and the user signed in."""
     if not OIDC:
         return SignInPage()
-    if too_many_attempts(req):
-        return SignInPage("Too many sign-in attempts from your address: wait a minute.", 429)
+    if refused := over_the_limit(req):
+        return refused
     client, unanswered = provider()
     try:
         claims = (await client.authorize_access_token(req)).get("userinfo")
