@@ -4,7 +4,8 @@ to the template with `flakewright backport`, and your own code goes in server.py
     db          connections, transactions, tables (a notebook may import it: it needs no web stack)
     sqlite      the laptop's database, a file in data/ (the default)
     postgres    a team server's database, when DATABASE_URL is set
-    security    host names, origins, framing, body size, the session key
+    security    host names, origins, framing, body size, the session cookie and its key
+    auth        who signs in (OpenID Connect or a proxy's header), the gate on every route; /signin, /signout
     profiles    profiles and what deleting one deletes
     live        the page's socket, its frames both ways
     task_rows   how a task shows in the page
