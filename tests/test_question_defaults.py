@@ -109,3 +109,18 @@ def test_darwinix_prompts_fit_it_and_offer_the_folder_name(plain_template, tmp_p
     assert "database" not in darwinix and "page title" not in darwinix, darwinix
     pipulate = prompts("pipulate", tmp_path / "Shop Floor", plain_template, offers="shop-floor")
     assert "database" in pipulate and "page title" in pipulate, pipulate
+
+
+@pytest.mark.parametrize("prefix", ["A${x}", "a", "1A", "A-B", "A B", "A'", ""])
+def test_an_env_prefix_given_to_copier_itself_must_be_a_name(plain_template, tmp_path, prefix):
+    """flakewright refuses `-d env_prefix` (it is derived); `copier copy -d` would render it bare into Nix, shell
+    and Python, so copier's own run refuses anything but a name, and writes nothing."""
+    import copier
+
+    with pytest.raises(ValueError, match="env_prefix must be capital letters, digits and _"):
+        copier.run_copy(str(plain_template), str(tmp_path / "app"), data={"variant": "pipulate", "env_prefix": prefix},
+                        defaults=True, quiet=True)
+    assert not (tmp_path / "app" / "settings.py").exists()
+    copier.run_copy(str(plain_template), str(tmp_path / "fine"), data={"variant": "pipulate", "env_prefix": "MY_APP2"},
+                    defaults=True, quiet=True)
+    assert 'ENV_PREFIX = "MY_APP2"' in (tmp_path / "fine" / "settings.py").read_text()
