@@ -14,11 +14,16 @@ and PostgreSQL/SQLite ratios (goal: within 2x).
 
 Load: --users users with sessions of their own add and toggle their todos for --seconds: requests, errors (goal 0),
 p50, p99 and the most connections the PostgreSQL side held (its pool is --pool).
+
+Drivers: the app's PostgreSQL module (psycopg 3, a pool) against fastsql (the MiniDataAPI on SQLAlchemy, one shared
+connection), each read and written by --threads threads at once as the server's thread pool does: operations per
+second and errors.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -155,6 +160,66 @@ def load(url: str, users: int, seconds: float, connections=None) -> dict:
     return {"requests": len(latencies), "errors": errors, "latencies": latencies, "peak connections": peak[0]}
 
 
+DRIVERS = r"""
+import json, os, sys, threading, time
+from core import db as app_db
+from core.app import import_addons
+from core.postgres import Postgres
+from fastsql import Database
+
+threads, each = int(sys.argv[1]), int(sys.argv[2])
+url = os.environ["DATABASE_URL"]
+import_addons()
+app_db.db.execute("SELECT 1")  # the app's tables, the demo's todos among them
+READ = "SELECT id, title, done FROM todos WHERE profile_id = {} ORDER BY priority, id LIMIT 50"
+WRITE = "INSERT INTO todos (profile_id, title, done, priority) VALUES ({}, 'x', 0, 0)"
+
+
+def pool_side():
+    database = Postgres(url)
+    return lambda i: database.execute(READ.format("?"), [1]) if i % 2 else database.execute(WRITE.format("?"), [1])
+
+
+def fastsql_side():
+    database = Database(url.replace("postgresql://", "postgresql+psycopg://", 1))
+
+    def one(i):
+        database.q(READ.format(":p") if i % 2 else WRITE.format(":p"), p=1)
+        if not i % 2:
+            database.conn.commit()
+    return one
+
+
+figures = {}
+for name, side in (("psycopg pool", pool_side), ("fastsql", fastsql_side)):
+    call, errors = side(), []
+
+    def work():
+        for i in range(each):
+            try:
+                call(i)
+            except Exception as error:
+                errors.append(type(error).__name__)
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    figures[name] = {"ops": threads * each / elapsed, "errors": len(errors), "kinds": sorted(set(errors))[:3]}
+print(json.dumps(figures))
+"""
+
+
+def drivers(app: Path, url: str, threads: int, each: int) -> dict:
+    result = subprocess.run([sys.executable, "-c", DRIVERS, str(threads), str(each)], cwd=app, capture_output=True,
+                            text=True, env={**os.environ, "DATABASE_URL": url, "PIPULATE_ENV": "prod"}, timeout=600)
+    if result.returncode:
+        raise SystemExit(f"the drivers' side failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--todos", type=int, default=1000)
@@ -162,6 +227,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--pool", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--operations", type=int, default=200, help="per thread, in the drivers' comparison")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
         render = render_variant(Path(tmp) / "render", "pipulate")
@@ -199,6 +266,11 @@ def main() -> None:
                           f"errors {len(result['errors'])}, {spread(result['latencies'])}{pool}")
                     for error in sorted(set(result["errors"]))[:5]:
                         print(f"    error: {error}")
+            print(f"Drivers: {args.threads} threads, {args.operations} reads and writes each:")
+            for name, figures in drivers(apps["postgres"], cluster.new_database(), args.threads,
+                                         args.operations).items():
+                kinds = f" ({', '.join(figures['kinds'])})" if figures["kinds"] else ""
+                print(f"  {name:14} {figures['ops']:8.0f} operations/s, errors {figures['errors']}{kinds}")
         finally:
             cluster.stop()
 

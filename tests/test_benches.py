@@ -34,7 +34,8 @@ BENCHES = {
                          ["running/paused", "4 threads", "4 processes"]),
     "render_update.py": (["--reps", "1", "--fleet-reps", "1"], ["target --help vs copier --help"]),
     "backends.py": (["--todos", "10", "--repeats", "1", "--users", "3", "--seconds", "1"],
-                    ["PG/SQLite", r"postgres +\d+ requests .* pool 10, at most \d+ connections"]),
+                    ["PG/SQLite", r"postgres +\d+ requests .* pool 10, at most \d+ connections",
+                     r"fastsql +\d+ operations/s"]),
     "shell_entry.py": (["--before", "HEAD", "--reps", "1", "--cold-reps", "1"], ["cold", "seed / lock"]),
 }
 
