@@ -158,11 +158,15 @@ def table(name: str, /, *, pk: str = "id", **columns):
 
 
 store = Store(table("store", pk="key", key=str, value=str)[0])
-profiles, Profile = table("profiles", id=int, name=str)
+# owner is the signed-in user whose profile it is (core/auth.py); a profile made while sign-in was off has none.
+profiles, Profile = table("profiles", id=int, name=str, owner=str)
 # kind is "tool:<name>" for a tool's run, whose params (JSON) let it run again.
 # started and ended are Unix times; a task a stopped server left running has no end.
+# share is the unguessable token of the run's read-only permalink, /shared/<token>, while its owner shares it.
 tasks, Task = table("tasks", id=int, profile_id=int, tab=str, title=str, status=str, done=int, total=int, log=str,
-                    result=str, kind=str, params=str, started=float, ended=float)
+                    result=str, kind=str, params=str, started=float, ended=float, share=str)
+INDEXES.append("CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_share ON tasks (share)")
+INDEXES.append("CREATE INDEX IF NOT EXISTS profiles_by_owner ON profiles (owner)")
 task_lines, TaskLine = table("task_lines", pk=("task_id", "n"), task_id=int, n=int, line=str)
 
 

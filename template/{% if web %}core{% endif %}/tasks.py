@@ -19,6 +19,7 @@ import toolbox
 from toolbox import scrub
 from core.db import BUSY_ERRORS, OUTPUTS, Task, backend, by_id, db, fits, tasks, transaction
 from core.live import TABS
+from core.auth import current_user
 from core.profiles import current_profile
 from core.security import notice
 from core.task_rows import TASK_LOG_LINES, TaskRow, UnknownTask
@@ -46,6 +47,7 @@ router = APIRouter()
 #   start_task(req, *, title, fn, params) -> FT
 #     Starts fn(report, **params) on the server's event loop for the request's tab (X-Tab header) and profile,
 #     and returns the task-panel row for HTMX to insert. Call it from any handler, plain `def` or `async def`.
+#     Its frames go to that tab only while the tab's socket is signed in as the request's user.
 # fn runs on the event loop, so it must await whatever takes time; a tool (core/tool_pages.py) runs in a process
 # of its own.
 
@@ -63,18 +65,18 @@ def new_task(req, *, title: str, kind: str = "", params: dict | None = None) -> 
 
 def start_task(req, *, title: str, fn, params: dict):
     task = new_task(req, title=title)
-    launch(task, partial(fn, **params))
+    launch(task, partial(fn, **params), user=current_user(req))
     return TaskRow(task)
 
 
-def launch(task: Task, work) -> None:
+def launch(task: Task, work, user: str | None = None) -> None:
     """Run `await work(report)` as the task on the event loop, whether the handler runs there or in a worker
-    thread."""
+    thread. `user` started it (None while sign-in is off): only their tab gets its frames."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return anyio.from_thread.run_sync(launch, task, work)
-    run = RUNS[task.id] = Run(task)
+        return anyio.from_thread.run_sync(launch, task, work, user)
+    run = RUNS[task.id] = Run(task, user=user)
     run.job = asyncio.create_task(run.execute(work))
 
 
@@ -195,6 +197,7 @@ class Run:
     """A running task's row, kept current in memory, pushed to its tab at most every PUSH_EVERY seconds and saved
     with every other running task's every SAVE_EVERY seconds; both again at the end."""
     task: Task
+    user: str | None = None  # who started it
     tail: deque = field(default_factory=lambda: deque(maxlen=TASK_LOG_LINES))
     unsent: list = field(default_factory=list)
     unsaved: list = field(default_factory=list)
@@ -239,8 +242,14 @@ class Run:
         """Send the tab the latest bar and the log lines since the last push."""
         self.timer, self.pushed = None, time.monotonic()
         lines, self.unsent = self.unsent, []
-        if tab := TABS.get(self.task.tab):
+        if tab := self.tab():
             tab.report(self.task.id, self.task.done, self.task.total, lines)
+
+    def tab(self):
+        """The open page that started the task, while its socket is signed in as the user who did: a socket
+        opened for another page's tab id, by someone else, gets no frame of this task."""
+        tab = TABS.get(self.task.tab)
+        return tab if tab and current_user(tab.socket) == self.user else None
 
     def snapshot(self) -> tuple[tuple, int, list[str]]:
         """The row as it stands, the log lines not saved yet and the number of the first, for a write. Plain
@@ -279,7 +288,7 @@ class Run:
         self.task = replace(self.task, log="".join(self.tail), ended=time.time(), **outcome)
         await SAVER.save(self)
         RUNS.pop(self.task.id)
-        if tab := TABS.get(self.task.tab):
+        if tab := self.tab():
             tab.finish(self.task.id, TaskRow(self.task)(hx_swap_oob="true"))
 
 
@@ -295,7 +304,7 @@ async def interrupt_runs() -> None:
 
 
 def task_of(sess: dict, task_id: int) -> Task | None:
-    """The task as it stands now, if it is this profile's."""
+    """The task as it stands now, if it is this browser's profile's (so its user's, or an admin's choosing)."""
     task = run.current if (run := RUNS.get(task_id)) else by_id(tasks, task_id)
     return task if task and task.profile_id == current_profile(sess).id else None
 
@@ -340,23 +349,29 @@ def tasks_row(sess, id: int):
     return TaskRow(task) if task else UnknownTask(id)
 
 
+def full_log(task_id: int) -> Response:
+    """Every line the task logged, as text."""
+    lines = db.execute("SELECT line FROM task_lines WHERE task_id = ? ORDER BY n", [task_id]).fetchall()
+    return Response("".join(f"{line}\n" for line, in lines), media_type="text/plain")
+
+
+def output_file(task_id: int, name: str):
+    """A file the task's run wrote, straight inside its outputs folder; images show, the rest download."""
+    path = OUTPUTS / str(task_id) / name
+    if "/" in name or "\\" in name or name.startswith(".") or path.is_symlink() or not path.is_file():
+        return notice(NO_FILE, 404)
+    shown = path.suffix.lower() in INLINE_SUFFIXES
+    return FileResponse(path, filename=name, content_disposition_type="inline" if shown else "attachment")
+
+
 @router.get("/tasks/{id}/log")
 def tasks_log(sess, id: int):
-    if not task_of(sess, id):
-        return UnknownTask(id)
-    lines = db.execute("SELECT line FROM task_lines WHERE task_id = ? ORDER BY n", [id]).fetchall()
-    return Response("".join(f"{line}\n" for line, in lines), media_type="text/plain")
+    return full_log(id) if task_of(sess, id) else UnknownTask(id)
 
 
 @router.get("/tasks/{id}/files/{name}")
 def tasks_file(sess, id: int, name: str):
-    """A file a run of this profile's wrote, straight inside its outputs folder; images show, the rest download."""
-    path = OUTPUTS / str(id) / name
-    hidden_or_elsewhere = "/" in name or "\\" in name or name.startswith(".")
-    if hidden_or_elsewhere or not task_of(sess, id) or path.is_symlink() or not path.is_file():
-        return notice(NO_FILE, 404)
-    shown = path.suffix.lower() in INLINE_SUFFIXES
-    return FileResponse(path, filename=name, content_disposition_type="inline" if shown else "attachment")
+    return output_file(id, name) if task_of(sess, id) else notice(NO_FILE, 404)
 
 
 @router.post("/tasks/{id}/cancel")
