@@ -145,7 +145,7 @@ def test_check_warns_that_update_will_refuse_a_dirty_repo(rendered: tuple[Templa
 
 
 def test_copiers_private_file_mode_sync_is_still_the_one_the_fleet_wraps() -> None:
-    """flakewright._copier.file_mode_read_once wraps Worker._sync_git_index_executable_bit: it must still take
+    """flakewright._copier.file_mode_read_once wraps Worker._sync_git_index_executable_bit in every copier render: it must still take
     (dst_relpath, src_mode) and do nothing unless git's core.fileMode is "false"."""
     import inspect
 

@@ -17,8 +17,9 @@ def update_data(dest: Path) -> tuple[bool, str, str]:
 @contextmanager
 def file_mode_read_once() -> Iterator[None]:
     """copier asks git for ``core.fileMode`` once per rendered file (``Worker._sync_git_index_executable_bit``:
-    a git process each, some 200 per update); within the block it asks once per destination and calls copier's
-    own method only where the answer is "false", the one case where that method does anything."""
+    a git process each, some 200 per render, a fifth of an update's time); within the block it asks once per
+    destination and calls copier's own method only where the answer is "false", the one case where that method
+    does anything. Every copier render here (new, update, pristine renders) runs in one."""
     from copier._main import Worker
 
     original = getattr(Worker, "_sync_git_index_executable_bit", None)

@@ -17,6 +17,7 @@ from tempfile import mkdtemp
 from ._answers import ANSWERS_FILE
 from ._bundle import is_bundled, record_public_source
 from ._console import status, wrap_validation_messages
+from ._copier import file_mode_read_once
 from ._errors import FlakewrightError, copier_errors
 from ._landing import landing
 from ._source import template_source
@@ -63,7 +64,7 @@ def new(
             rendered = staging / dest.name
             with status(f"Rendering {chosen.name} into {dest}", enabled=defaults), copier_errors(
                 action="new", refs="--template and --vcs-ref"
-            ):
+            ), file_mode_read_once():
                 copier.run_copy(
                     src,
                     str(rendered),

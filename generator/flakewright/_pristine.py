@@ -18,6 +18,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from ._answers import ANSWERS_FILE
+from ._copier import file_mode_read_once
 from ._errors import copier_errors
 
 _shared: Path | None = None  # the folder of shared_renders(), while one is open
@@ -67,7 +68,7 @@ def pristine_render(*, answers: Mapping[str, object], ref: str | None = None) ->
 def _render(*, src: str, ref: str, data: dict[str, object], target: Path) -> None:
     import copier
 
-    with copier_errors(action="re-rendering the last template version"):
+    with copier_errors(action="re-rendering the last template version"), file_mode_read_once():
         copier.run_copy(src, str(target), data=data, defaults=True, quiet=True, vcs_ref=ref, skip_tasks=True)
 
 

@@ -14,6 +14,7 @@ from packaging.version import InvalidVersion, Version
 
 from ._bundle import offline_stand_in
 from ._console import status
+from ._copier import file_mode_read_once
 from ._derived import DerivedRepo
 from ._errors import ExitCode, FlakewrightError, copier_errors
 from ._git import git
@@ -172,7 +173,7 @@ def _run(
 
     with source.redirect(), status("Updating from the template"):
         with repo.pristine(ref=source.current) as old:
-            with copier_errors(action="update", refs="--template and --to"):
+            with copier_errors(action="update", refs="--template and --to"), file_mode_read_once():
                 copier.run_update(
                     str(repo.dest),
                     data=data,
