@@ -102,9 +102,11 @@ def serve(factory: str) -> None:
     once, so routes defined anywhere in it are there before the first request.
 
     The page's socket runs over loopback by default, where compressing frames costs a tenth of the server's CPU.
-    In development a change to a module or notebook restarts the server. tools/ is left out: the next page reads
-    the tools again without a restart, so a run going on and what a tab holds survive an edit there; so are data/
-    and JupyterLab's checkpoints. uvicorn must find data/ to leave it out (a path it cannot find is a pattern).
+    In development a change to a module restarts the server. A notebook is not app code: notebooks/ holds the
+    author's own, which JupyterLab autosaves every few minutes, and each save would end every run and reload every
+    tab. tools/ is left out too: the next page reads the tools (notebooks among them) again without a restart, so a
+    run going on and what a tab holds survive an edit there; so are data/ and JupyterLab's checkpoints. uvicorn
+    must find data/ to leave it out (a path it cannot find is a pattern).
 
     No proxy headers: uvicorn would otherwise take a request's client address from the X-Forwarded-For that any
     program on this machine may send, and core/auth.py must see the real peer to trust a proxy's sign-in."""
@@ -114,6 +116,6 @@ def serve(factory: str) -> None:
                    proxy_headers=False)
     if DEV:
         make_data_folders()
-        serving.update(reload=True, reload_dirs=[str(APP_DIR)], reload_includes=["*.py", "*.ipynb"],
+        serving.update(reload=True, reload_dirs=[str(APP_DIR)], reload_includes=["*.py"],
                        reload_excludes=[str(DATA), str(TOOLS_DIR), ".ipynb_checkpoints/*"])
     uvicorn.run(factory, **serving)
