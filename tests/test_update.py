@@ -238,6 +238,7 @@ def test_conflicts_as_rej_files(released, tmp_path: Path) -> None:
     assert f"{requirement}  # template" in (dest / "pyproject.toml").read_text()
     assert f"+{requirement}  # user" in (dest / "pyproject.toml.rej").read_text()
     assert re.search(r"conflicts \(1\):\s+pyproject\.toml", result.stdout), result.stdout
+    assert "1 file(s) hold conflicts (a .rej file next to it); resolve them, then commit" in result.stderr, result.stderr
 
 
 def test_update_at_the_current_release_has_nothing_to_do(released, tmp_path: Path) -> None:
@@ -384,3 +385,98 @@ def test_a_notebook_conflict_keeps_a_valid_notebook_with_both_sides(released) ->
     assert "<<<<<<< local" in sources and ">>>>>>> remote" in sources
     assert [p.split(" (")[0] for p in listed(result.stdout, "conflicts")] == ["notebooks/starter.ipynb"], result.stdout
     assert "UU notebooks/starter.ipynb" in git(dest, "status", "--porcelain")
+
+
+@pytest.mark.parametrize("conflict", ["inline", "rej"])
+def test_a_template_change_conflicting_with_a_renamed_and_edited_file_names_both_paths(released, conflict: str) -> None:
+    """The fork renamed the demo tool and changed the line the template changes: a conflict at the new path, with
+    both sides between markers (in rej mode too: copier has no .rej to offer for a path it does not know)."""
+    template, dest = released("pipulate")
+    git(dest, "mv", "tools/word_count.py", "tools/words.py")
+    words = dest / "tools" / "words.py"
+    assert words.read_text().count("from pathlib import Path\n") == 1
+    words.write_text(words.read_text().replace("from pathlib import Path\n", "from pathlib import Path  # mine\n"))
+    commit_all(dest, "user renames the demo tool and edits the line the template fixes")
+    source = template.source("tools/word_count.py")
+    source.write_text(source.read_text().replace("from pathlib import Path\n", "from pathlib import Path  # template v2\n", 1))
+    template.release("v2.0.0")
+
+    result = flakewright("update", dest, "--conflict", conflict)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert listed(result.stdout, "conflicts") == [
+        "tools/words.py (the template's change to tools/word_count.py, which you renamed)"
+    ], result.stdout
+    assert listed(result.stdout, "merged with your edits") == [], result.stdout
+    text = words.read_text()
+    assert "from pathlib import Path  # mine" in text and "from pathlib import Path  # template v2" in text
+    assert conflict_marked(dest) == ["tools/words.py"]
+    assert not (dest / "tools" / "word_count.py").exists() and not list(dest.rglob("*.rej"))
+    assert "UU tools/words.py" in git(dest, "status", "--porcelain").splitlines()
+    assert "1 file(s) hold conflicts (markers <<<<<<< / >>>>>>>)" in result.stderr, result.stderr
+    assert ".rej" not in result.stderr, result.stderr
+
+
+def test_rej_mode_merges_a_notebook_cell_by_cell_and_reports_no_rej_file(released) -> None:
+    """``--conflict rej``: the notebook stays a valid notebook holding both sides (no .rej), and the report's
+    footer names the .rej files there are (pyproject.toml's) and the markers the notebook holds, no more."""
+    import nbformat
+
+    template, dest = released("darwinix")
+    notebook = dest / "notebooks" / "starter.ipynb"
+    line = '"import numpy as np\\n",'
+    assert notebook.read_text().count(line) == 1
+    notebook.write_text(notebook.read_text().replace(line, '"import numpy as np  # user\\n",'))
+    requirement = literal_line(template.source("pyproject.toml"), dest / "pyproject.toml")
+    text = (dest / "pyproject.toml").read_text()
+    (dest / "pyproject.toml").write_text(text.replace(f"{requirement}\n", f"{requirement}  # user\n", 1))
+    commit_all(dest, "user edits a cell and pins a requirement")
+    source = template.source("notebooks/starter.ipynb")
+    text = source.read_text()
+    for plain in (line, "import numpy as np\n"):  # the template holds the cell's line as JSON text or as Python
+        if plain in text:
+            source.write_text(text.replace(plain, plain.replace("np", "np  # template v2", 1), 1))
+            break
+    else:
+        raise AssertionError("the starter notebook's template lost its numpy import")
+    req_src = template.source("pyproject.toml")
+    req_src.write_text(req_src.read_text().replace(f"{requirement}\n", f"{requirement}  # template\n", 1))
+    template.release("v2.0.0")
+
+    result = flakewright("update", dest, "--conflict", "rej")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    merged = nbformat.read(notebook, as_version=4)
+    nbformat.validate(merged)
+    sources = "\n".join(cell.source for cell in merged.cells)
+    assert "import numpy as np  # user" in sources and "import numpy as np  # template v2" in sources
+    assert "<<<<<<< local" in sources and ">>>>>>> remote" in sources
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*.rej")) == ["pyproject.toml.rej"]
+    assert [p.split(" (")[0] for p in listed(result.stdout, "conflicts")] == ["notebooks/starter.ipynb", "pyproject.toml"]
+    footer = [line for line in result.stderr.splitlines() if "hold conflicts" in line]
+    assert footer == ["2 file(s) hold conflicts (markers <<<<<<< / >>>>>>> in 1, a .rej file next to 1); "
+                      "resolve them, then commit"], result.stderr
+
+
+def test_rej_mode_footer_without_a_rej_file_does_not_mention_one(released) -> None:
+    """Only a notebook conflicts: the footer speaks of markers, not of .rej files there are none of."""
+    import nbformat
+
+    template, dest = released("darwinix")
+    notebook = dest / "notebooks" / "starter.ipynb"
+    line = '"import numpy as np\\n",'
+    notebook.write_text(notebook.read_text().replace(line, '"import numpy as np  # user\\n",'))
+    commit_all(dest, "user edits a cell")
+    source = template.source("notebooks/starter.ipynb")
+    text = source.read_text()
+    plain = next(p for p in (line, "import numpy as np\n") if p in text)
+    source.write_text(text.replace(plain, plain.replace("np", "np  # template v2", 1), 1))
+    template.release("v2.0.0")
+
+    result = flakewright("update", dest, "--conflict", "rej")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    nbformat.validate(nbformat.read(notebook, as_version=4))
+    assert not list(dest.rglob("*.rej"))
+    assert "1 file(s) hold conflicts (markers <<<<<<< / >>>>>>>); resolve them, then commit" in result.stderr, result.stderr
+    assert ".rej" not in result.stderr, result.stderr

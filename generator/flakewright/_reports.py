@@ -51,10 +51,10 @@ def report_update(result: UpdateResult, *, inline: bool) -> None:
     _list("deleted", result.deleted)
     _list("merged with your edits", [_noted(result, p) for p in result.merged])
     _list("conflicts", [_noted(result, p) for p in result.conflicts])
-    marked = len(result.conflicts) - len(result.kept)
-    if marked:
-        hint = "markers <<<<<<< / >>>>>>>" if inline else ".rej files"
-        err.print(f"{marked} file(s) hold conflicts ({hint}); resolve them, then commit")
+    held = [path for path in result.conflicts if path not in result.kept]
+    if held:
+        err.print(f"{len(held)} file(s) hold conflicts ({_where_conflicts_are(result, held, inline=inline)}); "
+                  "resolve them, then commit")
     if result.kept:
         err.print(
             f"{len(result.kept)} file(s) the new release deletes were kept because you edited them; "
@@ -90,6 +90,23 @@ def report_check(result: CheckResult, *, path: Path, suggestion: str) -> None:
             f"warning: {path} has {result.uncommitted} uncommitted change(s); `flakewright update` refuses it "
             "until they are committed or stashed"
         )
+
+
+def _where_conflicts_are(result: UpdateResult, held: list[str], *, inline: bool) -> str:
+    """Where the conflicts of ``held`` wait: markers in the file, or (``--conflict rej``) a FILE.rej next to it.
+
+    Under rej only copier's own conflicts leave a .rej; a file flakewright merged itself (a notebook, cell by
+    cell; a file the fork renamed) holds its markers inline in either mode, and is the one with a note.
+    """
+    rej = 0 if inline else sum(1 for path in held if path not in result.notes)
+    marked = len(held) - rej
+    markers = "markers <<<<<<< / >>>>>>>"
+    if not rej:
+        return markers
+    files = "a .rej file" if rej == 1 else ".rej files"
+    if not marked:
+        return f"{files} next to {'it' if rej == 1 else 'them'}"
+    return f"{markers} in {marked}, {files} next to {rej}"
 
 
 def _noted(result: UpdateResult, path: str) -> str:
