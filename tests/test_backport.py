@@ -561,3 +561,33 @@ def test_after_a_partial_backport_lands_the_fork_updates_without_false_conflicts
 
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert 'TITLE = "Team Console"\n' + host + ".strip()\n" in server.read_text()
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+def test_on_a_terminal_backport_lists_what_it_would_send_and_sends_only_after_a_yes(setup, answer: str) -> None:
+    from terminal import Terminal
+
+    template, pip = setup
+    server = pip / SERVER
+    line = literal_line(template.source(SERVER), server, from_end=True)
+    server.write_text(server.read_text().replace(f"{line}\n", f"{line}  # the fix\n", 1))
+    commit_all(pip, "the fix")
+    refs = git(template.path, "for-each-ref", "--format=%(refname) %(objectname)")
+
+    with Terminal("flakewright", "backport", "-C", pip, width=200, height=60) as term:
+        asked = term.wait_for(f"Commit this to a new branch of {template.path}? [y/N]")
+        assert "Sending 1 commit(s):" in asked and "the fix" in asked, asked
+        assert f"applied: {SERVER}" in asked, asked
+        assert git(template.path, "for-each-ref", "--format=%(refname) %(objectname)") == refs  # nothing sent yet
+        term.type(answer, "Enter")
+        screen = term.wait_for("EXIT=")
+    assert "EXIT=0" in screen, screen
+    if answer == "n":
+        assert "Nothing sent; the template is unchanged." in screen, screen
+        assert git(template.path, "for-each-ref", "--format=%(refname) %(objectname)") == refs
+    else:
+        assert re.search(r"Committed on branch backport/pip ", screen.replace("\n", "")), screen
+        assert git(template.path, "branch", "--list", "backport/*").split() == ["backport/pip"]
+        sent = git(template.path, "diff", "v1.0.0", "backport/pip")
+        assert f"+{line}  # the fix" in sent.splitlines(), sent
+    assert git(template.path, "status", "--porcelain") == ""
