@@ -1,19 +1,23 @@
 """The seeds' story end to end, as one test: three forks with their own edits, a fix backported by commit, a
 release, and one fleet update of all three.
 
-The fix arrives in all three, no line a user added is lost, the executed notebook stays a valid notebook that
-has the user's edit, outputs and the template's change, and a render from the backport branch works.
+One fork adds `rich` as `scripts/deps add rich` does (pyproject.toml, uv.lock and requirements.txt in one commit)
+before it fixes the bug. The fix arrives in all three, no line a user added is lost, the executed notebook stays a
+valid notebook that has the user's edit, outputs and the template's change, and a render from the backport branch
+works: its lock matches its pyproject.toml (`uv lock --check`), which `rich` travelling with the fix would break.
 """
 from __future__ import annotations
 
+import os
 import py_compile
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 
-from helpers import TemplateRepo, commit_all, flakewright, git, render_tagged
+from helpers import TemplateRepo, commit_all, flakewright, git, need, render_tagged
 
 FIXED_FILE = "tests/test_environment.py"  # rendered by every variant
 FIX = {  # the bug fix, two literal lines of the template: a pin line split on a tab, option lines read as pins
@@ -67,6 +71,29 @@ def edit_and_execute_notebook(path: Path) -> None:
     nbformat.write(notebook, path)
 
 
+def uv(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """uv as scripts/deps and scripts/relock.py run it: this Python, no download."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
+    env |= {"UV_PYTHON": sys.executable, "UV_PYTHON_DOWNLOADS": "never"}
+    return subprocess.run(["uv", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def deps_add(repo: Path, name: str) -> None:
+    """`scripts/deps add NAME` without its final install: pyproject.toml, uv.lock and requirements.txt change
+    together. From uv's cache when it has the package (offline, fast), else from the index."""
+    added = uv("add", "--no-sync", "--offline", name, cwd=repo)
+    if added.returncode != 0:
+        added = uv("add", "--no-sync", name, cwd=repo)
+    assert added.returncode == 0, added.stderr
+    exported = uv("export", "--frozen", "--quiet", "--output-file", "requirements.txt", cwd=repo)
+    assert exported.returncode == 0, exported.stderr
+
+
+def lock_matches(repo: Path) -> subprocess.CompletedProcess[str]:
+    """`uv lock --check`: the repo's uv.lock is the lock of its pyproject.toml (what `source scripts/venv.sh` needs)."""
+    return uv("lock", "--check", "--offline", cwd=repo)
+
+
 def user_lines(repo: Path, since: str) -> dict[str, list[str]]:
     """Per file (notebooks aside), the lines the user's commits since ``since`` added."""
     added: dict[str, list[str]] = {}
@@ -79,6 +106,7 @@ def user_lines(repo: Path, since: str) -> dict[str, list[str]]:
 
 
 def test_three_forks_a_backported_fix_a_release_and_a_fleet_update(tmp_path: Path) -> None:
+    need("uv")
     template = TemplateRepo.create(tmp_path / "template")
     forks = {name: render_tagged(template, tmp_path / name, name) for name in ("darwinix", "pipulate", "botifython")}
     renders = {name: git(repo, "rev-parse", "HEAD").strip() for name, repo in forks.items()}
@@ -93,6 +121,9 @@ def test_three_forks_a_backported_fix_a_release_and_a_fleet_update(tmp_path: Pat
     edit_and_execute_notebook(darwinix / NOTEBOOK)
     for repo in forks.values():
         commit_all(repo, "the team's edits")
+    deps_add(pipulate, "rich")  # the fork that will backport: its dependency must not travel with the fix
+    assert {"pyproject.toml", "uv.lock", "requirements.txt"} <= set(git(pipulate, "status", "--porcelain").split())
+    commit_all(pipulate, "deps add rich")
     # pipulate fixes a bug in a template-owned file, in a commit of its own, then another edit follows it.
     for old, new in FIX.items():
         replace_once(pipulate / FIXED_FILE, old, new)
@@ -108,10 +139,15 @@ def test_three_forks_a_backported_fix_a_release_and_a_fleet_update(tmp_path: Pat
     assert git(template.path, "diff", "--name-only", "v1.0.0", branch).split() == [
         template.source(FIXED_FILE).relative_to(template.path).as_posix()]
 
-    # A render from the branch works: it has the fix, its Python compiles, its scripts parse.
+    # A render from the branch works: it has the fix and not `rich`, its lock matches its pyproject.toml (the
+    # web variants share one lock), its Python compiles, its scripts parse.
     fresh = tmp_path / "fresh"
     made = flakewright("new", "botifython", fresh, "--template", template.path, "--defaults", "--vcs-ref", branch)
     assert made.returncode == 0, made.stdout + made.stderr
+    assert "rich" not in (fresh / "pyproject.toml").read_text()
+    assert not re.search(r"^rich==", (fresh / "requirements.txt").read_text(), re.M)
+    checked = lock_matches(fresh)
+    assert checked.returncode == 0, checked.stderr
     assert all(new in (fresh / FIXED_FILE).read_text().splitlines() for new in FIX.values())
     for source in fresh.rglob("*.py"):
         py_compile.compile(str(source), cfile=str(tmp_path / "compiled.pyc"), doraise=True)
@@ -142,6 +178,10 @@ def test_three_forks_a_backported_fix_a_release_and_a_fleet_update(tmp_path: Pat
         assert not re.search(r"^(<<<<<<<|>>>>>>>) ", git(repo, "diff"), re.M), name
     assert "Ask Dana before touching the importer." in (pipulate / "README.md").read_text()
     assert (pipulate / "tools" / "shout.py").read_text() == TOOL
+    assert '"rich>=' in (pipulate / "pyproject.toml").read_text()  # the fork's dependency, still locked
+    assert re.search(r"^rich==", (pipulate / "requirements.txt").read_text(), re.M)
+    checked = lock_matches(pipulate)
+    assert checked.returncode == 0, checked.stderr
     assert (botifython / "addons" / "health.py").read_text() == ADDON.format(name="botifython")
 
     notebook = nbformat.read(darwinix / NOTEBOOK, as_version=4)
