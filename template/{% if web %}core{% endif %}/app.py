@@ -22,10 +22,11 @@ HTMX_CONFIG = {"includeIndicatorStyles": False,
                "responseHandling": [{"code": "204", "swap": False}, {"code": "[23]..", "swap": True},
                                     {"code": "404|413|503", "swap": True},
                                     {"code": "...", "swap": False, "error": True}]}
-# No inline script anywhere (the CSP forbids it): the page's own few lines are app.js and live-reload.js;
-# static/vendor/ holds the upstream files, unmodified.
+# No inline script anywhere (the CSP forbids it): the page's own few lines are app.js, tables.js (a result's table
+# pages and sorts) and live-reload.js; static/vendor/ holds the upstream files, unmodified.
 HEAD = (charset, viewport, Meta(name="htmx-config", content=json.dumps(HTMX_CONFIG)),
         Script(src="/static/vendor/htmx.min.js"), Script(src="/static/vendor/ws.js"), Script(src="/static/app.js"),
+        Script(src="/static/tables.js"),
         *([Script(src="/static/live-reload.js")] if DEV else []),
         Link(rel="stylesheet", href="/static/vendor/pico.min.css"), Link(rel="stylesheet", href="/static/app.css"),
         Link(rel="icon", href="/static/favicon.svg", type="image/svg+xml"))

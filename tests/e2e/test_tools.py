@@ -1,5 +1,5 @@
-"""A colleague runs tools in Chromium: a function tool from a CSV upload to its table and download, a notebook
-tool, and a tool file added while the development server runs.
+"""A colleague runs tools in Chromium: a function tool from a CSV upload to its table and download, a long table
+sorted and paged in the page, a notebook tool, and a tool file added while the development server runs.
 
 One development-mode Pipulate (live reload on, jupyter on) serves every scenario, with two tools dropped into
 its tools/ folder before it starts. Every assertion reads what the page shows, or the file the browser saved.
@@ -45,6 +45,20 @@ LATE_TOOL = '''def e2e_late(name: str = "world") -> str:
     return f"Hello, {name}!"
 '''
 ORDERS = "country,amount\nFR,10\nDE,5\nFR,2.5\nUS,7\nDE,1\n"
+# 100 rows in no order: amounts from -12.5 to 12.25 (as text, 1.5 would sort before 1.25 and -1 before -2), days
+# over 100 days of two years.
+TABLE_TOOL = '''import datetime
+
+import pandas as pd
+
+
+def e2e_table() -> pd.DataFrame:
+    """A hundred orders."""
+    return pd.DataFrame({"order": [f"order {n}" for n in range(100)],
+                         "amount": [(n * 37 % 100 - 50) / 4 for n in range(100)],
+                         "day": [datetime.date(2024, 12, 1) + datetime.timedelta(days=n * 53 % 100)
+                                 for n in range(100)]})
+'''
 
 # Records every value a progress bar inside a task row shows, from the moment it is installed.
 RECORD_PROGRESS = """() => {
@@ -76,6 +90,7 @@ def server(render, tmp_path_factory):
     root = tmp_path_factory.mktemp("tools-dev")
     project = shutil.copytree(render("pipulate", jupyter=True), root / "app")
     (project / "tools" / "e2e_sales.py").write_text(SALES_TOOL)
+    (project / "tools" / "e2e_table.py").write_text(TABLE_TOOL)
     nbformat.write(forecast_notebook(), project / "tools" / "e2e_forecast.ipynb")
     env = {"PIPULATE_ENV": "dev", "OLLAMA_HOST": f"http://127.0.0.1:{free_port()}"}
     running = start_server(project, log=root / "server.log", env=env)
@@ -130,6 +145,40 @@ def test_a_colleague_uploads_a_csv_and_downloads_the_table(context, server, tmp_
     with open(saved, newline="") as handle:
         lines = list(csv.DictReader(handle))
     assert [(line["country"], float(line["revenue"])) for line in lines] == [("FR", 12.5), ("US", 7.0), ("DE", 6.0)]
+
+
+SHOWN_ROWS = "table => [...table.tBodies[0].rows].filter(row => !row.hidden).map(row => [...row.cells].map(cell => " \
+    "cell.textContent))"  # the cells of the rows the table shows now
+AMOUNTS = sorted((n * 37 % 100 - 50) / 4 for n in range(100))
+
+
+def test_a_long_table_sorts_and_pages_in_the_page_without_fetching_the_run_again(context, server):
+    page = open_tool(context, server, "e2e_table")
+    row = run(page)
+    expect(row).to_have_class(re.compile(r"\btask done\b"), timeout=60_000)
+    expect(row).to_contain_text("100 rows × 3 columns")
+    table = row.locator("table")
+    pager = row.locator("p", has_text="rows 1–20 of 100")
+    expect(pager).to_be_visible()
+    assert [cells[1] for cells in table.evaluate(SHOWN_ROWS)] == [f"order {n}" for n in range(20)]
+    fetched = []
+    page.on("request", lambda request: fetched.append(request.url))
+
+    table.locator("th", has_text="amount").click()
+    shown = table.evaluate(SHOWN_ROWS)
+    assert [float(cells[2]) for cells in shown] == AMOUNTS[:20], shown  # numbers as numbers
+    pager.get_by_role("button", name="Next").click()
+    expect(row.locator("p", has_text="rows 21–40 of 100")).to_be_visible()
+    assert [float(cells[2]) for cells in table.evaluate(SHOWN_ROWS)] == AMOUNTS[20:40]
+
+    table.locator("th", has_text="amount").click()  # again: the other way, from the first page
+    assert [float(cells[2]) for cells in table.evaluate(SHOWN_ROWS)] == AMOUNTS[::-1][:20]
+    table.locator("th", has_text="day").click()
+    days = [cells[3] for cells in table.evaluate(SHOWN_ROWS)]
+    assert days[:2] == ["2024-12-01", "2024-12-02"] and days == sorted(days), days
+    assert fetched == [], fetched  # all of it in the page: no request for the run
+    htmx_idle(page)
+    screenshot(page, "tools-table-sorted")
 
 
 def test_a_notebook_tool_runs_with_the_colleagues_answers(context, server):
