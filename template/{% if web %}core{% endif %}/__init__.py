@@ -4,6 +4,8 @@ to the template with `flakewright backport`, and your own code goes in server.py
     db          connections, transactions, tables (a notebook may import it: it needs no web stack)
     sqlite      the laptop's database, a file in data/ (the default)
     postgres    a team server's database, when DATABASE_URL is set
+    pg_tables   its tables, through the same MiniDataAPI calls fastlite gives on SQLite
+    migrate     a data folder's SQLite database into PostgreSQL (scripts/migrate-to-postgres)
     security    host names, origins, framing, body size, the session cookie and its key
     auth        who signs in (OpenID Connect or a proxy's header), the gate on every route; /signin, /signout
     profiles    profiles and what deleting one deletes

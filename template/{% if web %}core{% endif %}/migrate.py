@@ -45,25 +45,51 @@ def migrate() -> list[str]:
         source.execute("BEGIN")  # one snapshot of every table, even while a server writes to it
         tables = [(name, pk, list(columns), rows(source, name, columns)) for name, pk, columns in db.SCHEMA]
         unknown(source, {name for name, _, _ in db.SCHEMA})
+        counted = source.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone()
+        highest = dict(source.execute("SELECT name, seq FROM sqlite_sequence")) if counted else {}  # ids given out
     finally:
         source.close()
+    try:
+        psycopg.connect(os.environ["DATABASE_URL"], connect_timeout=10).close()
+    except psycopg.Error as error:
+        raise Refused(f"cannot reach PostgreSQL: {str(error).strip().splitlines()[-1]}") from None
     try:
         with db.transaction():
             plans = [(name, pk, columns, *plan(name, pk, columns, found)) for name, pk, columns, found in tables]
             for name, pk, columns, missing, _ in plans:
                 db.db.executemany(f'INSERT INTO "{name}" ({quoted(columns)}) VALUES ({", ".join("?" * len(columns))})',
                                   missing)
-                if pk == "id":  # new rows' ids go on after the copied ones'
-                    db.db.execute(f"SELECT setval(pg_get_serial_sequence(?, 'id'), "
-                                  f'(SELECT coalesce(max(id), 0) + 1 FROM "{name}"), false)', [f'"{name}"'])
+                if pk == "id":
+                    go_on_after(name, highest.get(name, 0))
             for name, pk, columns, _, read in plans:
-                if (after := plan(name, pk, columns, read))[0]:
-                    raise Refused(f"{len(after[0])} row(s) of {name} are not there after the copy; nothing was kept")
+                read_back(name, pk, columns, read)
     except psycopg.Error as error:
         raise Refused(f"PostgreSQL refused the copy ({type(error).__name__}: {str(error).splitlines()[0]}); "
                       "nothing was written") from None
     return [f"{name}: {len(read)} rows, {len(missing)} copied, {len(read) - len(missing)} already there"
             for name, _, _, missing, read in plans] + [f"done: serve with DATABASE_URL set and DATA_DIR={db.DATA}"]
+
+
+def go_on_after(name: str, highest: int) -> None:
+    """New ids go on after every id given out so far: the copied rows', the deleted ones' SQLite remembers, and
+    PostgreSQL's own; never back (a deleted row's id handed out again would give a new row its links)."""
+    from core import db
+
+    sequence = db.db.execute("SELECT pg_get_serial_sequence(?, 'id')", [f'"{name}"']).fetchone()[0]
+    db.db.execute(f'SELECT setval(?, greatest((SELECT coalesce(max(id), 0) FROM "{name}"), ?, '
+                  f"(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence})) + 1, false)",
+                  [sequence, highest])
+
+
+def read_back(name: str, pk, columns: list[str], read: list[tuple]) -> None:
+    """Every row read from SQLite is there, as it was."""
+    try:
+        missing, _ = plan(name, pk, columns, read)
+    except Refused:
+        raise Refused(f"{name} reads back from PostgreSQL unlike SQLite held it (a value its column's type changes, "
+                      "such as 2.5 in a whole-number column); nothing was kept") from None
+    if missing:
+        raise Refused(f"{len(missing)} row(s) of {name} are not there after the copy; nothing was kept")
 
 
 def rows(source, name: str, columns: dict) -> list[tuple]:
