@@ -33,6 +33,8 @@ BLOCK = re.compile(r'^```python title="(?P<path>[^"]+)"(?: tags="(?P<tags>[^"]*)
 PAGE = re.compile(r"http://127\.0\.0\.1:5001(/tools/\w+)")
 TASK_ID = re.compile(r'id="task-(\d+)"')
 ORDERS = "country,amount\nFR,10\nDE,5\nFR,2.5\nUS,7\nDE,1\n"
+DAILY_ORDERS = "day,country,amount\n2024-01-01,FR,10\n2024-01-02,FR,5\n2024-01-02,DE,3\n2024-01-03,US,7\n" \
+    "2024-01-03,DE,2\n2024-01-04,FR,1\n"
 RUN_TIMEOUT = 120  # seconds; a notebook run starts a kernel, on a loaded 2-core machine
 
 
@@ -121,9 +123,10 @@ def download(http: httpx.Client, task_id: str, row: str, suffix: str) -> bytes:
     return response.content
 
 
-def test_the_guide_shows_one_module_and_one_notebook():
-    assert sorted(guide_files()) == ["tools/forecast.ipynb", "tools/sales.py"]
-    assert sorted(set(PAGE.findall(GUIDE.read_text()))) == ["/tools/forecast", "/tools/sales_by_country"]
+def test_the_guide_shows_one_module_and_two_notebooks():
+    assert sorted(guide_files()) == ["tools/daily_orders.ipynb", "tools/forecast.ipynb", "tools/sales.py"]
+    assert sorted(set(PAGE.findall(GUIDE.read_text()))) == ["/tools/daily_orders", "/tools/forecast",
+                                                            "/tools/sales_by_country"]
 
 
 def test_the_function_tool_from_upload_to_table_and_csv(http):
@@ -186,6 +189,30 @@ def test_the_notebook_tool_runs_with_the_answers_injected(http):
     assert re.search(r"^months = 6$", sources, re.M) and re.search(r"^growth = 0\.1$", sources, re.M), sources
     outputs = json.dumps([cell.get("outputs", []) for cell in executed.cells])
     assert "1610.51" in outputs
+
+
+def test_the_notebook_with_inputs_runs_from_its_form_with_an_upload_and_shows_what_the_guide_says(http):
+    page = http.get("/tools/daily_orders")
+    assert page.status_code == 200, page.text
+    for field in (r'type="file"[^>]*name="orders"|name="orders"[^>]*type="file"',  # the guide's five widgets
+                  r'type="date"[^>]*name="day"|name="day"[^>]*type="date"', r'<select[^>]*name="measure"',
+                  r'<textarea[^>]*name="countries"', r'type="number"[^>]*name="limit"|name="limit"[^>]*type="number"'):
+        assert re.search(field, page.text), (field, page.text)
+    printed = re.search(r"the printed line \(`([^`]+)`\)", GUIDE.read_text())[1]
+
+    posted = http.post("/tools/daily_orders", data={"day": "2024-01-02", "measure": "revenue",
+                                                    "countries": "FR\nDE", "limit": ""},
+                       files={"orders": ("orders.csv", DAILY_ORDERS.encode(), "text/csv")})
+    task_id, row = finished_row(http, posted)
+
+    result = row.split('class="result"', 1)[-1]
+    first_orders = re.search(r"<td>2024-01-02</td>\s*<td>DE</td>", result)  # the first orders, a table
+    chart = re.search(rf'<img src="(/tasks/{task_id}/files/[^"]+\.png)"', result)
+    totals = result.find("2 rows × 2 columns")  # the totals per country, a table with its CSV
+    assert -1 < result.find(printed) < first_orders.start() < chart.start() < totals, result
+    assert http.get(chart[1]).content.startswith(b"\x89PNG")
+    table = pd.read_csv(io.BytesIO(download(http, task_id, row, ".csv")))
+    assert table.values.tolist() == [["FR", 6], ["DE", 5]] and list(table.columns) == ["country", "revenue"]
 
 
 def test_the_notebook_snippet_records_a_run_the_app_shows(app, http):
