@@ -2,8 +2,10 @@
 
 A wheel install (`pip install <checkout>`, pipx, uv tool) has no checkout to
 point at, and its site-packages copy is no place to record: it moves or goes
-with the next upgrade. A repo rendered from it records the template's public
-git URL and the release tag of this flakewright instead (as examples/ do), so
+with the next upgrade. A repo rendered from it records the template's git URL
+(the https origin of the checkout the wheel was built from, which setup.py
+records at build time, else the project's public URL) and the release tag of
+this flakewright instead (as examples/ do), so
 `update` and `check` can reach the template a year later. When that URL cannot
 be reached (offline, a mirror) and the repo records this installation's own
 release, the wheel's copy stands in for it: a throwaway git repo tagged with
@@ -21,7 +23,19 @@ from tempfile import TemporaryDirectory
 
 from ._version import __version__
 
-PUBLIC_SRC = "https://github.com/flakewright/flakewright.git"
+DEFAULT_SRC = "https://github.com/flakewright/flakewright.git"  # the project's public URL
+
+
+def _recorded_src() -> str:
+    """The https URL of the checkout this wheel was built from (setup.py writes it), else the project's."""
+    try:
+        recorded = (Path(__file__).resolve().parent / "_source_url.txt").read_text(encoding="utf-8").strip()
+    except OSError:  # an editable install, or a build without an https origin
+        return DEFAULT_SRC
+    return recorded or DEFAULT_SRC
+
+
+PUBLIC_SRC = _recorded_src()
 RELEASE_TAG = f"v{__version__}"
 _REACH_TIMEOUT = 20  # seconds for `git ls-remote` to answer
 
