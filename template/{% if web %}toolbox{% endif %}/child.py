@@ -9,6 +9,7 @@ import inspect
 import io
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -103,10 +104,13 @@ def call(source: Path, name: str, params: dict, link: Link):
 
 
 def failure(source: Path, error: BaseException) -> str:
-    """"KeyError: 'country' (sales.py:12)": the error and the deepest line of the tool's own file it passed."""
+    """"KeyError: 'country' (sales.py:12)": the error and the deepest line of the tool's own file it passed; for a
+    module that is not installed, the command that adds it (a notebook's too, whose error its kernel names)."""
     if type(error).__name__ == "CellExecutionError":  # nbclient's: the kernel's error, named by the kernel
-        return f"{getattr(error, 'ename', 'Error')}: {' '.join(str(getattr(error, 'evalue', '')).split())} " \
-               f"({source.name})"
+        name, value = getattr(error, "ename", "Error"), " ".join(str(getattr(error, "evalue", "")).split())
+        missing = re.fullmatch(r"No module named '([\w.]+)'", value) if name == "ModuleNotFoundError" else None
+        hint = install_hint(ModuleNotFoundError(name=missing[1])) if missing else ""
+        return f"{name}: {value} ({source.name}){hint}"
     where = place(source, error.__traceback__)
     return (f"{one_line(error)} ({where})" if where else one_line(error)) + install_hint(error)
 
