@@ -218,8 +218,8 @@ IMAGES = {"image/png": ".png", "image/jpeg": ".jpg"}
 
 def output_html(output: dict, outputs: Path, href: Callable[[str], str], stem: str) -> str:
     """One output as a block of HTML, as Jupyter shows each on lines of its own: printed text, an image as a file
-    of the run, the kernel's HTML and markdown as HTML sanitized, plain text escaped, an error as its one line.
-    Text is cut at MAX_TEXT as a function's is."""
+    of the run, the kernel's HTML and markdown as HTML sanitized, LaTeX and plain text escaped, an error as its one
+    line. Text is cut at MAX_TEXT as a function's is."""
     kind = output.get("output_type")
     if kind == "stream":
         return long_text(output.get("text", ""), outputs, href, stem, pre=True)
@@ -241,8 +241,9 @@ def output_html(output: dict, outputs: Path, href: Callable[[str], str], stem: s
         if len(text) > MAX_TEXT:  # its start as text, and all of it as a download
             return long_text(text, outputs, href, stem)
         return f"<div>{sanitized(markdown_html(text))}</div>"
-    if "text/plain" in data:
-        return long_text(cell_text({"source": data["text/plain"]}), outputs, href, stem, pre=True)
+    for mime in ("text/latex", "text/plain"):  # LaTeX as its source: drawing it takes a script (MathJax)
+        if mime in data:
+            return long_text(cell_text({"source": data[mime]}), outputs, href, stem, pre=True)
     return ""
 
 
