@@ -90,13 +90,15 @@ def die_with_parent(parent: int) -> None:
 
 
 def call(source: Path, name: str, params: dict, link: Link):
+    """The tool called with its answers. An empty answer (None) leaves a parameter's own default, which a form
+    cannot always show (a file's, such as Path("orders.csv")), as an empty field of a notebook does."""
     fn = getattr(load_module(source), name)
     hints = typing.get_type_hints(fn)
     kwargs = {}
     for param in inspect.signature(fn).parameters.values():
         if param.name == "report":
             kwargs["report"] = link.areport if inspect.iscoroutinefunction(fn) else link.report
-        elif param.name in params:
+        elif param.name in params and not (params[param.name] is None and param.default is not param.empty):
             kwargs[param.name] = argument(hints.get(param.name, str), params[param.name])
     if inspect.iscoroutinefunction(fn):
         return asyncio.run(fn(**kwargs))
