@@ -75,11 +75,16 @@ class SameOrigin:
         await self.app(scope, receive, send)
 
 
+# Behind a reverse proxy that passes on its own Host (127.0.0.1:port), a browser's Origin names the address people
+# open: PUBLIC_URL's.
+PUBLIC_ORIGIN = "{0.scheme}://{0.netloc}".format(urlsplit(PUBLIC_URL)) if PUBLIC_URL else None
+
+
 def same_origin(scope) -> bool:
     headers = Headers(scope=scope)
     origin = headers.get("origin")
     reads = scope["type"] == "http" and scope["method"] in ("GET", "HEAD", "OPTIONS")
-    return reads or not origin or urlsplit(origin).netloc == headers.get("host")
+    return reads or not origin or urlsplit(origin).netloc == headers.get("host") or origin == PUBLIC_ORIGIN
 
 
 class KnownHost:
