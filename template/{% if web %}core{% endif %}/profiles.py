@@ -61,10 +61,12 @@ def delete_profile(sess: dict, profile_id: int) -> str:
     with transaction():
         if error := missing_profile(sess, profile_id):
             return error
-        # Without sign-in every profile is the one person's; with it, each owner keeps one of their own.
-        owner = by_id(profiles, profile_id).owner or ""
-        if (profiles.count if current_user(sess) is None else db.execute(
-                "SELECT count(*) FROM profiles WHERE coalesce(owner, '') = ?", [owner]).fetchone()[0]) == 1:
+        if current_user(sess) is None:  # every profile is the one person's
+            left = profiles.count
+        else:  # each owner keeps one of their own
+            left = db.execute("SELECT count(*) FROM profiles WHERE coalesce(owner, '') = ?",
+                              [by_id(profiles, profile_id).owner or ""]).fetchone()[0]
+        if left == 1:
             return "Keep at least one profile: create another first."
         if db.execute("SELECT 1 FROM tasks WHERE profile_id = ? AND status = 'running'", [profile_id]).fetchone():
             return "A task of this profile is running: cancel it or let it end, then delete the profile."

@@ -19,10 +19,12 @@ router.routes += shares.router.routes  # core/app.py registers the rooms it name
 
 
 def ProfileMenu(user: str | None, profile: Profile, error: str = ""):
-    """The user's profiles to switch among (an admin's menu names whose each other user's is), and the forms that
-    change the one shown."""
-    options = [Option(p.name if p.owner == user or not user else f"{p.name} · {p.owner or 'no one'}", value=p.id,
-                      selected=p.id == profile.id) for p in profiles_of(user)]
+    """The profiles the user may switch to (in an admin's menu, another user's carries its owner's name), and the
+    forms that change the one shown."""
+    def label(p: Profile) -> str:
+        return p.name if not user or p.owner == user else f"{p.name} · {p.owner or 'no owner'}"
+
+    options = [Option(label(p), value=p.id, selected=p.id == profile.id) for p in profiles_of(user)]
     swap = dict(hx_target="#workspace", hx_swap="outerHTML")
     return Section(
         Select(*options, name="id", hx_post="/profiles/switch", aria_label="Profile", **swap),
@@ -91,5 +93,4 @@ def profiles_rename(sess, id: int, name: str = ""):
 
 @router.delete("/profiles/{id}")
 def profiles_delete(sess, id: int):
-    error = delete_profile(sess, id)
-    return Workspace(sess, error)
+    return Workspace(sess, delete_profile(sess, id))
