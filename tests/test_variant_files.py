@@ -54,7 +54,7 @@ def test_web_variants_ship_the_upstream_browser_assets_byte_for_byte(render, var
     static = render(variant) / "static"
     shipped = {path.relative_to(static).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
                for path in static.rglob("*") if path.is_file()}
-    own = ("app.css", "app.js", "live-reload.js", "favicon.svg")  # the page's own files; upstream's are in vendor/
+    own = ("app.css", "app.js", "tables.js", "live-reload.js", "favicon.svg")  # the page's own files; upstream's are in vendor/
     assert {name: digest for name, digest in shipped.items() if name not in own} == assets
     assert all((name in shipped) == bool(assets) for name in own)
 
