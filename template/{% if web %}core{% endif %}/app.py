@@ -9,7 +9,7 @@ import sys
 import uvicorn
 from fasthtml.common import *
 
-from core import auth, live, tasks, tool_pages, workspace
+from core import auth, db, live, tasks, tool_pages, workspace
 from core.db import BUSY_ERRORS, make_data_folders
 from core.security import (BodyLimit, KnownHost, SameOrigin, SecurityHeaders, Sessions, database_busy,
                            session_secret)
@@ -98,6 +98,12 @@ def port_taken() -> str:
                f"another port with PORT={PORT + 1} python server.py"
 
 
+def database_problem() -> str:
+    """Why the database in DATABASE_URL cannot be reached, in one line, or ''."""
+    problem = db.backend.unreachable()
+    return problem and f"server.py: cannot reach the database in DATABASE_URL ({problem}): is it running?"
+
+
 def serve(factory: str) -> None:
     """Serve the app that `factory` ("module:function") makes, on HOST:PORT. uvicorn imports the module by name,
     once, so routes defined anywhere in it are there before the first request.
@@ -111,9 +117,9 @@ def serve(factory: str) -> None:
 
     No proxy headers: uvicorn would otherwise take a request's client address from the X-Forwarded-For that any
     program on this machine may send, and core/auth.py must see the real peer to trust a proxy's sign-in."""
-    if problem := auth.start_problem() or port_taken():
+    if problem := auth.start_problem() or port_taken() or database_problem():
         sys.exit(problem)
-    serving = dict(factory=True, app_dir=str(APP_DIR), host=HOST, port=PORT, ws_per_message_deflate=False,
+    serving = dict(factory=True, app_dir=str(APP_DIR), host=HOST.strip("[]"), port=PORT, ws_per_message_deflate=False,
                    proxy_headers=False)
     if DEV:
         make_data_folders()

@@ -49,10 +49,8 @@ def migrate() -> list[str]:
         highest = dict(source.execute("SELECT name, seq FROM sqlite_sequence")) if counted else {}  # ids given out
     finally:
         source.close()
-    try:
-        psycopg.connect(os.environ["DATABASE_URL"], connect_timeout=10).close()
-    except psycopg.Error as error:
-        raise Refused(f"cannot reach PostgreSQL: {str(error).strip().splitlines()[-1]}") from None
+    if problem := db.backend.unreachable():
+        raise Refused(f"cannot reach PostgreSQL: {problem}")
     try:
         with db.transaction():
             plans = [(name, pk, columns, *plan(name, pk, columns, found)) for name, pk, columns, found in tables]

@@ -152,5 +152,14 @@ class Postgres:
             return [dict(zip(names, row)) for row in cursor.fetchall()] if names else []
 
 
+def unreachable(url: str = DATABASE_URL) -> str:
+    """Why the database cannot be reached, in one line (libpq's last, which names no password), or ''."""
+    try:
+        psycopg.connect(url, connect_timeout=10).close()
+    except psycopg.Error as error:
+        return str(error).strip().splitlines()[-1]
+    return ""
+
+
 def configure(conn: psycopg.Connection) -> None:
     conn.execute(f"SET lock_timeout = {int(BUSY_TIMEOUT * 1000)}")
