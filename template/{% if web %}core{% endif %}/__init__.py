@@ -12,6 +12,7 @@ to the template with `flakewright backport`, and your own code goes in server.py
     live        the page's socket, its frames both ways
     task_rows   how a task shows in the page
     tasks       runs on the event loop, their progress saved and pushed; the /tasks routes
+    shares      a run's read-only permalink for other signed-in users; the /shared routes
     tool_pages  the tools under tools/ as forms and runs; the /tools routes
     ui          the page and its shared pieces
     workspace   the main page, its cards, the /profiles routes

@@ -9,7 +9,7 @@ import sys
 import uvicorn
 from fasthtml.common import *
 
-from core import auth, db, live, tasks, tool_pages, workspace
+from core import auth, db, live, shares, tasks, tool_pages, workspace
 from core.db import BUSY_ERRORS, make_data_folders
 from core.security import (BodyLimit, KnownHost, SameOrigin, SecurityHeaders, Sessions, database_busy,
                            session_secret)
@@ -75,7 +75,7 @@ def create_app(*, routers=()) -> FastHTML:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     workspace.ADDONS[:] = import_addons()
     addons = [router for addon in workspace.ADDONS if (router := getattr(addon, "router", None))]
-    for router in (auth.router, workspace.router, tasks.router, tool_pages.router, *addons, *routers):
+    for router in (auth.router, workspace.router, tasks.router, shares.router, tool_pages.router, *addons, *routers):
         router.to_app(app)
     return app
 

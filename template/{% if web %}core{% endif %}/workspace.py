@@ -7,7 +7,6 @@ from core.auth import current_user
 from core.db import Profile, profiles, transaction
 from core.profiles import (NO_NAME, choose_profile, current_profile, delete_profile, missing_profile, profiles_of,
                            text_error)
-from core import shares
 from core.tasks import TaskList
 from core.tool_pages import ToolMenu
 from core.ui import Error, Page
@@ -15,7 +14,6 @@ from settings import STATIC, TITLE
 
 ADDONS: list = []  # the add-on modules, imported by create_app()
 router = APIRouter()
-router.routes += shares.router.routes  # core/app.py registers the rooms it names; shares is not one yet
 
 
 def ProfileMenu(user: str | None, profile: Profile, error: str = ""):
