@@ -11,9 +11,12 @@ closed. Two methods:
 The user is kept in the session cookie (signed, HttpOnly, SameSite=Lax, Secure behind https), which starts afresh
 at each sign-in. Other rooms ask `current_user(sess or request)` and `is_admin(user)`.
 """
+import binascii
 import functools
 import ipaddress
+import ssl
 import time
+import unicodedata
 from collections import deque
 from urllib.parse import urlsplit
 
@@ -24,7 +27,7 @@ from joserfc.errors import JoseError
 from core import hidden
 from core.security import notice
 from settings import (ADMINS, ALLOWED_USERS, HOST, LOOPBACK, OIDC, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_ISSUER,
-                      OIDC_USER_CLAIM, PROXY, PROXY_USER_HEADER, PUBLIC_URL, TITLE, TRUSTED_PROXIES)
+                      OIDC_USER_CLAIM, PROXY, PROXY_USER_HEADER, PUBLIC_URL, TITLE, TRUSTED_PROXIES, name_key)
 
 SIGNIN = OIDC or PROXY
 # A sign-in lasts this long, however often the session changes since: Starlette re-signs the cookie (and so
@@ -61,13 +64,29 @@ def current_user(where) -> str | None:
 
 def is_admin(user: str | None) -> bool:
     """Whether `user` is in ADMINS: they may see every user's profiles and runs."""
-    return bool(user) and user.casefold() in ADMINS
+    return bool(user) and name_key(user) in ADMINS
 
 
 def may_sign_in(user: str) -> bool:
-    """Whether ALLOWED_USERS (or ADMINS) has this user, their domain (@example.com) or *."""
-    name = user.casefold()
-    return bool({"*", name, f"@{name.rpartition('@')[2]}"} & ALLOWED_USERS) or is_admin(user)
+    """Whether ALLOWED_USERS (or ADMINS) has this user, their domain (@example.com, for a name with an @) or *."""
+    name = name_key(user)
+    domain = {f"@{name.rpartition('@')[2]}"} if "@" in name else set()
+    return bool({"*", name, *domain} & ALLOWED_USERS) or is_admin(user)
+
+
+def plain_name(text: str) -> str | None:
+    """The user a provider or proxy names, if it is a plain name: no spaces, control characters or commas (a list
+    smuggled into one header), and the same after Unicode's compatibility normalization (no look-alikes of
+    another name)."""
+    name = text.strip(" \t")
+    odd = any(unicodedata.category(c)[0] in "CZ" or c == "," for c in name)
+    return name if name and not odd and unicodedata.normalize("NFKC", name) == name else None
+
+
+def only(scope, header: str) -> str:
+    """A header's one value; '' when it is missing or sent more than once (which one would a proxy have set?)."""
+    values = Headers(scope=scope).getlist(header)
+    return values[0] if len(values) == 1 else ""
 
 
 def start_session(session: dict, user: str, via: str) -> None:
@@ -92,7 +111,7 @@ def signed_in(scope) -> str | None:
     """The request's user, or None: the proxy's header if a trusted proxy sent it (which starts a session when it
     names someone new), else the session's user while its sign-in lasts. Either only if still allowed."""
     session = scope["session"]
-    if PROXY and peer_is_proxy(scope) and (user := Headers(scope=scope).get(PROXY_USER_HEADER, "").strip()):
+    if PROXY and peer_is_proxy(scope) and (user := plain_name(only(scope, PROXY_USER_HEADER)) or ""):
         if (session.get("user"), session.get("via")) != (user, "proxy"):  # (a socket's session is never saved)
             start_session(session, user, "proxy")
         return user if may_sign_in(user) else None
@@ -151,7 +170,7 @@ class SignIn:
 
 def client_address(scope) -> str:
     """Whom to count attempts against: the peer, or behind a trusted proxy the address it says it serves."""
-    forwarded = Headers(scope=scope).get("x-forwarded-for", "")
+    forwarded = ",".join(Headers(scope=scope).getlist("x-forwarded-for"))  # the last entry is the proxy's own
     if forwarded and peer_is_proxy(scope):
         return forwarded.rsplit(",", 1)[-1].strip()
     return (scope.get("client") or ("?",))[0]
@@ -189,6 +208,11 @@ def signin():
     return SignInPage()
 
 
+# What reading a provider's documents raises when they are not what they say (HTML for JSON, a key that is not one,
+# discovery without its jwks_uri).
+UNREADABLE = (ValueError, KeyError, TypeError, RuntimeError, binascii.Error)
+
+
 @functools.cache
 def provider():
     """The OpenID Connect client (it loads the discovery document on first use), and the error its HTTP calls
@@ -200,10 +224,15 @@ def provider():
             import httpx2 as http
         except ImportError:
             import httpx as http
+        import certifi
+    # One TLS context for every call: Authlib makes an HTTP client per sign-in, and each would load the CA bundle
+    # again, 25 ms of the event loop's time, which a stream of anonymous /signin/start requests would fill.
+    verify = ssl.create_default_context(cafile=certifi.where())
     client = OAuth().register(
         "oidc", client_id=OIDC_CLIENT_ID, client_secret=OIDC_CLIENT_SECRET,
         server_metadata_url=f"{OIDC_ISSUER}/.well-known/openid-configuration",
-        client_kwargs={"scope": "openid email profile", "code_challenge_method": "S256", "timeout": 10})
+        client_kwargs={"scope": "openid email profile", "code_challenge_method": "S256", "timeout": 10,
+                       "verify": verify})
     return client, http.HTTPError
 
 
@@ -228,6 +257,8 @@ async def signin_start(req):
         return await client.authorize_redirect(req, callback)
     except unanswered:
         return SignInPage(f"The sign-in provider at {OIDC_ISSUER} did not answer; try again.", 502)
+    except UNREADABLE:
+        return SignInPage(f"The sign-in provider at {OIDC_ISSUER} gave an answer that could not be read.", 502)
 
 
 @router.get("/signin/callback")
@@ -240,14 +271,23 @@ async def signin_callback(req):
         return refused
     client, unanswered = provider()
     try:
-        claims = (await client.authorize_access_token(req)).get("userinfo")
+        if problem := await discovered(client):  # also after a restart between the start and this
+            return SignInPage(f"Sign-in is misconfigured: {problem}.", 502)
+        issuer = (await client.load_server_metadata())["issuer"]
+        token = await client.authorize_access_token(req, claims_options={
+            "iss": {"essential": True, "values": [issuer]}, "aud": {"essential": True, "values": [OIDC_CLIENT_ID]}})
     except (AuthlibBaseError, JoseError) as error:  # refused by the provider, a bad state, or an ID token that
         return SignInPage(f"Sign-in failed ({type(error).__name__}): try again.", 401)  # does not check out
     except unanswered:
         return SignInPage(f"The sign-in provider at {OIDC_ISSUER} did not answer; try again.", 502)
-    user = str((claims or {}).get(OIDC_USER_CLAIM) or "")
-    if not user or (OIDC_USER_CLAIM == "email" and claims.get("email_verified") is False):
-        return SignInPage(f"Sign-in failed: the provider vouched for no {OIDC_USER_CLAIM}.", 401)
+    except UNREADABLE:
+        return SignInPage(f"The sign-in provider at {OIDC_ISSUER} gave an answer that could not be read.", 502)
+    claims = token.get("userinfo") or {}
+    user = plain_name(str(claims.get(OIDC_USER_CLAIM) or ""))
+    # email_verified: only true is true (some providers send the string); a provider that never sends it (Entra)
+    # vouches for its emails by issuing them.
+    if not user or (OIDC_USER_CLAIM == "email" and claims.get("email_verified", True) not in (True, "true")):
+        return SignInPage(f"Sign-in failed: the provider vouched for no plain, verified {OIDC_USER_CLAIM}.", 401)
     if not may_sign_in(user):
         return SignInPage(f"{user} may not use this app: ask its admin to add you to ALLOWED_USERS.", 403)
     next_path = req.session.get("next", "/")
