@@ -32,6 +32,7 @@ SAVE_LINES = ("INSERT INTO task_lines (task_id, n, line) SELECT ?, ? + n - 1, li
               "replace(?, '\\u0000', '\\ufffd')::jsonb) WITH ORDINALITY AS lines (line, n) ON CONFLICT DO NOTHING")
 POOL_SIZE = int(os.environ.get(f"{ENV_PREFIX}_POOL_SIZE", "10"))
 WRITES = 0x666C616B  # the advisory lock key write transactions take by default
+OWNER = 0x666C6F77  # the advisory lock the server that owns the running tasks holds for as long as it runs
 
 
 @lru_cache(maxsize=512)
@@ -62,7 +63,7 @@ class Postgres:
     """The app's database on PostgreSQL; one per process, usable from any thread."""
 
     def __init__(self, url: str = DATABASE_URL, *, first_use=None):
-        self.url, self.first_use, self.pool = url, first_use, None
+        self.url, self.first_use, self.pool, self.owner = url, first_use, None, None
         self.opening, self.local = threading.RLock(), threading.local()
         # The write lock is one for every server; one of this process's writers waits for it at a time, so writers
         # queued behind another program's lock never hold the whole pool from this process's reads.
@@ -93,6 +94,9 @@ class Postgres:
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+        if self.owner is not None:
+            self.owner.close()
+            self.owner = None
 
     @contextmanager
     def connection(self):
@@ -137,6 +141,18 @@ class Postgres:
         return {column for column, in self.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
             "AND table_name = ?", [name])}
+
+    def owns_running_tasks(self) -> bool:
+        """Whether this is the server whose tasks are those marked running: the first to start holds a lock on a
+        connection of its own until it exits, so a second server (with a data folder of its own) starting meanwhile
+        leaves the first one's runs alone. The next to start after it becomes the owner."""
+        if self.owner is None:
+            conn = psycopg.connect(self.url, autocommit=True)
+            if not conn.execute("SELECT pg_try_advisory_lock(%s)", [OWNER]).fetchone()[0]:
+                conn.close()
+                return False
+            self.owner = conn
+        return True
 
     def fix_ids(self, name: str) -> None:
         """Nothing to fix: every version made its ids an identity."""

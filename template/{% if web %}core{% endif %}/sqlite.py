@@ -50,6 +50,10 @@ class SQLite(Database):
             raise
         self.execute("COMMIT")
 
+    def owns_running_tasks(self) -> bool:
+        """Yes: the file is in data/, which this server owns (core.tasks.data_owner)."""
+        return True
+
     def fix_ids(self, name: str) -> None:
         """Rebuild the table with AUTOINCREMENT on its id if an older version made it without. Ids go on from the
         highest one it holds."""

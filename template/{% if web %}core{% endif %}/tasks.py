@@ -54,12 +54,15 @@ router = APIRouter()
 
 def new_task(req, *, title: str, kind: str = "", params: dict | None = None) -> Task:
     """The row of a task starting now for the request's tab and profile. A plain INSERT: fastlite's insert reads
-    the table's schema three times first, and 500 tabs starting tasks at once waited on that."""
+    the table's schema three times first, and 500 tabs starting tasks at once waited on that. In a write
+    transaction: on PostgreSQL a profile being deleted meanwhile would otherwise take the new run's row and folder
+    with it."""
     row = dict(profile_id=current_profile(req.session).id, tab=req.headers.get("x-tab", ""), title=scrub(title),
                status="running", done=0, total=0, log="", result="", kind=kind,
                params="" if params is None else json.dumps(params), started=time.time(), ended=None)
-    task_id = db.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) RETURNING id",
-                         list(row.values())).fetchone()[0]
+    with transaction():
+        task_id = db.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) "
+                             "RETURNING id", list(row.values())).fetchone()[0]
     return Task(id=task_id, **row)
 
 
@@ -337,10 +340,12 @@ def data_owner() -> bool:
 
 
 def mark_interrupted() -> None:
-    """At start-up, the tasks a stopped server left running are interrupted: only the owner of data/ says so."""
+    """At start-up, the tasks a stopped server left running are interrupted: only the owner of data/ says so, and
+    of the database (on PostgreSQL, other servers with data folders of their own may be running theirs)."""
     if data_owner():
         toolbox.reap_leftovers(OUTPUTS)  # first: what a killed server left running would write into those runs
-        db.execute("UPDATE tasks SET status = 'interrupted', result = ? WHERE status = 'running'", [INTERRUPTED])
+        if db.owns_running_tasks():
+            db.execute("UPDATE tasks SET status = 'interrupted', result = ? WHERE status = 'running'", [INTERRUPTED])
 
 
 @router.get("/tasks/{id}")
