@@ -54,6 +54,8 @@
     {
       packages = forEachSystem (pkgs: { default = serve pkgs; });
       apps = forEachSystem (pkgs: { default = { type = "app"; program = "${serve pkgs}/bin/${slug}"; }; });
+      # A team server on NixOS runs the same launcher as a service: services.<slug>, in nix/module.nix.
+      nixosModules.default = import ./nix/module.nix { inherit slug title serve; defaultPort = 5001; };
       devShells = forEachSystem (pkgs:
         let
           python = pythonOf pkgs;

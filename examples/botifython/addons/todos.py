@@ -55,10 +55,12 @@ def page_of(todo: Todo) -> int:
 
 
 def add_todo(profile_id: int, title: str) -> Todo:
-    """A new todo at the end of the list."""
-    return todo_rows("INSERT INTO todos (profile_id, title, done, priority) "
-                     "SELECT ?, ?, 0, coalesce(max(priority) + 1, 0) FROM todos WHERE profile_id = ? "
-                     f"{RETURNING}", [profile_id, title, profile_id])[0]
+    """A new todo at the end of the list. In a write transaction: on PostgreSQL, another server's add could
+    otherwise read the same last rank."""
+    with transaction():
+        return todo_rows("INSERT INTO todos (profile_id, title, done, priority) "
+                         "SELECT ?, ?, 0, coalesce(max(priority) + 1, 0) FROM todos WHERE profile_id = ? "
+                         f"{RETURNING}", [profile_id, title, profile_id])[0]
 
 
 def change_todo(profile_id: int, todo_id: int, change: str, args=()) -> Todo | None:
@@ -189,7 +191,7 @@ def todos_add(sess, title: str = ""):
 
 @router.post("/todos/{id}/toggle")
 def todos_toggle(sess, id: int):
-    todo = change_todo(current_profile(sess).id, id, "done = NOT done")
+    todo = change_todo(current_profile(sess).id, id, "done = 1 - done")
     return TodoItem(todo) if todo else UnknownTodo(id)
 
 

@@ -1,18 +1,25 @@
 """What keeps other machines, other sites and oversized requests out: host names, origins, framing, body size,
-and the key that signs session cookies."""
+and the session cookie with the key that signs it. Who may come in at all is core/auth.py's."""
 import html
+import json
 import os
 import secrets
+from base64 import b64decode
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from fasthtml.common import Headers, HTMLResponse, Response, WebSocket
+from itsdangerous import BadSignature
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import HTTPConnection
 
 from core.db import BUSY
-from settings import HOST
+from settings import HOST, PUBLIC_URL
 
-# Host names the app answers to; binding a wildcard address opts out of the check (and into the network).
-ALLOWED_HOSTS = {"*"} if HOST in ("0.0.0.0", "::") else {"127.0.0.1", "localhost", "::1", HOST.strip("[]")}
+# Host names the app answers to: its own, and PUBLIC_URL's (a reverse proxy passes on the name people open);
+# binding a wildcard address opts out of the check (and into the network, where core/auth.py asks who comes in).
+ALLOWED_HOSTS = {"*"} if HOST in ("0.0.0.0", "::") else \
+    {"127.0.0.1", "localhost", "::1", HOST.strip("[]"), urlsplit(PUBLIC_URL).hostname or "127.0.0.1"}
 # Request bodies are forms unless their path starts with a prefix here; uploads arrive under /tools/.
 MAX_BODY = 1024 * 1024
 BODY_LIMITS = {"/tools/": 100 * 1024 * 1024}
@@ -34,6 +41,22 @@ def session_secret(path: Path) -> str:
     return key
 
 
+class Sessions(SessionMiddleware):
+    """Starlette's session in a signed cookie, also read (never written) for a socket, so that core/auth.py can
+    ask who opened it. Starlette's own would wrap the socket's `send`, and with it every frame, only to look for
+    an HTTP response's start that a socket never sends."""
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            return await super().__call__(scope, receive, send)
+        signed = HTTPConnection(scope).cookies.get(self.session_cookie, "")
+        try:
+            scope["session"] = json.loads(b64decode(self.signer.unsign(signed, max_age=self.max_age)))
+        except (BadSignature, ValueError):
+            scope["session"] = {}
+        await self.app(scope, receive, send)
+
+
 class SameOrigin:
     """Refuses writes and sockets that another site's page starts.
 
@@ -52,11 +75,16 @@ class SameOrigin:
         await self.app(scope, receive, send)
 
 
+# Behind a reverse proxy that passes on its own Host (127.0.0.1:port), a browser's Origin names the address people
+# open: PUBLIC_URL's.
+PUBLIC_ORIGIN = "{0.scheme}://{0.netloc}".format(urlsplit(PUBLIC_URL)) if PUBLIC_URL else None
+
+
 def same_origin(scope) -> bool:
     headers = Headers(scope=scope)
     origin = headers.get("origin")
     reads = scope["type"] == "http" and scope["method"] in ("GET", "HEAD", "OPTIONS")
-    return reads or not origin or urlsplit(origin).netloc == headers.get("host")
+    return reads or not origin or urlsplit(origin).netloc == headers.get("host") or origin == PUBLIC_ORIGIN
 
 
 class KnownHost:

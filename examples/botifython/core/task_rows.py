@@ -1,4 +1,4 @@
-"""How a task shows in the page: its row, its progress frames, and the list of a profile's newest tasks."""
+"""How a task shows in the page: its row (with its owner's share controls), and its progress frames."""
 import html
 import json
 import time
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fasthtml.common import A, Article, Button, Div, Header, NotStr, P, Pre, Progress, Safe, Small, Span, Strong
 
+from core.auth import SIGNIN
 from core.db import Task
 from core.profiles import is_upload
 from core.ui import Error
@@ -37,7 +38,21 @@ def TaskRow(task: Task):
         Pre(task.log, id=dom_id(task.id, "log")),
         full_log,
         Div(NotStr(task.result), cls="result") if task.result else "",
+        Sharing(task),
         id=own, cls=f"task {task.status}", **poll)
+
+
+def Sharing(task: Task):
+    """Once sign-in lets others in, an ended run's owner may share it: a read-only link for anyone signed in
+    (core/shares.py), until they unshare it."""
+    if not SIGNIN or task.status == "running":
+        return ""
+    swap = dict(hx_target=f"#{dom_id(task.id)}", hx_swap="outerHTML", cls="outline secondary")
+    if task.share:
+        return P(A("Shared link", href=f"/shared/{task.share}", target="_blank"),
+                 Small("anyone signed in may open it, read-only"),
+                 Button("Unshare", hx_post=f"/tasks/{task.id}/unshare", **swap), cls="share")
+    return P(Button("Share", hx_post=f"/tasks/{task.id}/share", **swap), cls="share")
 
 
 def when(task: Task) -> str:

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 import anyio
-import apsw
 from fasthtml.common import APIRouter, Div, FileResponse, Pre, Response, Safe, to_xml
 
 import toolbox
 from toolbox import scrub
-from core.db import OUTPUTS, Task, by_id, db, fits, tasks, transaction
+from core.db import BUSY_ERRORS, OUTPUTS, Task, backend, by_id, db, fits, tasks, transaction
 from core.live import TABS
+from core.auth import current_user
 from core.profiles import current_profile
 from core.security import notice
 from core.task_rows import TASK_LOG_LINES, TaskRow, UnknownTask
@@ -47,35 +47,39 @@ router = APIRouter()
 #   start_task(req, *, title, fn, params) -> FT
 #     Starts fn(report, **params) on the server's event loop for the request's tab (X-Tab header) and profile,
 #     and returns the task-panel row for HTMX to insert. Call it from any handler, plain `def` or `async def`.
+#     Its frames go to that tab only while the tab's socket is signed in as the request's user.
 # fn runs on the event loop, so it must await whatever takes time; a tool (core/tool_pages.py) runs in a process
 # of its own.
 
 
 def new_task(req, *, title: str, kind: str = "", params: dict | None = None) -> Task:
     """The row of a task starting now for the request's tab and profile. A plain INSERT: fastlite's insert reads
-    the table's schema three times first, and 500 tabs starting tasks at once waited on that."""
+    the table's schema three times first, and 500 tabs starting tasks at once waited on that. In a write
+    transaction: on PostgreSQL a profile being deleted meanwhile would otherwise take the new run's row and folder
+    with it."""
     row = dict(profile_id=current_profile(req.session).id, tab=req.headers.get("x-tab", ""), title=scrub(title),
                status="running", done=0, total=0, log="", result="", kind=kind,
                params="" if params is None else json.dumps(params), started=time.time(), ended=None)
-    task_id = db.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) RETURNING id",
-                         list(row.values())).fetchone()[0]
+    with transaction():
+        task_id = db.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) "
+                             "RETURNING id", list(row.values())).fetchone()[0]
     return Task(id=task_id, **row)
 
 
 def start_task(req, *, title: str, fn, params: dict):
     task = new_task(req, title=title)
-    launch(task, partial(fn, **params))
+    launch(task, partial(fn, **params), user=current_user(req))
     return TaskRow(task)
 
 
-def launch(task: Task, work) -> None:
+def launch(task: Task, work, user: str | None = None) -> None:
     """Run `await work(report)` as the task on the event loop, whether the handler runs there or in a worker
-    thread."""
+    thread. `user` started it (None while sign-in is off): only their tab gets its frames."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return anyio.from_thread.run_sync(launch, task, work)
-    run = RUNS[task.id] = Run(task)
+        return anyio.from_thread.run_sync(launch, task, work, user)
+    run = RUNS[task.id] = Run(task, user=user)
     run.job = asyncio.create_task(run.execute(work))
 
 
@@ -102,16 +106,15 @@ def save_tasks(batch: list[tuple[tuple, int, list[str]]]) -> None:
     first one, in one transaction; runs in a worker thread. Each through one executemany, whose loop is in C and
     lets go of the GIL on every row: a Python call per task, or one JSON of every row, held the GIL long enough,
     with hundreds of tasks running, to delay every tab's frames."""
+    now = time.time()
     with transaction():
-        db.conn.executemany("INSERT OR IGNORE INTO task_lines (task_id, n, line) "
-                            "SELECT ?, ? + key, value FROM json_each(?)",
-                            [(row[-1], first, json.dumps(lines)) for row, first, lines in batch if lines])
+        db.executemany(backend.SAVE_LINES,
+                       [(row[-1], first, json.dumps(lines)) for row, first, lines in batch if lines])
         # A plain UPDATE: fastlite's update re-reads the table schema on every call. A task's end is when its
-        # final row is written, in the database's clock: the row carries no time of its own.
-        db.conn.executemany("UPDATE tasks SET status = ?1, done = ?2, total = ?3, log = ?4, result = ?5, "
-                            "ended = CASE WHEN ?1 = 'running' THEN NULL "
-                            "ELSE coalesce(ended, (julianday('now') - 2440587.5) * 86400) END WHERE id = ?6",
-                            [row for row, _, _ in batch])
+        # final row is written.
+        db.executemany("UPDATE tasks SET status = ?, done = ?, total = ?, log = ?, result = ?, "
+                       "ended = CASE WHEN ? = 'running' THEN NULL ELSE coalesce(ended, ?) END WHERE id = ?",
+                       [(*row[:5], row[0], now, row[5]) for row, _, _ in batch])
 
 
 def save_each(runs: list, batch: list) -> list[tuple]:
@@ -172,7 +175,7 @@ class Saver:
         batch = [run.snapshot() for run in runs]
         try:
             await asyncio.to_thread(save_tasks, batch)
-        except apsw.BusyError:
+        except BUSY_ERRORS:
             log.warning("the database is busy: the progress of %s task(s) waits for the next save", len(runs))
             for run, (_, first, lines) in zip(runs, batch):
                 run.unsaved[:0], run.lines_saved = lines, first
@@ -197,6 +200,7 @@ class Run:
     """A running task's row, kept current in memory, pushed to its tab at most every PUSH_EVERY seconds and saved
     with every other running task's every SAVE_EVERY seconds; both again at the end."""
     task: Task
+    user: str | None = None  # who started it
     tail: deque = field(default_factory=lambda: deque(maxlen=TASK_LOG_LINES))
     unsent: list = field(default_factory=list)
     unsaved: list = field(default_factory=list)
@@ -241,8 +245,14 @@ class Run:
         """Send the tab the latest bar and the log lines since the last push."""
         self.timer, self.pushed = None, time.monotonic()
         lines, self.unsent = self.unsent, []
-        if tab := TABS.get(self.task.tab):
+        if tab := self.tab():
             tab.report(self.task.id, self.task.done, self.task.total, lines)
+
+    def tab(self):
+        """The open page that started the task, while its socket is signed in as the user who did: a socket
+        opened for another page's tab id, by someone else, gets no frame of this task."""
+        tab = TABS.get(self.task.tab)
+        return tab if tab and current_user(tab.socket) == self.user else None
 
     def snapshot(self) -> tuple[tuple, int, list[str]]:
         """The row as it stands, the log lines not saved yet and the number of the first, for a write. Plain
@@ -281,7 +291,7 @@ class Run:
         self.task = replace(self.task, log="".join(self.tail), ended=time.time(), **outcome)
         await SAVER.save(self)
         RUNS.pop(self.task.id)
-        if tab := TABS.get(self.task.tab):
+        if tab := self.tab():
             tab.finish(self.task.id, TaskRow(self.task)(hx_swap_oob="true"))
 
 
@@ -297,7 +307,7 @@ async def interrupt_runs() -> None:
 
 
 def task_of(sess: dict, task_id: int) -> Task | None:
-    """The task as it stands now, if it is this profile's."""
+    """The task as it stands now, if it is this browser's profile's (so its user's, or an admin's choosing)."""
     task = run.current if (run := RUNS.get(task_id)) else by_id(tasks, task_id)
     return task if task and task.profile_id == current_profile(sess).id else None
 
@@ -330,10 +340,12 @@ def data_owner() -> bool:
 
 
 def mark_interrupted() -> None:
-    """At start-up, the tasks a stopped server left running are interrupted: only the owner of data/ says so."""
+    """At start-up, the tasks a stopped server left running are interrupted: only the owner of data/ says so, and
+    of the database (on PostgreSQL, other servers with data folders of their own may be running theirs)."""
     if data_owner():
         toolbox.reap_leftovers(OUTPUTS)  # first: what a killed server left running would write into those runs
-        db.execute("UPDATE tasks SET status = 'interrupted', result = ? WHERE status = 'running'", [INTERRUPTED])
+        if db.owns_running_tasks():
+            db.execute("UPDATE tasks SET status = 'interrupted', result = ? WHERE status = 'running'", [INTERRUPTED])
 
 
 @router.get("/tasks/{id}")
@@ -342,23 +354,29 @@ def tasks_row(sess, id: int):
     return TaskRow(task) if task else UnknownTask(id)
 
 
+def full_log(task_id: int) -> Response:
+    """Every line the task logged, as text."""
+    lines = db.execute("SELECT line FROM task_lines WHERE task_id = ? ORDER BY n", [task_id]).fetchall()
+    return Response("".join(f"{line}\n" for line, in lines), media_type="text/plain")
+
+
+def output_file(task_id: int, name: str):
+    """A file the task's run wrote, straight inside its outputs folder; images show, the rest download."""
+    path = OUTPUTS / str(task_id) / name
+    if "/" in name or "\\" in name or name.startswith(".") or path.is_symlink() or not path.is_file():
+        return notice(NO_FILE, 404)
+    shown = path.suffix.lower() in INLINE_SUFFIXES
+    return FileResponse(path, filename=name, content_disposition_type="inline" if shown else "attachment")
+
+
 @router.get("/tasks/{id}/log")
 def tasks_log(sess, id: int):
-    if not task_of(sess, id):
-        return UnknownTask(id)
-    lines = db.execute("SELECT line FROM task_lines WHERE task_id = ? ORDER BY n", [id]).fetchall()
-    return Response("".join(f"{line}\n" for line, in lines), media_type="text/plain")
+    return full_log(id) if task_of(sess, id) else UnknownTask(id)
 
 
 @router.get("/tasks/{id}/files/{name}")
 def tasks_file(sess, id: int, name: str):
-    """A file a run of this profile's wrote, straight inside its outputs folder; images show, the rest download."""
-    path = OUTPUTS / str(id) / name
-    hidden_or_elsewhere = "/" in name or "\\" in name or name.startswith(".")
-    if hidden_or_elsewhere or not task_of(sess, id) or path.is_symlink() or not path.is_file():
-        return notice(NO_FILE, 404)
-    shown = path.suffix.lower() in INLINE_SUFFIXES
-    return FileResponse(path, filename=name, content_disposition_type="inline" if shown else "attachment")
+    return output_file(id, name) if task_of(sess, id) else notice(NO_FILE, 404)
 
 
 @router.post("/tasks/{id}/cancel")

@@ -22,6 +22,7 @@ from starlette.datastructures import UploadFile
 
 import toolbox
 from toolbox.notebook_form import tool_name
+from core.auth import current_user
 from core.db import OUTPUTS, UPLOADS, Profile
 from core.profiles import current_profile, is_upload
 from core.security import notice
@@ -110,7 +111,7 @@ def start_tool(req, tool: toolbox.Tool, params: dict):
         return Safe(await toolbox.run_tool(tool, params, report=report, outputs=OUTPUTS / str(task.id),
                                            download_url=partial(file_url, task.id)))
 
-    launch(task, work)
+    launch(task, work, user=current_user(req))
     return TaskRow(task)
 
 
@@ -261,8 +262,8 @@ def tools_page(sess, bodykw, name: str):
         line = f"{name} could not become a tool:" if cards else \
             f"There is no tool named {name}: the main page lists the tools there are."
         return FtResponse(Page(bodykw, f"No tool {name} · {TITLE}", P(line, cls="error", role="alert"), *why,
-                               Nav(A("← All tools", href="/"), cls="back")), status_code=404)
-    return Page(bodykw, f"{tool.title} · {TITLE}", *ToolPage(tool, current_profile(sess)))
+                               Nav(A("← All tools", href="/"), cls="back"), user=current_user(sess)), status_code=404)
+    return Page(bodykw, f"{tool.title} · {TITLE}", *ToolPage(tool, current_profile(sess)), user=current_user(sess))
 
 
 @router.post("/tools/{name}")

@@ -5,16 +5,20 @@ from __future__ import annotations
 import html
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import httpx
 from websockets.sync.client import connect
 
 from conftest import ENV_PREFIX
+
+REPO = Path(__file__).resolve().parent.parent
 
 WAITS = '''
 import time
@@ -48,8 +52,10 @@ def ended(browser: httpx.Client, task_id: int, timeout: float = 60) -> str:
     return row
 
 
-def test_editing_tools_in_development_mode_restarts_nothing(live_server, app_dir, tmp_path):
+def test_editing_tools_or_saving_a_notebook_in_development_mode_restarts_nothing(
+        live_server, app_dir, tmp_path):
     (app_dir / "tools" / "waits.py").write_text(textwrap.dedent(WAITS))
+    shutil.copytree(REPO / "notebooks", app_dir / "notebooks")
     flag = tmp_path / "go"
     with live_server(**{f"{ENV_PREFIX}_ENV": "dev"}) as url, httpx.Client(base_url=url, timeout=30) as browser:
         up(browser)
@@ -61,6 +67,8 @@ def test_editing_tools_in_development_mode_restarts_nothing(live_server, app_dir
             checkpoints = app_dir / "tools" / ".ipynb_checkpoints"
             checkpoints.mkdir()
             (checkpoints / "waits-checkpoint.py").write_text("autosaved = True\n")
+            starter = app_dir / "notebooks" / "starter.ipynb"  # JupyterLab's autosave, every few minutes
+            starter.write_text(starter.read_text())
             time.sleep(2)  # uvicorn's watcher polls; a restart would have begun by now
             assert "/tools/fresh_tool" in browser.get("/").text
             flag.touch()

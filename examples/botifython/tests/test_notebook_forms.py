@@ -77,6 +77,15 @@ def test_a_parameters_cell_with_several_problems_names_them_all_in_one_line(app)
     assert problem.count("it may hold only") == 1 and "line 2" not in problem and "line 7" not in problem
 
 
+def test_a_line_that_does_not_parse_is_named_with_the_other_problems_after_it(app):
+    # as papermill's own test notebook of complex parameters has them: a broken line after a non-literal
+    notebook(app / "tools" / "bad.ipynb", "a: float = 2.25\nd = a == 3\n= 2\nb = [\n    'Hello',\n]\n(", "")
+    problem = toolbox.discover(app / "tools", jupyter=True)[1][0].problem
+    assert re.fullmatch(r"bad\.ipynb: the parameters cell, line 2: d = a == 3 is not a literal; line 3: `= 2` is "
+                        r"SyntaxError: invalid syntax; line 7: `\(` is SyntaxError: .*; a literal is .*",
+                        problem), problem
+
+
 PLAIN = '''\
 """Plain literals, as papermill takes them."""
 thresholds = [0.1, 0.5]  # where the bands start

@@ -5,13 +5,11 @@ fixture's rooms (core.tasks, core.live): no socket, no second process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import sys
 import time
 from types import SimpleNamespace
 
-import apsw
 import pytest
 
 from conftest import COUNT, open_page, receive_until, task_id_of
@@ -78,6 +76,7 @@ def test_a_poll_of_a_running_task_does_not_race_its_reports(client, server, tigh
     assert counts == sorted(counts) and server.db.tasks[task_id].done == REPORTS
 
 
+@pytest.mark.sqlite  # counts the calls into apsw, SQLite's driver
 def test_a_save_of_many_tasks_makes_as_many_python_calls_to_the_database_as_a_save_of_one(server, monkeypatch):
     profile_id = server.profiles.current_profile({}).id
     new = dict(profile_id=profile_id, tab="", title="t", status="running", done=0, total=0, log="", result="",
@@ -181,9 +180,9 @@ def test_a_bar_that_is_not_whole_numbers_fails_its_own_task_in_one_line(server, 
 
 
 def saved_rows(server, ids) -> list[tuple]:
-    """The tasks' rows in the database file, read by a connection of its own."""
-    with contextlib.closing(apsw.Connection(str(server.db.DB_FILE))) as conn:
-        return [conn.execute("SELECT status, done, total, result FROM tasks WHERE id = ?", [i]).fetchone() for i in ids]
+    """The tasks' rows as the database holds them, not the server's memory."""
+    return [tuple(server.db.db.execute("SELECT status, done, total, result FROM tasks WHERE id = ?", [i]).fetchone())
+            for i in ids]
 
 
 SAVE_SOON = 0.1  # SAVE_EVERY in the tests below: periodic saves happen while their tasks wait
@@ -209,10 +208,20 @@ def test_a_bar_too_big_for_the_database_fails_its_own_task_and_every_other_is_sa
     assert rows[1][3].startswith("Failed: report(done, total) takes whole numbers below 2**63, not ")
 
 
+REFUSE_A_ROW = {
+    "sqlite": ["CREATE TRIGGER refuse BEFORE UPDATE ON tasks WHEN NEW.log LIKE '%refuse me%' "
+               "BEGIN SELECT RAISE(ABORT, 'this row is refused'); END"],
+    "postgres": ["CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                 "$$ BEGIN RAISE EXCEPTION 'this row is refused'; END $$",
+                 "CREATE TRIGGER refuse BEFORE UPDATE ON tasks FOR EACH ROW WHEN (NEW.log LIKE '%refuse me%') "
+                 "EXECUTE FUNCTION refuse()"],
+}
+
+
 def test_a_row_the_database_refuses_fails_that_task_alone_and_the_rest_are_saved(server, monkeypatch):
     monkeypatch.setattr(server.tasks, "SAVE_EVERY", SAVE_SOON)
-    server.db.db.execute("CREATE TRIGGER refuse BEFORE UPDATE ON tasks WHEN NEW.log LIKE '%refuse me%' "
-                      "BEGIN SELECT RAISE(ABORT, 'this row is refused'); END")
+    for sql in REFUSE_A_ROW["postgres" if server.settings.DATABASE_URL else "sqlite"]:
+        server.db.db.execute(sql)
 
     async def refused(report):
         await report(1, 2, "refuse me")
@@ -285,7 +294,7 @@ def test_a_save_refused_as_busy_is_carried_by_the_next_and_loses_no_line(server,
     def busy_once(batch):
         if not refused:
             refused.append(batch)
-            raise apsw.BusyError("database is locked")
+            raise server.db.BUSY_ERRORS[0]("database is locked")
         save_tasks(batch)
 
     monkeypatch.setattr(server.tasks, "save_tasks", busy_once)
@@ -331,6 +340,7 @@ def test_a_second_cancel_while_the_task_saves_its_end_leaves_nothing_running(ser
     assert server.db.tasks[task_id].status == "interrupted"
 
 
+@pytest.mark.sqlite  # traced by SQLite's own statement hook
 def test_starting_a_task_runs_one_insert_and_reads_no_schema(server):
     request = SimpleNamespace(session={}, headers={"x-tab": "a-tab"})
     statements = []

@@ -215,6 +215,7 @@ def test_record_awaits_an_async_tool(app_dir, tools_package, server):
     assert (task.status, task.done, task.total, task.log, task.result) == ("done", 2, 2, "waited 1\nwaited 2\n", "2")
 
 
+@pytest.mark.sqlite  # PostgreSQL's database is made before the app starts
 def test_record_without_the_app_database_says_to_start_the_app_and_runs_nothing(app_dir, tools_package):
     ran = []
     with pytest.raises(FileNotFoundError, match=r"does not exist yet: start the app once with ./scripts/run first"):

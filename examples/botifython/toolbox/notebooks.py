@@ -3,8 +3,8 @@
 In the server, notebook_tool() (notebook_form.py) reads the parameters cell into form fields without running
 anything (for discover). In a run's child, run_notebook() executes the notebook and shows every output it made, in
 order, as HTML; in the notebook's kernel, show_value() shows the last cell's value the way a function tool's result
-is shown. The kernel works in the notebook's own folder, as Jupyter's does. nbformat, nbclient and nh3 are imported
-when a notebook runs.
+is shown. The kernel works in the notebook's own folder, as Jupyter's does. nbformat, nbclient, mistune and nh3 are
+imported when a notebook runs.
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from .common import ToolFailed, label, text_html
 from .downloads import MAX_ZIP_FILES, link_to, owner_only, path_result, unique
 from .kinds import argument
 from .notebook_form import Source, cell_text, notebook_tool, parameters, parameters_cell
-from .results import MAX_HTML, capped, figure_of, image_html, long_text, render_result, rich, sanitized, several_results
+from .results import (MAX_HTML, MAX_TEXT, capped, figure_of, image_html, long_text, render_result, rich, sanitized,
+                      several_results)
 
 __all__ = ["notebook_tool", "run_notebook", "show_value"]
 RESULT = "application/x-toolbox-result+html"  # how the kernel hands the last cell's value, shown, to run_notebook
@@ -217,8 +218,8 @@ IMAGES = {"image/png": ".png", "image/jpeg": ".jpg"}
 
 def output_html(output: dict, outputs: Path, href: Callable[[str], str], stem: str) -> str:
     """One output as a block of HTML, as Jupyter shows each on lines of its own: printed text, an image as a file
-    of the run, the kernel's HTML sanitized, markdown or plain text escaped, an error as its one line. Text is cut
-    at MAX_TEXT as a function's is."""
+    of the run, the kernel's HTML and markdown as HTML sanitized, LaTeX and plain text escaped, an error as its one
+    line. Text is cut at MAX_TEXT as a function's is."""
     kind = output.get("output_type")
     if kind == "stream":
         return long_text(output.get("text", ""), outputs, href, stem, pre=True)
@@ -236,11 +237,22 @@ def output_html(output: dict, outputs: Path, href: Callable[[str], str], stem: s
     if "text/html" in data:
         return f"<div>{capped(sanitized(cell_text({'source': data['text/html']})), outputs, href, stem)}</div>"
     if "text/markdown" in data:
-        text = long_text(cell_text({"source": data["text/markdown"]}), outputs, href, stem)
-        return text if text.startswith("<pre>") else f"<p>{text}</p>"
-    if "text/plain" in data:
-        return long_text(cell_text({"source": data["text/plain"]}), outputs, href, stem, pre=True)
+        text = cell_text({"source": data["text/markdown"]})
+        if len(text) > MAX_TEXT:  # its start as text, and all of it as a download
+            return long_text(text, outputs, href, stem)
+        return f"<div>{sanitized(markdown_html(text))}</div>"
+    for mime in ("text/latex", "text/plain"):  # LaTeX as its source: drawing it takes a script (MathJax)
+        if mime in data:
+            return long_text(cell_text({"source": data[mime]}), outputs, href, stem, pre=True)
     return ""
+
+
+def markdown_html(text: str) -> str:
+    """Markdown as HTML, by mistune, which Jupyter's nbconvert renders markdown with (so it comes with jupyter).
+    Raw HTML in it is kept for sanitized() to clean, as the kernel's own HTML is."""
+    import mistune
+
+    return mistune.html(text).strip()
 
 
 MAX_WRITTEN = 20  # files a run wrote beside the notebook that it offers as downloads; the rest are only named

@@ -26,8 +26,8 @@ MAX_TEXT = 50_000  # characters of a text result shown inline (a page stays quic
 def render_result(value, outputs: Path, download_url: Callable[[str], str], *, name: str = "result") -> str:
     """The value as an HTML fragment, writing any file it needs (a DataFrame's CSV, a figure's PNG) to `outputs`
     under `name`. Never raises: finished work is never marked failed because of how it is shown. Every part is
-    cut to what a page shows quickly (MAX_TEXT, TABLE_ROWS, TABLE_COLUMNS, MAX_CELL, MAX_HTML), with a line saying
-    so and a download of the whole."""
+    cut to what a page shows quickly (MAX_TEXT, tables.py's limits, MAX_HTML), with a line saying so and a download
+    of the whole."""
     outputs = Path(outputs).resolve()
     try:
         return scrub(capped(rendered(value, outputs, download_url, name), outputs, download_url, name))

@@ -1,6 +1,7 @@
-"""A DataFrame as a result: a table of its first rows and columns and the whole as a CSV download, every cell of
-which a spreadsheet shows and never runs (spreadsheet_text). Runs where a result is made (see results.py); pandas is
-the caller's, found in sys.modules, never imported here.
+"""A DataFrame as a result: a table of its first rows and columns, which static/tables.js pages and sorts in the
+browser, and the whole as a CSV download, every cell of which a spreadsheet shows and never runs
+(spreadsheet_text). Runs where a result is made (see results.py); pandas is the caller's, found in sys.modules,
+never imported here.
 """
 from __future__ import annotations
 
@@ -13,30 +14,37 @@ from pathlib import Path
 
 from .downloads import link_to, owner_only, unique
 
-TABLE_ROWS = 20  # rows of a DataFrame shown in the table; all of them are in its CSV
+TABLE_ROWS = 20  # rows of a table the page shows at once; tables.js pages through the others the table holds
+MAX_ROWS = 1_000  # rows of a DataFrame its table holds, to page and sort through; all of them are in its CSV
+MAX_TABLE = 50_000  # characters of a table's rows: the first TABLE_ROWS always, more while they fit, so that a
+#   page listing many runs stays quick to load however wide their tables
 TABLE_COLUMNS = 25  # columns of a DataFrame shown in the table; all of them are in its CSV
 MAX_CELL = 100  # characters of a table cell shown; all of it is in the CSV
 
 
 def frame_result(frame, outputs: Path, download_url: Callable[[str], str], name: str, *, table: str = "") -> str:
-    """'N rows × M columns', the first rows and columns as a table (or `table`, already made) and the whole frame
-    as a CSV download."""
+    """'N rows × M columns', its first rows and columns as a table (or `table`, already made, of its first
+    TABLE_ROWS) and the whole frame as a CSV download."""
     pandas = sys.modules["pandas"]
     path = unique(outputs, f"{name}.csv")
     index = not isinstance(frame.index, pandas.RangeIndex)
     with open(path, "x", encoding="utf-8", newline="", opener=owner_only) as file:
         spreadsheet_frame(frame, index=index).to_csv(file, index=index)
     rows, columns = frame.shape
+    shown = min(rows, TABLE_ROWS)
+    if not table:
+        table, shown = table_html(frame.iloc[:MAX_ROWS, :TABLE_COLUMNS])
     if columns > TABLE_COLUMNS:
-        more = f"; the first {f'{TABLE_ROWS} rows and ' if rows > TABLE_ROWS else ''}{TABLE_COLUMNS} columns shown"
+        more = f"; the first {f'{shown:,} rows and ' if rows > shown else ''}{TABLE_COLUMNS} columns shown"
     else:
-        more = f"; the first {TABLE_ROWS} shown" if rows > TABLE_ROWS else ""
-    return (f"<p>{rows:,} rows × {columns:,} columns{more}. {link_to(path, download_url)}</p>"
-            f"{table or table_html(frame.iloc[:TABLE_ROWS, :TABLE_COLUMNS])}")
+        more = f"; the first {shown:,} shown" if rows > shown else ""
+    return f"<p>{rows:,} rows × {columns:,} columns{more}. {link_to(path, download_url)}</p>{table}"
 
 
-def table_html(head) -> str:
-    """The frame as a table: a header cell per index level (its name, if it has one) and per column, then its rows."""
+def table_html(head) -> tuple[str, int]:
+    """The frame as a table, and how many of its rows it holds: a header cell per index level (its name, if it has
+    one) and per column, then the rows, up to MAX_TABLE characters of them. data-page tells tables.js how many
+    rows to show at once."""
     def cell(tag: str, text: str) -> str:
         return f"<{tag}>{html.escape(text if len(text) <= MAX_CELL else text[:MAX_CELL] + '…')}</{tag}>"
 
@@ -44,10 +52,16 @@ def table_html(head) -> str:
     columns = [cell_texts(head.iloc[:, number]) for number in range(head.shape[1])]
     header = "".join(cell("th", "" if name is None else str(name)) for name in head.index.names) + \
         "".join(cell("th", str(column)) for column in head.columns)
-    body = "".join("<tr>" + "".join(cell("th", text) for text in row[:len(levels)]) +
-                   "".join(cell("td", text) for text in row[len(levels):]) + "</tr>"
-                   for row in zip(*levels, *columns))
-    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+    body, size = [], 0
+    for row in zip(*levels, *columns):
+        line = "<tr>" + "".join(cell("th", text) for text in row[:len(levels)]) + \
+            "".join(cell("td", text) for text in row[len(levels):]) + "</tr>"
+        if len(body) >= TABLE_ROWS and size + len(line) > MAX_TABLE:
+            break
+        body.append(line)
+        size += len(line)
+    return (f'<table data-page="{TABLE_ROWS}"><thead><tr>{header}</tr></thead><tbody>{"".join(body)}</tbody>'
+            "</table>"), len(body)
 
 
 def cell_texts(values) -> list[str]:

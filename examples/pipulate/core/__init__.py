@@ -2,11 +2,17 @@
 to the template with `flakewright backport`, and your own code goes in server.py, addons/ and tools/.
 
     db          connections, transactions, tables (a notebook may import it: it needs no web stack)
-    security    host names, origins, framing, body size, the session key
+    sqlite      the laptop's database, a file in data/ (the default)
+    postgres    a team server's database, when DATABASE_URL is set
+    pg_tables   its tables, through the same MiniDataAPI calls fastlite gives on SQLite
+    migrate     a data folder's SQLite database into PostgreSQL (scripts/migrate-to-postgres)
+    security    host names, origins, framing, body size, the session cookie and its key
+    auth        who signs in (OpenID Connect or a proxy's header), the gate on every route; /signin, /signout
     profiles    profiles and what deleting one deletes
     live        the page's socket, its frames both ways
     task_rows   how a task shows in the page
     tasks       runs on the event loop, their progress saved and pushed; the /tasks routes
+    shares      a run's read-only permalink for other signed-in users; the /shared routes
     tool_pages  the tools under tools/ as forms and runs; the /tools routes
     ui          the page and its shared pieces
     workspace   the main page, its cards, the /profiles routes

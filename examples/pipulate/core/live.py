@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from fasthtml.common import WebSocket, WebSocketDisconnect, to_xml
 
+from core import auth
 from core.task_rows import TASK_LOG_LINES, ProgressUpdate
 from toolbox import scrub
 from settings import DEV
@@ -146,6 +147,10 @@ async def ws(socket: WebSocket):
     await socket.accept()
     if not TAB_ID.fullmatch(tab_id):
         return await socket.close(code=1008, reason="Connect to /ws?tab=<the tab id of the page>.")
+    # The page picks its tab id, so a reconnecting page takes its own tab over; another user's page must not take
+    # it, or the page it belongs to would stop getting its frames.
+    if (held := TABS.get(tab_id)) and auth.current_user(held.socket) != auth.current_user(socket):
+        return await socket.close(code=1008, reason="That tab is another user's.")
     tab = TABS[tab_id] = Tab(socket)
     try:
         while (message := await socket.receive())["type"] == "websocket.receive":

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,19 +28,26 @@ import pytest
 from starlette.testclient import TestClient
 
 REPO = Path(__file__).resolve().parent.parent
-# tool_runs: the `app` (a toolbox and tools/ without the app) and `umask` fixtures; wire: `app_server`; then
-# the fakes of outside services that the add-ons rendered here talk to, each with its own fixtures.
-PLUGINS = ["tool_runs", "wire", "fake_ollama"]
+# postgres: `pytest --postgres`; tool_runs: the `app` (a toolbox and tools/ without the app) and `umask` fixtures;
+# wire: `app_server`; fake_oidc: a sign-in provider, `fake`; then the fakes of outside services that the add-ons
+# rendered here talk to, each with its own fixtures.
+PLUGINS = ["postgres", "tool_runs", "wire", "fake_oidc", "fake_ollama"]
 pytest_plugins = [name for name in PLUGINS if (Path(__file__).parent / f"{name}.py").exists()]
 ENV_PREFIX = "PIPULATE"
 LISTENING = re.compile(r"Uvicorn running on (\S+)")
 
 
+# Settings your shell may hold: they would point a test's app at your own data, or put it behind sign-in.
+# (DATABASE_URL is the postgres plugin's: a database of the test's own under --postgres, else none.)
+SHELL_SETTINGS = ("DATA_DIR", "ENV_FILE", "OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_USER_CLAIM",
+                  "TRUSTED_PROXIES", "PROXY_USER_HEADER", "ALLOWED_USERS", "ADMINS", "PUBLIC_URL", "HOST", "PORT")
+
+
 @pytest.fixture(autouse=True)
 def no_settings_from_your_shell(monkeypatch: pytest.MonkeyPatch):
-    """A DATA_DIR or ENV_FILE set in your shell would point a test's app at your own data: tests start without."""
-    monkeypatch.delenv("DATA_DIR", raising=False)
-    monkeypatch.delenv("ENV_FILE", raising=False)
+    """Tests start without the settings your shell sets."""
+    for name in SHELL_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -64,7 +72,8 @@ def server(app_dir: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delitem(sys.modules, name)  # another test's copy: this one imports its own
     module = importlib.import_module("server")
     rooms = {name: importlib.import_module(f"core.{name}") for name in
-             ("db", "security", "profiles", "live", "task_rows", "tasks", "tool_pages", "workspace", "app")}
+             ("db", "security", "auth", "profiles", "live", "task_rows", "tasks", "shares", "tool_pages", "workspace",
+              "app")}
     for source in sorted((app_dir / "addons").glob("[!_]*.py")):
         rooms.setdefault(source.stem, importlib.import_module(f"addons.{source.stem}"))
     yield SimpleNamespace(**rooms, settings=sys.modules["settings"], toolbox=sys.modules["toolbox"],
@@ -109,10 +118,19 @@ def task_id_of(row: str) -> int:
 
 
 HOLD_WRITE_LOCK = """
-import sys, apsw
-conn = apsw.Connection(sys.argv[1])
-conn.execute("BEGIN IMMEDIATE")
-conn.execute("INSERT INTO store (key, value) VALUES ('held', '1')")
+import os, sys
+if url := os.environ.get("DATABASE_URL"):  # as the app's write transactions begin, then every table held for writes
+    import psycopg
+    conn = psycopg.connect(url)
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", [int(sys.argv[2])])
+    tables = [name for name, in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
+    conn.execute(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")
+    conn.execute("INSERT INTO store (key, value) VALUES ('held', '1')")
+else:
+    import apsw
+    conn = apsw.Connection(sys.argv[1])
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO store (key, value) VALUES ('held', '1')")
 print("locked", flush=True)
 sys.stdin.readline()
 conn.execute("COMMIT")
@@ -120,15 +138,39 @@ conn.execute("COMMIT")
 
 
 @contextlib.contextmanager
-def write_lock(db_file):
-    """Another process (a notebook, say) holding the database's write lock until the block ends."""
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(db_file)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+def write_lock(server):
+    """Another process (a notebook, say) holding the database's write lock, as SQLite's BEGIN IMMEDIATE or the
+    app's write transactions on PostgreSQL hold it, until the block ends or it calls the `release` it is given."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(server.settings.DB_FILE),
+                               str(getattr(server.db.backend, "WRITES", 0))],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    releasing = threading.Lock()  # the block's end and a timer's call may come at once
+
+    def release():
+        with releasing:
+            if holder.returncode is None:
+                holder.communicate("release\n", timeout=30)
+
     try:
         assert holder.stdout.readline() == "locked\n"
-        yield
+        yield release
     finally:
-        holder.communicate("release\n", timeout=30)
+        release()
+
+
+def query(app_dir: Path, sql: str, args=()) -> list[tuple]:
+    """Rows straight from the app copy's database, not the server's memory, read as another program reads them."""
+    if url := os.environ.get("DATABASE_URL"):
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            return conn.execute(sql.replace("?", "%s"), args).fetchall()
+    import apsw
+
+    (db_file,) = (app_dir / "data").glob("*.db")
+    with contextlib.closing(apsw.Connection(str(db_file))) as conn:
+        return conn.execute(sql, args).fetchall()
 
 
 def open_page(client: TestClient) -> dict:

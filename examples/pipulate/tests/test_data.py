@@ -19,11 +19,12 @@ import apsw
 import httpx
 import pytest
 
-from conftest import ENV_PREFIX, LocalClient, open_page, started, write_lock
+from conftest import ENV_PREFIX, LocalClient, open_page, query, started, write_lock
 
 # --- another program holding the database ----------------------------------------------------------------
 
 
+@pytest.mark.sqlite
 def test_a_write_waiting_on_another_process_holds_up_no_other_request(server, monkeypatch):
     waiting = threading.Event()
     connect = server.db.connect
@@ -42,7 +43,7 @@ def test_a_write_waiting_on_another_process_holds_up_no_other_request(server, mo
     monkeypatch.setattr(server.db, "connect", noting_waits)
     with LocalClient(server.create_app()) as client, ThreadPoolExecutor(1) as pool:
         headers = open_page(client)
-        with write_lock(server.db.DB_FILE):
+        with write_lock(server):
             add = pool.submit(client.post, "/profiles", data={"name": "after the lock"}, headers=headers)
             assert waiting.wait(30)
             assert client.get("/static/app.css").status_code == 200
@@ -54,14 +55,14 @@ def test_a_write_waiting_on_another_process_holds_up_no_other_request(server, mo
 
 
 def test_a_write_past_the_busy_timeout_gets_one_line_not_a_500(server, monkeypatch):
-    monkeypatch.setattr(server.db, "BUSY_TIMEOUT", 0.05)
+    monkeypatch.setattr(server.db.backend, "BUSY_TIMEOUT", 0.05)
     with LocalClient(server.create_app()) as client:
         headers = open_page(client)
         profile = server.profiles.current_profile({}).id
         writes = [("POST", "/profiles", {"name": "Other"}), ("POST", "/profiles/switch", {"id": str(profile)}),
                   ("POST", f"/profiles/{profile}/rename", {"name": "Renamed"}),
                   ("DELETE", f"/profiles/{profile}", None)]
-        with write_lock(server.db.DB_FILE):
+        with write_lock(server):
             for method, url, data in writes:
                 response = client.request(method, url, data=data, headers=headers)
                 assert (response.status_code, response.text) == (503, server.db.BUSY), url
@@ -122,8 +123,9 @@ def test_ipv6_loopback_names_are_answered(client):
         assert client.get("/", headers={"Host": host}).status_code == 400, host
 
 
-def test_the_app_serves_on_ipv6_loopback(live_server):
-    with live_server(HOST="::1") as url, httpx.Client(base_url=url) as browser:
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_the_app_serves_on_ipv6_loopback(live_server, host):
+    with live_server(HOST=host) as url, httpx.Client(base_url=url) as browser:
         assert url.startswith("http://[::1]:") and browser.get("/").status_code == 200
         assert ">from ::1</option>" in browser.post("/profiles", data={"name": "from ::1"},
                                                     headers={"Origin": url}).text
@@ -139,11 +141,10 @@ OTHER_PROGRAMS = {
 
 
 def profile_names(app_dir) -> list[str]:
-    (db_file,) = (app_dir / "data").glob("*.db")
-    with contextlib.closing(apsw.Connection(str(db_file))) as conn:
-        return [name for name, in conn.execute("SELECT name FROM profiles ORDER BY id")]
+    return [name for name, in query(app_dir, "SELECT name FROM profiles ORDER BY id")]
 
 
+@pytest.mark.sqlite
 @pytest.mark.parametrize("other", OTHER_PROGRAMS)
 def test_writes_the_server_acknowledged_survive_another_program_and_a_kill(app_dir, other):
     """`python server.py` holds SQLite's shared lock on the database file all along: a program that opens and
@@ -175,6 +176,7 @@ def test_importing_the_app_opens_and_creates_nothing(app_dir):
     assert json.loads(out) == before and "data" not in before
 
 
+@pytest.mark.sqlite
 def test_another_process_starting_leaves_the_tables_as_they_are(client, server, app_dir):
     """A second server (or a notebook's tools.record()) starting while this one serves rebuilt every table it
     thought differed, dropping it for a moment: this one's writes failed with "no such table"."""
@@ -197,7 +199,7 @@ def test_data_and_its_files_are_owner_only(live_server, app_dir):
         browser.post("/todos", data={"title": "written"})
         data = app_dir / "data"
         files = [data / ".sesskey", *data.glob("*.db"), *data.glob("*.db-wal"), *data.glob("*.db-shm")]
-        assert len(files) == 4
+        assert len(files) == (1 if os.environ["DATABASE_URL"] else 4)  # PostgreSQL keeps its files to itself
         assert data.stat().st_mode & 0o777 == 0o700
         assert {f.name: f.stat().st_mode & 0o777 for f in files} == {f.name: 0o600 for f in files}
 
@@ -224,3 +226,14 @@ def test_starting_the_app_imports_no_pandas_or_rich_yet_tools_still_can(app_dir)
     out = subprocess.run([sys.executable, "-c", probe], cwd=app_dir, capture_output=True, text=True,
                          env={**os.environ, f"{ENV_PREFIX}_ENV": "prod"}, check=True).stdout
     assert out.splitlines() == ["[]", "(1, 1)"]
+
+
+def test_a_database_that_cannot_be_reached_stops_the_start_in_one_line(app_dir):
+    """A team server whose PostgreSQL is down (or mistyped) says so before serving, and names no password."""
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": "0", f"{ENV_PREFIX}_ENV": "prod",
+           "DATABASE_URL": "postgresql://app:s3cret@127.0.0.1:1/app"}
+    refused = subprocess.run([sys.executable, "server.py"], cwd=app_dir, env=env, capture_output=True, text=True,
+                             timeout=60)
+    lines = refused.stderr.splitlines()
+    assert refused.returncode == 1 and len(lines) == 1, refused.stderr
+    assert lines[0].startswith("server.py: cannot reach the database in DATABASE_URL (") and "s3cret" not in lines[0]

@@ -9,12 +9,11 @@ import re
 import socket
 import threading
 
-import apsw
 import httpx
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from conftest import open_page, receive_until, wait_until
+from conftest import open_page, receive_until, wait_until, write_lock
 
 APP_TITLE = json.loads(r'''"Pipulate"''')
 
@@ -108,8 +107,8 @@ def test_page_loads_every_asset_from_this_server(client, server):
     links = re.findall(r'<(?:script|link|img)\b[^>]*\b(?:src|href)="([^"]*)"', page)  # what the page loads
     assert "://" not in page and all(link.startswith("/static/") for link in links), links
     kinds = {".js": "javascript", ".css": "text/css", ".svg": "image/svg+xml"}
-    assert {link.rpartition("/")[2] for link in links} == {"htmx.min.js", "ws.js", "app.js", "pico.min.css", "app.css",
-                                                           "favicon.svg"}
+    assert {link.rpartition("/")[2] for link in links} == {"htmx.min.js", "ws.js", "app.js", "tables.js", "pico.min.css",
+                                                           "app.css", "favicon.svg"}
     for link in links:
         response = client.get(link)
         assert response.status_code == 200 and kinds[link[link.rindex("."):]] in response.headers["content-type"]
@@ -131,14 +130,11 @@ def test_static_files_cannot_escape_the_static_folder(live_server, app_dir):
 
 def test_writes_wait_for_another_writer_instead_of_failing(client, server):
     headers = open_page(client)
-    other = apsw.Connection(str(server.db.DB_FILE))
-    other.execute("BEGIN IMMEDIATE")
-    other.execute("INSERT INTO store (key, value) VALUES ('held', '1')")
-    threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
-    response = client.post("/profiles", data={"name": "after the lock"}, headers=headers)
+    with write_lock(server) as release:
+        threading.Timer(0.5, release).start()
+        response = client.post("/profiles", data={"name": "after the lock"}, headers=headers)
     assert ">after the lock</option>" in response.text
     assert server.db.store["held"] == 1
-    other.close()
 
 
 # --- other sites and host names --------------------------------------------------------------------------

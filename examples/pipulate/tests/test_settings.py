@@ -16,7 +16,9 @@ import pytest
 
 from conftest import ENV_PREFIX, open_page
 
-OURS = ("DATA_DIR", "ENV_FILE", "HOST", "PORT", f"{ENV_PREFIX}_ENV", "SECRET_TOKEN", "OTHER")
+SIGNIN = ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_USER_CLAIM", "TRUSTED_PROXIES",
+          "PROXY_USER_HEADER", "ALLOWED_USERS", "ADMINS", "PUBLIC_URL")
+OURS = ("DATA_DIR", "ENV_FILE", "HOST", "PORT", f"{ENV_PREFIX}_ENV", "SECRET_TOKEN", "OTHER", *SIGNIN)
 PATHS = """
 import importlib, json, pathlib, settings, core.db
 seen = {"DATA": settings.DATA, "DB_FILE": settings.DB_FILE, "ENV_FILE": settings.ENV_FILE,
@@ -120,6 +122,62 @@ def test_a_missing_env_file_is_no_env_file(app_dir, tmp_path):
     assert python(app_dir, SETTINGS, ENV_FILE=str(tmp_path / "none.env")).returncode == 0
 
 
+SIGNIN_SETTINGS = "import json, settings; print(json.dumps({name: sorted(value) if isinstance(value, frozenset) " \
+                  "else value for name in ('LOOPBACK', 'OIDC', 'PROXY', 'OIDC_CLIENT_SECRET', 'ADMINS', " \
+                  "'ALLOWED_USERS', 'SECURE_COOKIES') for value in [getattr(settings, name)]}))"
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.0.0.2", True), ("localhost", True),
+                                            ("::1", True), ("[::1]", True), ("0.0.0.0", False), ("::", False),
+                                            ("192.168.1.20", False), ("my-laptop.local", False)])
+def test_loopback_is_this_machine_only(app_dir, host, loopback):
+    assert json.loads(python(app_dir, SIGNIN_SETTINGS, HOST=host).stdout)["LOOPBACK"] is loopback
+
+
+def test_sign_in_settings_come_from_the_environment_or_the_env_file(app_dir, tmp_path):
+    assert json.loads(python(app_dir, SIGNIN_SETTINGS).stdout) == {
+        "LOOPBACK": True, "OIDC": False, "PROXY": False, "OIDC_CLIENT_SECRET": "", "ADMINS": [], "ALLOWED_USERS": [],
+        "SECURE_COOKIES": False}
+    env_file = tmp_path / "team.env"
+    env_file.write_text("OIDC_CLIENT_SECRET=s3cr3t\nADMINS='Alice@Example.com, bob@example.com'\n")
+    env_file.chmod(0o600)
+    seen = json.loads(python(app_dir, SIGNIN_SETTINGS, ENV_FILE=str(env_file), OIDC_ISSUER="https://id.example.com",
+                             OIDC_CLIENT_ID="app", ALLOWED_USERS="@example.com *",
+                             PUBLIC_URL="https://tools.example.com/").stdout)
+    assert seen == {"LOOPBACK": True, "OIDC": True, "PROXY": False, "OIDC_CLIENT_SECRET": "s3cr3t",
+                    "ADMINS": ["alice@example.com", "bob@example.com"], "ALLOWED_USERS": ["*", "@example.com"],
+                    "SECURE_COOKIES": True}
+
+
+OIDC_APP = dict(OIDC_ISSUER="https://id.example.com", OIDC_CLIENT_ID="app", OIDC_CLIENT_SECRET="s3cr3t")
+
+
+@pytest.mark.parametrize("env, said", [
+    (dict(OIDC_ISSUER="https://id.example.com"),
+     "OpenID Connect needs all three of OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET"),
+    (dict(OIDC_APP, OIDC_ISSUER="http://id.example.com", ALLOWED_USERS="*"),
+     "OIDC_ISSUER must be an https:// address (http:// only on this machine, for a test provider)"),
+    (dict(OIDC_APP), "say who may sign in: ALLOWED_USERS=alice@example.com,@example.com (or * for anyone your "
+                     "sign-in accepts)"),
+    (dict(TRUSTED_PROXIES="10.0.0.0/8"),
+     "a signing-in proxy needs TRUSTED_PROXIES (its addresses) and PROXY_USER_HEADER (the header naming the user)"),
+    (dict(TRUSTED_PROXIES="proxy.lan", PROXY_USER_HEADER="X-Forwarded-Email"),
+     "TRUSTED_PROXIES must list addresses or networks, such as 127.0.0.1 or 10.0.0.0/8"),
+    (dict(TRUSTED_PROXIES="10.0.0.5/8", PROXY_USER_HEADER="X-Forwarded-Email"),
+     "TRUSTED_PROXIES must list addresses or networks, such as 127.0.0.1 or 10.0.0.0/8"),
+    (dict(TRUSTED_PROXIES="127.0.0.1,0.0.0.0/0", PROXY_USER_HEADER="X-Forwarded-Email"),
+     "TRUSTED_PROXIES must not trust every address (/0): list the proxy's own address"),
+    (dict(TRUSTED_PROXIES="::/0", PROXY_USER_HEADER="X-Forwarded-Email"),
+     "TRUSTED_PROXIES must not trust every address (/0): list the proxy's own address"),
+    (dict(PUBLIC_URL="tools.example.com"), "PUBLIC_URL must be the address people open, such as "
+                                          "https://tools.example.com"),
+])
+def test_sign_in_settings_that_cannot_work_are_refused_in_one_line(app_dir, env, said):
+    refused = python(app_dir, SETTINGS, check=False, **env)
+    assert refused.returncode == 1 and refused.stderr.splitlines() == [f"settings: {said}"]
+    assert "s3cr3t" not in refused.stderr
+
+
 WRITER = '''
 from pathlib import Path
 
@@ -170,8 +228,8 @@ def test_serving_and_running_tools_writes_nothing_beside_the_code(data_elsewhere
                     "Path('in.txt').write_text('noted')\nrecord(write_here, data=Path('in.txt'))",
            cwd=notebook, DATA_DIR=str(data_elsewhere))
     assert snapshot(app_dir) == before
-    assert {"pipulate.db", ".sesskey", "server.lock", "uploads", "outputs"} <= \
-        {p.name for p in data_elsewhere.iterdir()}
+    database = [] if os.environ["DATABASE_URL"] else ["pipulate.db"]  # PostgreSQL keeps its own files
+    assert {*database, ".sesskey", "server.lock", "uploads", "outputs"} <= {p.name for p in data_elsewhere.iterdir()}
     assert [p.read_bytes() for p in (data_elsewhere / "uploads").iterdir()] == [b"kept"]
     assert sorted(p.name for p in (data_elsewhere / "outputs").iterdir()) == ["1", "2"]  # the app's run, record()'s
     assert stat.S_IMODE(data_elsewhere.stat().st_mode) == 0o700

@@ -12,18 +12,15 @@ import subprocess
 import time
 from pathlib import Path
 
-import apsw
 import httpx
 from websockets.sync.client import connect
 
-from conftest import COUNT, task_id_of, wait_until
+from conftest import COUNT, query, task_id_of, wait_until
 from wire import silent_socket
 
 def db_row(app_dir: Path, task_id: int) -> tuple[str, int]:
     """The task's status and steps done in the database file itself, not in the server's memory."""
-    (db_file,) = (app_dir / "data").glob("*.db")
-    with contextlib.closing(apsw.Connection(str(db_file))) as conn:
-        return conn.execute("SELECT status, done FROM tasks WHERE id = ?", [task_id]).fetchall()[0]
+    return query(app_dir, "SELECT status, done FROM tasks WHERE id = ?", [task_id])[0]
 
 
 def db_status(app_dir: Path, task_id: int, becomes: str = "") -> str:

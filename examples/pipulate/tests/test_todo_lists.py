@@ -6,19 +6,17 @@ import random
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-import apsw
 import httpx
+import pytest
 
-from conftest import LocalClient, open_page, write_lock
+from conftest import LocalClient, open_page, query, write_lock
 
 
 def seed(server, profile_id: int, count: int, rank=float) -> None:
     """`count` todos written straight into the database, as a long-used app would have them."""
-    conn = apsw.Connection(str(server.db.DB_FILE))
-    with conn:
-        conn.executemany("INSERT INTO todos (profile_id, title, done, priority) VALUES (?, ?, 0, ?)",
-                         [(profile_id, f"todo {i}", rank(i)) for i in range(count)])
-    conn.close()
+    with server.db.transaction():
+        server.db.db.executemany("INSERT INTO todos (profile_id, title, done, priority) VALUES (?, ?, 0, ?)",
+                                 [(profile_id, f"todo {i}", rank(i)) for i in range(count)])
 
 
 def order(server, profile_id: int) -> list[int]:
@@ -91,6 +89,7 @@ def traced_connections(server, monkeypatch) -> dict:
     return counts
 
 
+@pytest.mark.sqlite  # counted by SQLite's own statement and update hooks
 def test_a_move_writes_one_row_and_runs_the_same_statements_at_100_and_10_000_todos(server, monkeypatch):
     counts = traced_connections(server, monkeypatch)
     with LocalClient(server.create_app()) as client:
@@ -144,15 +143,13 @@ def test_two_servers_adding_and_toggling_at_once_lose_no_update(live_server, app
         with ThreadPoolExecutor(4) as pool:
             for job in [pool.submit(work, url, f"{url} {n}") for url in (first, second) for n in range(2)]:
                 job.result()
-    conn = apsw.Connection(str(next((app_dir / "data").glob("*.db"))))
-    rows = {todo: (done, priority) for todo, done, priority in conn.execute("SELECT id, done, priority FROM todos")}
-    conn.close()
+    rows = {todo: (done, priority) for todo, done, priority in query(app_dir, "SELECT id, done, priority FROM todos")}
     assert rows[todo_id][0] == 0  # 100 toggles: back where it started
     assert len(rows) == 101 and len({priority for _, priority in rows.values()}) == 101  # each add at its own place
 
 
 def test_a_todo_write_past_the_busy_timeout_gets_one_line_not_a_500(server, monkeypatch):
-    monkeypatch.setattr(server.db, "BUSY_TIMEOUT", 0.05)
+    monkeypatch.setattr(server.db.backend, "BUSY_TIMEOUT", 0.05)
     with LocalClient(server.create_app()) as client:
         headers = open_page(client)
         kept = client.post("/todos", data={"title": "kept"}, headers=headers).text
@@ -160,7 +157,7 @@ def test_a_todo_write_past_the_busy_timeout_gets_one_line_not_a_500(server, monk
         writes = [("POST", "/todos", {"title": "new"}), ("POST", f"/todos/{todo_id}/toggle", None),
                   ("POST", f"/todos/{todo_id}/rename", {"title": "renamed"}),
                   ("POST", f"/todos/{todo_id}/move", {"by": "1"}), ("DELETE", f"/todos/{todo_id}", None)]
-        with write_lock(server.db.DB_FILE):
+        with write_lock(server):
             for method, url, data in writes:
                 response = client.request(method, url, data=data, headers=headers)
                 assert (response.status_code, response.text) == (503, server.db.BUSY), url

@@ -4,13 +4,14 @@ import asyncio
 import errno
 import json
 import os
+import re
 import socket
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from tool_runs import one_tool, render, run_reporting, toolbox, TOOL_NICE, TOOL_SESSION, cancel_after_first_report, cells_notebook, write
+from tool_runs import one_tool, render, run, run_reporting, toolbox, TOOL_NICE, TOOL_SESSION, cancel_after_first_report, cells_notebook, write
 
 
 @pytest.mark.parametrize("value, html", [
@@ -48,18 +49,44 @@ def test_an_unrenderable_result_shows_its_repr_and_never_raises(tmp_path):
     assert render(Hostile(), tmp_path / "out") == "<pre>&lt;a Hostile object&gt;</pre>"
 
 
-def test_a_dataframe_renders_its_size_first_rows_and_a_csv_of_all_of_it(tmp_path):
+def test_a_dataframe_renders_its_size_its_rows_to_page_through_and_a_csv_of_all_of_it(tmp_path):
     import pandas as pd
 
-    frame = pd.DataFrame({"country": [f"<c{n}>" for n in range(25)], "total": range(25)})
+    frame = pd.DataFrame({"country": [f"c{n}" for n in range(1_500)], "total": range(1_500)})
     out = tmp_path / "out"
     html = render(frame, out)
-    assert html.startswith('<p>25 rows × 2 columns; the first 20 shown. <a href="/files/sales.csv" download>')
-    assert "<th>country</th><th>total</th>" in html
-    assert "<td>&lt;c19&gt;</td><td>19</td>" in html and "c20" not in html
+    assert html.startswith('<p>1,500 rows × 2 columns; the first 1,000 shown. <a href="/files/sales.csv" download>')
+    assert '<table data-page="20"><thead><tr><th></th><th>country</th><th>total</th></tr></thead>' in html, html[:300]
+    assert "<tr><th>999</th><td>c999</td><td>999</td></tr></tbody></table>" in html and "c1000" not in html
     assert pd.read_csv(out / "sales.csv").equals(frame)
+    assert render(frame.head(25), out).startswith('<p>25 rows × 2 columns. <a href="/files/sales-1.csv" download>')
     assert "1 rows × 1 columns" in render(pd.Series([7], name="n"), out)
-    assert (out / "sales-1.csv").read_text() == "n\n7\n"
+    assert (out / "sales-2.csv").read_text() == "n\n7\n"
+
+
+def test_a_table_of_long_rows_holds_as_many_as_fit_its_budget_and_always_a_first_page(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({f"c{n}": ["y" * 90] * 300 for n in range(5)})
+    html = render(frame, tmp_path / "out")
+    held = int(re.match(r"<p>300 rows × 5 columns; the first (\d+) shown\. ", html)[1])
+    assert toolbox.tables.TABLE_ROWS < held < 300 and html.count("<tr>") == held + 1
+    assert len(html.split("<tbody>")[1]) <= toolbox.tables.MAX_TABLE + 50
+
+
+def test_a_file_left_empty_leaves_the_functions_own_default_file(app):
+    (app / "tools" / "orders.csv").write_text("country\nFR\nDE\n")
+    tool = one_tool(app, '''
+        from pathlib import Path
+
+
+        def count(orders: Path = Path(__file__).with_name("orders.csv"), note: str | None = None):
+            return f"{len(orders.read_text().splitlines()) - 1} orders; note {note}"
+    ''')
+    params, errors = toolbox.parse(tool, {})
+    assert errors == {} and params == {"orders": None, "note": None}
+    shown, _ = run(tool, app / "data" / "outputs" / "1", params)
+    assert shown == "2 orders; note None", shown
 
 
 def test_a_path_result_is_a_download_copied_into_outputs_when_it_lives_elsewhere(tmp_path):

@@ -9,6 +9,7 @@ import inspect
 import io
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -89,13 +90,15 @@ def die_with_parent(parent: int) -> None:
 
 
 def call(source: Path, name: str, params: dict, link: Link):
+    """The tool called with its answers. An empty answer (None) leaves a parameter's own default, which a form
+    cannot always show (a file's, such as Path("orders.csv")), as an empty field of a notebook does."""
     fn = getattr(load_module(source), name)
     hints = typing.get_type_hints(fn)
     kwargs = {}
     for param in inspect.signature(fn).parameters.values():
         if param.name == "report":
             kwargs["report"] = link.areport if inspect.iscoroutinefunction(fn) else link.report
-        elif param.name in params:
+        elif param.name in params and not (params[param.name] is None and param.default is not param.empty):
             kwargs[param.name] = argument(hints.get(param.name, str), params[param.name])
     if inspect.iscoroutinefunction(fn):
         return asyncio.run(fn(**kwargs))
@@ -103,10 +106,13 @@ def call(source: Path, name: str, params: dict, link: Link):
 
 
 def failure(source: Path, error: BaseException) -> str:
-    """"KeyError: 'country' (sales.py:12)": the error and the deepest line of the tool's own file it passed."""
+    """"KeyError: 'country' (sales.py:12)": the error and the deepest line of the tool's own file it passed; for a
+    module that is not installed, the command that adds it (a notebook's too, whose error its kernel names)."""
     if type(error).__name__ == "CellExecutionError":  # nbclient's: the kernel's error, named by the kernel
-        return f"{getattr(error, 'ename', 'Error')}: {' '.join(str(getattr(error, 'evalue', '')).split())} " \
-               f"({source.name})"
+        name, value = getattr(error, "ename", "Error"), " ".join(str(getattr(error, "evalue", "")).split())
+        missing = re.fullmatch(r"No module named '([\w.]+)'", value) if name == "ModuleNotFoundError" else None
+        hint = install_hint(ModuleNotFoundError(name=missing[1])) if missing else ""
+        return f"{name}: {value} ({source.name}){hint}"
     where = place(source, error.__traceback__)
     return (f"{one_line(error)} ({where})" if where else one_line(error)) + install_hint(error)
 

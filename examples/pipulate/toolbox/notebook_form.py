@@ -104,19 +104,19 @@ def parameters(source: str) -> list[Parameter]:
     not an assignment of a literal, an import or a comment, or that annotates one with a type no field offers."""
     lines, problems = source.splitlines(), []
     code = list(lines)
-    while True:  # a magic is named, and blanked so the lines after it are read too
+    while True:  # a line that does not parse (a magic) is named, and blanked so the lines after it are read too
         try:
             tree = ast.parse("\n".join(code))
             break
         except SyntaxError as error:
             number = error.lineno if error.lineno and error.lineno <= len(lines) else 1
             text = lines[number - 1].strip() if lines else ""
-            if MAGIC.match(text) and code[number - 1].strip():
-                problems.append((number, f"`{text}` is an IPython magic or shell command; move it to another cell",
-                                 (ALLOWED,)))
-                code[number - 1] = ""
-                continue
-            raise Unreadable([*problems, (number, f"`{text}` is SyntaxError: {error.msg}", (ALLOWED,))]) from None
+            problem = f"`{text}` is an IPython magic or shell command; move it to another cell" if MAGIC.match(text) \
+                else f"`{text}` is SyntaxError: {error.msg}"
+            problems.append((number, problem, (ALLOWED,)))
+            if not code[number - 1].strip():  # blanked already (an unclosed bracket above): nothing more to read
+                raise Unreadable(problems) from None
+            code[number - 1] = ""
     found, end = [], 0
     for node in tree.body:
         above, end = comment_above(lines, end, node.lineno), node.end_lineno

@@ -13,7 +13,6 @@ import enum
 import html
 import inspect
 import json
-import sqlite3
 from pathlib import Path, PurePath
 from urllib.parse import quote
 
@@ -94,7 +93,7 @@ def record(fn, /, **params):
     return value
 
 
-async def record_async(database: sqlite3.Connection, fn, params: dict):
+async def record_async(database, fn, params: dict):
     run = Run(fn, params)
     try:
         value = await fn(**params, **run.report_param(fn))
@@ -107,17 +106,16 @@ async def record_async(database: sqlite3.Connection, fn, params: dict):
     return value
 
 
-def connect() -> sqlite3.Connection:
-    # The app's database, where settings.py says (DATA_DIR): read when a run is recorded, so that importing tools
-    # for progress() needs nothing of the app.
-    from settings import DB_FILE
+def connect():
+    """The app's database as the app opens it (DATA_DIR, DATABASE_URL): imported when a run is recorded, so that
+    importing tools for progress() needs nothing of the app."""
+    from settings import DATABASE_URL, DB_FILE
 
-    if not DB_FILE.exists():
+    if not DATABASE_URL and not DB_FILE.exists():
         raise FileNotFoundError(f"{DB_FILE} does not exist yet: start the app once with ./scripts/run first")
-    # The app writes in WAL mode; the timeout waits out its writes instead of failing on them.
-    database = sqlite3.connect(DB_FILE, timeout=5, isolation_level=None)
-    database.execute("PRAGMA busy_timeout = 5000")
-    return database
+    from core.db import db
+
+    return db
 
 
 class Run:
@@ -137,7 +135,7 @@ class Run:
     def report_param(self, fn) -> dict:
         return {"report": self.report} if "report" in inspect.signature(fn).parameters else {}
 
-    def store(self, database: sqlite3.Connection, *, value=None, error: BaseException | None = None) -> None:
+    def store(self, database, *, value=None, error: BaseException | None = None) -> None:
         """Insert the finished task, then render its result into its outputs folder (which needs its id)."""
         profile = profile_id(database)
         name = self.fn.__name__
@@ -163,7 +161,7 @@ class Run:
         database.execute("UPDATE tasks SET result = ? WHERE id = ?", [toolbox.scrub(result), task_id])
 
 
-def profile_id(database: sqlite3.Connection) -> int:
+def profile_id(database) -> int:
     """The profile last chosen in the app, else its first."""
     chosen = database.execute("SELECT value FROM store WHERE key = 'profile_id'").fetchone()
     row = database.execute("SELECT id FROM profiles WHERE id = ?", [json.loads(chosen[0])]).fetchone() \
