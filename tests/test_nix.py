@@ -152,7 +152,7 @@ def test_scripts_keep_their_executable_bits(entered):
     if flags(entered.answers)["jupyter"]:
         expected |= {"start", "stop"}
     if flags(entered.answers)["web"]:
-        expected |= {"run"}
+        expected |= {"run", "migrate-to-postgres"}
     assert {p.name for p in scripts.iterdir()} == expected
     for name in expected - {"venv.sh"}:
         assert (scripts / name).stat().st_mode & stat.S_IXUSR, name

@@ -16,7 +16,7 @@ import pytest
 from helpers import ANSWERS, GIT_ENV, REPO, commit_all, git
 
 PUBLIC_SRC = "https://github.com/flakewright/flakewright.git"  # when the build has no https origin to record
-ORIGIN = "https://builder:s3cret@example.invalid/team/flakewright.git"  # the builder's clone, a token in its URL
+ORIGIN = "https://builder:wheel-token-q7z@example.invalid/team/flakewright.git"  # the builder's clone, a token in its URL
 RECORDED = "https://example.invalid/team/flakewright.git"  # what a render records: the origin, token dropped
 
 
@@ -59,7 +59,7 @@ def test_a_wheel_install_renders_and_updates_recording_the_public_source(
     build_wheel(source, wheels, via_sdist=via_sdist, env=env)
     (wheel,) = wheels.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        assert not any(b"s3cret" in archive.read(name) for name in archive.namelist())  # no token travels
+        assert not any(b"wheel-token-q7z" in archive.read(name) for name in archive.namelist())  # no token travels
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
