@@ -36,6 +36,7 @@ SIGNED_IN_FOR = 7 * 24 * 3600
 # Attempts (starting a sign-in, or coming back from the provider) per client address in WINDOW seconds.
 ATTEMPTS, WINDOW = 20, 60
 RECENT: dict[str, deque] = {}  # a client address's attempts in the last WINDOW seconds
+SWEPT = [0.0]  # when RECENT was last swept of addresses gone quiet
 # Open to anyone: signing in and out, the page's files, and the development-mode socket that only says "restarted".
 OPEN_PATHS = {"/signin", "/signin/start", "/signin/callback", "/signout", "/favicon.ico", "/live-reload"}
 router = APIRouter()
@@ -169,11 +170,18 @@ class SignIn:
 
 
 def client_address(scope) -> str:
-    """Whom to count attempts against: the peer, or behind a trusted proxy the address it says it serves."""
-    forwarded = ",".join(Headers(scope=scope).getlist("x-forwarded-for"))  # the last entry is the proxy's own
-    if forwarded and peer_is_proxy(scope):
-        return forwarded.rsplit(",", 1)[-1].strip()
-    return (scope.get("client") or ("?",))[0]
+    """Whom to count attempts against: the peer, or behind a proxy (a trusted one, or one on this machine, such as
+    the TLS proxy in front of OpenID Connect) the address it was connected from, the last X-Forwarded-For entry.
+    An IPv6 client counts by its /64: one machine there holds a whole /64 of addresses."""
+    peer = (scope.get("client") or ("",))[0]
+    forwarded = ",".join(Headers(scope=scope).getlist("x-forwarded-for"))
+    if forwarded and (peer_is_proxy(scope) or peer in ("127.0.0.1", "::1")):
+        peer = forwarded.rsplit(",", 1)[-1].strip()
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    return str(ipaddress.ip_network(f"{address}/64", strict=False)) if address.version == 6 else str(address)
 
 
 def over_the_limit(req) -> FtResponse | None:
@@ -187,7 +195,8 @@ def over_the_limit(req) -> FtResponse | None:
         return SignInPage("Too many sign-in attempts from your address: wait a minute.", 429,
                           **{"Retry-After": str(WINDOW)})
     recent.append(now)
-    if len(RECENT) > 10_000:  # many addresses: forget those with no attempt in the window, to bound memory
+    if len(RECENT) > 10_000 and now - SWEPT[0] > WINDOW:  # many addresses: forget those with no attempt in the
+        SWEPT[0] = now  # window, to bound memory; once a window, not at every attempt
         for stale in [key for key, times in RECENT.items() if now - times[-1] > WINDOW]:
             del RECENT[stale]
     return None

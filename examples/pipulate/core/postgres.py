@@ -77,7 +77,8 @@ class Postgres:
             if self.pool is None:
                 self.pool = psycopg_pool.ConnectionPool(
                     self.url, min_size=1, max_size=POOL_SIZE, timeout=BUSY_TIMEOUT, open=True, name="app",
-                    kwargs={"autocommit": True}, configure=configure, check=psycopg_pool.ConnectionPool.check_connection)
+                    kwargs={"autocommit": True}, configure=configure,
+                    check=psycopg_pool.ConnectionPool.check_connection)
             if (first_use := self.first_use) and not getattr(self.local, "first_use", False):
                 self.local.first_use = True
                 try:

@@ -1,7 +1,8 @@
 """Who owns what, once people sign in (core/profiles.py, core/shares.py): `python server.py` served with OpenID
-Connect against the fake provider (fake_oidc.py). Alice makes profiles, runs, uploads, outputs, todos
-(where the demo's add-on is rendered) and a page's socket; Bob, signed in too, tries every route with every id of hers and gets what an unknown id gets.
-A run Alice shares opens to Bob read-only, with its downloads, until she unshares it; an admin sees everyone's."""
+Connect against the fake provider (fake_oidc.py). Alice makes profiles, runs, uploads, outputs, todos (where the
+demo's add-on is rendered) and a page's socket; Bob, signed in too, tries every route with every id of hers and gets
+what an unknown id gets. A run Alice shares opens to Bob read-only, with its downloads, until she unshares it; an
+admin sees everyone's."""
 from __future__ import annotations
 
 import json

@@ -262,6 +262,19 @@ def test_sign_in_attempts_are_limited_per_address(oidc_app):
         assert other.get("/signin/start").status_code == 302  # another address is counted apart
 
 
+def test_behind_a_proxy_on_this_machine_attempts_count_per_client_and_ipv6_per_64(oidc_app):
+    """The TLS proxy in front of OpenID Connect connects from 127.0.0.1 and names each client in X-Forwarded-For:
+    one client's attempts must not lock the others out; an IPv6 client counts by its /64."""
+    with browser(oidc_app) as proxy:
+        def start(client: str) -> int:
+            return proxy.get("/signin/start", headers={"X-Forwarded-For": client}).status_code
+
+        assert [start("203.0.113.5") for _ in range(20)] == [302] * 20 and start("203.0.113.5") == 429
+        assert start("203.0.113.6") == 302
+        assert [start(f"2001:db8::{n:x}") for n in range(1, 21)] == [302] * 20 and start("2001:db8::ffff") == 429
+        assert start("2001:db8:0:1::1") == 302
+
+
 def test_a_proxys_header_counts_only_from_the_proxy(live_server):
     """Served on an open address, signed in by a proxy at 127.0.0.2 that names the user in X-Forwarded-Email. The
     same header from any other address (127.0.0.1 here) is a forgery and gets nothing."""
