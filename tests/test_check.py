@@ -155,3 +155,16 @@ def test_copiers_private_file_mode_sync_is_still_the_one_the_fleet_wraps() -> No
     assert list(inspect.signature(method).parameters) == ["self", "dst_relpath", "src_mode"]
     source = inspect.getsource(method)
     assert '"core.fileMode"' in source and 'if file_mode_setting != "false":' in source
+
+
+def test_copiers_private_clone_is_still_the_one_the_fleet_shares() -> None:
+    """flakewright._copier.shared_clones replaces copier._template.clone for a fleet run: Template must still clone
+    through that name, with (url, ref, location=...), and use the folder it returns."""
+    import inspect
+
+    from copier import _template, _vcs
+
+    assert _template.clone is _vcs.clone
+    assert list(inspect.signature(_vcs.clone).parameters) == ["url", "ref", "location"]
+    source = inspect.getsource(_template.Template.local_abspath.func)
+    assert "clone(" in source and "location=str(self._temp_clone_path)" in source

@@ -1,7 +1,11 @@
-"""copier's private API, used here only; tests/test_check.py pins both uses."""
+"""copier's private API, used here only; tests/test_check.py pins each use."""
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,3 +51,37 @@ def file_mode_read_once() -> Iterator[None]:
         yield
     finally:
         Worker._sync_git_index_executable_bit = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def shared_clones(folder: Path) -> Iterator[None]:
+    """copier clones the template for every render it makes (an update makes two: git clone, checkout and
+    submodule update, four git processes each). Within the block, and in processes forked in it, each template
+    and ref is cloned once into ``folder``, and every later clone of it is a copy of that one. For a fleet run,
+    whose repos all render the same few versions; the caller removes the folder."""
+    from copier import _template, _vcs
+
+    original = _template.clone
+    # git's redirects (--template, an offline stand-in) decide what the source is, as much as its name
+    redirects = sorted((k, v) for k, v in os.environ.items() if k.startswith("GIT_CONFIG_"))
+
+    def clone(url: str, ref: str = "HEAD", location: str | None = None) -> str:
+        key = hashlib.sha256(repr((url, ref, redirects)).encode()).hexdigest()
+        cached = folder / key
+        if not cached.is_dir():
+            staging = folder / f"{key}.{os.getpid()}"
+            staging.mkdir()
+            original(url, ref, location=str(staging))
+            try:
+                os.rename(staging, cached)
+            except OSError:  # another process's clone got there first: the same commit
+                shutil.rmtree(staging, ignore_errors=True)
+        location = location or tempfile.mkdtemp(prefix=_vcs.CLONE_PREFIX)
+        shutil.copytree(cached, location, symlinks=True, dirs_exist_ok=True)
+        return location
+
+    _template.clone = clone
+    try:
+        yield
+    finally:
+        _template.clone = original

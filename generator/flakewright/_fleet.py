@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Literal
 
+from ._copier import shared_clones
 from ._errors import ExitCode, FlakewrightError, Interrupted
 from ._landing import LANDED, held_signals
 from ._pristine import shared_renders
@@ -59,7 +60,8 @@ def run_each(
 
     Returns each path's outcome (None: never started) and, when a signal stopped the run, the paths that were
     running then (else None; [] for a signal that came once they had all ended). The repos share their
-    pristine renders (see ``shared_renders``) and copier, imported once before the children fork.
+    pristine renders (see ``shared_renders``), their template clones (see ``shared_clones``) and copier,
+    imported once before the children fork.
     """
     folder = Path(tempfile.mkdtemp(prefix="flakewright-fleet-"))
     outcomes: list[Outcome | None] = [None] * len(paths)
@@ -67,9 +69,10 @@ def run_each(
     stopped: list[Path] | None = None
     try:
         (folder / "renders").mkdir()
+        (folder / "clones").mkdir()
         import copier  # noqa: F401 - once here, not once in each child: they are forked from this process
 
-        with shared_renders(folder / "renders"):
+        with shared_renders(folder / "renders"), shared_clones(folder / "clones"):
             _run_each(paths, work, jobs=jobs, on_done=on_done, folder=folder, outcomes=outcomes, running=running)
     except KeyboardInterrupt:
         with _signals_noted():
